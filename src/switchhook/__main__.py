@@ -1,0 +1,5 @@
+"""`python -m switchhook` runs the CLI."""
+
+from switchhook.cli import main
+
+main()

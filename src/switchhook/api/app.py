@@ -1,0 +1,99 @@
+"""The FastAPI application factory: routes, Webitel CORS, one error mapping, a truthful OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from switchhook import __version__
+from switchhook.api import errors, health
+from switchhook.api.v2 import auth, deliveries, domains, events, hooks
+from switchhook.services.container import Services
+
+CORS_METHODS = b"GET,PUT,POST,PATCH,DELETE,OPTIONS"
+CORS_HEADERS = b"Content-Type, Accept, X-Access-Token, X-Key"
+
+
+class WebitelCors:
+    """CORS as Webitel: echo Origin (or *), fixed methods and headers, OPTIONS answers 200 with no body."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        origin = next((v for k, v in scope["headers"] if k == b"origin"), b"*")
+        cors = [
+            (b"access-control-allow-origin", origin),
+            (b"access-control-allow-methods", CORS_METHODS),
+            (b"access-control-allow-headers", CORS_HEADERS),
+            (b"access-control-max-age", b"86400"),
+        ]
+        if origin != b"*":
+            cors.append((b"vary", b"Origin"))
+        if scope["method"] == "OPTIONS":
+            await send({"type": "http.response.start", "status": 200, "headers": [*cors, (b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *cors]
+            await send(message)
+
+        await self.app(scope, receive, send_with_cors)
+
+
+def create_app(services: Services, operations_only: bool = False) -> FastAPI:
+    """The whole API, or (worker-only processes) just /health and /metrics."""
+    app = FastAPI(
+        title="switchhook",
+        version=__version__,
+        description="Webhooks for FreeSWITCH/Webitel telephony events; a drop-in for Webitel's /api/v2/hooks.",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.services = services
+    if not operations_only:
+        for module in (hooks, events, deliveries, domains, auth):
+            app.include_router(module.router)
+    app.include_router(health.router)
+    errors.install(app)
+    app.add_middleware(WebitelCors)
+    _truthful_openapi(app)
+    return app
+
+
+def _truthful_openapi(app: FastAPI) -> None:
+    """Our 422s are answered as 400 in the error envelope: say so in the document."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                responses = operation.get("responses", {})
+                if "422" in responses:
+                    del responses["422"]
+                    responses.setdefault("400", errors_schema())
+                for code in list(responses):
+                    if code == "200" and "202" in responses:
+                        del responses["200"]
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def errors_schema() -> dict[str, Any]:
+    from switchhook.api.schemas import error_responses
+
+    return error_responses(400)[400]

@@ -1,0 +1,139 @@
+"""JSON Schemas for the OpenAPI document: bodies are parsed by hand (Webitel semantics), described here truthfully."""
+
+from __future__ import annotations
+
+from typing import Any
+
+STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+ANY_OBJECT: dict[str, Any] = {"type": "object", "additionalProperties": True}
+
+HOOK_ACTION = {
+    "type": "object",
+    "required": ["type", "method", "url"],
+    "properties": {
+        "type": {"type": "string", "minLength": 1, "description": "only `web` delivers"},
+        "method": {"type": "string", "enum": ["GET", "POST", "PUT", "PATCH", "DELETE"]},
+        "url": {"type": "string", "format": "uri", "pattern": "^https?://"},
+    },
+}
+FILTER_ENTRY = {
+    "type": "object",
+    "required": ["operation"],
+    "properties": {
+        "operation": {"type": "string", "enum": ["==", "!=", "<", ">", "<=", ">=", "reg"]},
+        "value": {"type": ["string", "number", "boolean", "null"]},
+    },
+}
+HOOK_AUTH = {
+    "type": "object",
+    "properties": {
+        "enabled": {"type": "boolean"},
+        "url": {"type": "string"},
+        "method": {"type": "string", "enum": ["GET", "POST", "PUT", "PATCH", "DELETE"]},
+        "headers": STRING_MAP,
+        "map": STRING_MAP,
+        "cookie": {"type": "boolean"},
+        "ttl": {"type": "number", "minimum": 0, "maximum": 86400},
+    },
+}
+HOOK_PROPERTIES: dict[str, Any] = {
+    "event": {"type": "string", "minLength": 1, "examples": ["CUSTOM->engine::dialer_member_end"]},
+    "retries": {"type": "integer", "minimum": 0, "maximum": 100},
+    "delay": {"type": "number", "minimum": 0, "maximum": 86400},
+    "enable": {"type": "boolean"},
+    "description": {"type": "string"},
+    "action": HOOK_ACTION,
+    "fields": {"type": "array", "items": {"type": "string"}},
+    "map": STRING_MAP,
+    "filter": {"type": "object", "additionalProperties": FILTER_ENTRY},
+    "headers": STRING_MAP,
+    "auth": HOOK_AUTH,
+    "customBody": {"type": "boolean"},
+    "rawBody": {"type": "string"},
+    "timeout": {"type": "number", "minimum": 0.1, "maximum": 60},
+    "ttl": {"type": "number", "minimum": 1, "maximum": 2592000},
+    "secret": {"type": "string", "pattern": "^whsec_", "description": "write-only; reads show whsec_********"},
+}
+HOOK_INPUT = {"type": "object", "required": ["event", "action"], "properties": HOOK_PROPERTIES}
+HOOK_OUTPUT = {
+    "type": "object",
+    "required": ["_id", "domain", "event", "action"],
+    "properties": {
+        "_id": {"type": "string", "pattern": "^[0-9a-f]{24}$"},
+        "domain": {"type": "string"},
+        "disabledReason": {"type": "string"},
+        **HOOK_PROPERTIES,
+    },
+}
+
+
+def envelope(data: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": ["status", "data"], "properties": {"status": {"const": "OK"}, "data": data}}
+
+
+ERROR = {
+    "type": "object",
+    "required": ["status", "info"],
+    "properties": {"status": {"const": "error"}, "info": {"type": "string"}},
+}
+NULLABLE_HOOK = {"anyOf": [HOOK_OUTPUT, {"type": "null"}]}
+INSERT_RESULT = {
+    "type": "object",
+    "required": ["result", "ops", "insertedCount", "insertedIds"],
+    "properties": {
+        "result": {"type": "object", "properties": {"ok": {"type": "integer"}, "n": {"type": "integer"}}},
+        "ops": {"type": "array", "items": HOOK_OUTPUT},
+        "insertedCount": {"type": "integer"},
+        "insertedIds": {"type": "array", "items": {"type": "string"}},
+    },
+}
+UPDATE_RESULT = {
+    "type": "object",
+    "required": ["n", "ok"],
+    "properties": {"n": {"type": "integer"}, "nModified": {"type": "integer"}, "ok": {"type": "integer"}},
+}
+DELIVERY = {
+    "type": "object",
+    "required": ["id", "hookId", "status", "attempts"],
+    "properties": {
+        "id": {"type": "string"},
+        "hookId": {"type": "string"},
+        "eventId": {"type": "string"},
+        "domain": {"type": "string"},
+        "status": {"type": "string", "enum": ["pending", "delivered", "failed", "expired"]},
+        "attempts": {"type": "integer"},
+        "nextAttemptAt": {"type": ["number", "null"]},
+        "expiresAt": {"type": ["number", "null"]},
+        "lastStatus": {"type": ["integer", "null"]},
+        "lastError": {"type": ["string", "null"]},
+        "createdAt": {"type": "number"},
+        "updatedAt": {"type": "number"},
+        "event": {"type": ["object", "null"]},
+        "attempts_log": {"type": "array", "items": ANY_OBJECT},
+    },
+}
+EVENT_INPUT = {
+    "description": "one FreeSWITCH event (flat object of string headers), an array of them, or text/event-plain",
+    "oneOf": [
+        {"type": "object", "additionalProperties": True, "required": ["Event-Name"]},
+        {"type": "array", "items": {"type": "object", "additionalProperties": True}},
+    ],
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """Declare every error a route can answer, so the OpenAPI document is true."""
+    text = {
+        400: "Bad request", 401: "No, invalid or expired credentials", 403: "Permission denied",
+        404: "Not found", 409: "Already exists", 413: "Body too large", 429: "Rate limited",
+        503: "Dependency unavailable",
+    }  # fmt: skip
+    return {c: {"description": text[c], "content": {"application/json": {"schema": ERROR}}} for c in codes}
+
+
+def ok(schema: dict[str, Any], description: str = "OK") -> dict[int | str, dict[str, Any]]:
+    return {200: {"description": description, "content": {"application/json": {"schema": schema}}}}
+
+
+def json_request(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
+    return {"requestBody": {"required": required, "content": {"application/json": {"schema": schema}}}}

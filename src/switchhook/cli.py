@@ -1,0 +1,142 @@
+"""The `switchhook` command: serve, migrate, token, accounts."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from typing import Annotated
+
+import typer
+
+from switchhook.config import Settings
+
+app = typer.Typer(help="switchhook: webhooks for FreeSWITCH/Webitel telephony events.", no_args_is_help=True)
+token_app = typer.Typer(help="Domain tokens.", no_args_is_help=True)
+accounts_app = typer.Typer(help="Domain accounts.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+app.add_typer(accounts_app, name="accounts")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="listen address [env SWITCHHOOK_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="listen port [env SWITCHHOOK_PORT]")] = None,
+    api: Annotated[bool, typer.Option("--api", help="serve the REST API only (no delivery)")] = False,
+    worker: Annotated[bool, typer.Option("--worker", help="deliver and consume sources only")] = False,
+) -> None:
+    """Serve the API and deliver (default), or one of the two roles."""
+    import uvicorn
+
+    from switchhook.runtime import Runtime
+    from switchhook.telemetry import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    both = api == worker  # neither flag, or both: run everything in this process
+    runtime = Runtime(settings, api=both or api, worker=both or worker)
+    config = uvicorn.Config(
+        runtime.app(), host=host or settings.host, port=port or settings.port, loop="uvloop", http="httptools",
+        lifespan="on", log_config=None, access_log=False, server_header=False,
+    )  # fmt: skip
+    uvicorn.Server(config).run()
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations and exit."""
+    from switchhook.runtime import build_store
+
+    async def run() -> list[str]:
+        store = build_store(Settings())
+        try:
+            return await store.migrate()
+        finally:
+            await store.close()
+
+    applied = asyncio.run(run())
+    typer.echo(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+
+
+@token_app.command("create")
+def token_create(
+    domain: Annotated[str, typer.Option(help="the domain the token acts for")],
+    role: Annotated[str, typer.Option(help="admin or user")] = "admin",
+    expires: Annotated[str, typer.Option(help="lifetime: 30d, 12h, 90m (default 365d)")] = "365d",
+) -> None:
+    """Mint a domain token offline (the domain is created when missing)."""
+    from switchhook.runtime import build_store
+    from switchhook.services.auth import AuthService, validate_domain_name
+    from switchhook.store.base import TokenRow
+
+    if role not in ("admin", "user"):
+        raise typer.BadParameter("role must be admin or user")
+    validate_domain_name(domain)
+    lifetime_s = _duration_s(expires)
+    settings = Settings()
+
+    async def run() -> str:
+        store = build_store(settings)
+        try:
+            await store.migrate()
+            secret = await AuthService.load_token_secret(store, settings.token_secret)
+            now = time.time()
+            row = TokenRow(str(uuid.uuid4()), domain, role, int((now + lifetime_s) * 1000), True, "cli", now)
+            async with store.transaction() as tx:
+                await tx.add_domain(domain, now)
+                await tx.add_token(row)
+            return AuthService(store, secret, 0).mint_domain_token(row.id, domain, row.expires_ms)
+        finally:
+            await store.close()
+
+    typer.echo(asyncio.run(run()))
+
+
+@accounts_app.command("add")
+def accounts_add(
+    user: Annotated[str, typer.Argument(help="USER@DOMAIN")],
+    role: Annotated[str, typer.Option(help="admin or user")] = "user",
+) -> None:
+    """Add a domain account; the password comes from SWITCHHOOK_ACCOUNT_PASSWORD or a prompt."""
+    from switchhook.runtime import build_store
+    from switchhook.services.auth import AuthService, Caller
+
+    name, _, domain = user.partition("@")
+    if not name or not domain:
+        raise typer.BadParameter("expected USER@DOMAIN")
+    password = os.environ.get("SWITCHHOOK_ACCOUNT_PASSWORD") or typer.prompt(
+        "password", hide_input=True, confirmation_prompt=True
+    )
+    settings = Settings()
+
+    async def run() -> None:
+        store = build_store(settings)
+        try:
+            await store.migrate()
+            service = AuthService(store, b"", 0)
+            root = Caller("root", "root", None, "root", "root")
+            await service.add_account(root, domain, {"username": name, "password": password, "role": role})
+        finally:
+            await store.close()
+
+    from switchhook.domain.errors import SwitchhookError
+
+    try:
+        asyncio.run(run())
+    except SwitchhookError as exc:
+        typer.echo(exc.message, err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"added {name}@{domain} ({role})")
+
+
+def _duration_s(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = text[:-1], text[-1:]
+    if unit not in units or not number.replace(".", "", 1).isdigit():
+        raise typer.BadParameter("use a number with s, m, h or d, e.g. 30d")
+    return float(number) * units[unit]
+
+
+def main() -> None:
+    app()

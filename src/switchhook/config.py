@@ -1,0 +1,64 @@
+"""Settings from SWITCHHOOK_* environment variables: loaded once by the CLI and passed down, never at import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of switchhook. Each field is `SWITCHHOOK_<NAME>`; the README lists them all."""
+
+    model_config = SettingsConfigDict(env_prefix="SWITCHHOOK_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path(".switchhook")
+    database_url: str = ""  # empty: SQLite file in data_dir
+    database_schema: str = ""  # PostgreSQL schema (search_path); empty: the server default
+    amqp_url: str = ""
+    amqp_queue: str = "switchhook.events"
+    amqp_events_exchange: str = "TAP.Events"
+    amqp_cc_exchange: str = "TAP.CC-Events"
+    esl_url: str = ""
+    root_password: str = ""
+    token_secret: str = ""
+    egress_deny: str = ""  # comma-separated CIDRs
+    default_retries: int = Field(3, ge=0, le=100)
+    retention_days: float = Field(7, gt=0)
+    domain_headers: str = (
+        "variable_domain_name,variable_w_domain,Channel-Presence-ID,variable_presence_id,"
+        "variable_dialed_domain,Event-Domain"
+    )
+    default_timeout_s: float = Field(15.0, gt=0)
+    connect_timeout_s: float = Field(5.0, gt=0)
+    max_in_flight: int = Field(512, ge=1)
+    max_in_flight_per_hook: int = Field(32, ge=1)
+    lease_s: float = Field(90.0, gt=0)
+    poll_interval_s: float = Field(1.0, gt=0)
+    max_body_bytes: int = Field(5 * 1024 * 1024, ge=1024)
+    ingest_rate_per_domain: float = Field(0.0, ge=0)  # events/s per domain; 0 = unlimited
+    session_ttl_days: float = Field(100.0, gt=0)
+    log_level: str = "INFO"
+    log_format: str = "json"  # json | text
+
+    @property
+    def sqlite_path(self) -> Path:
+        url = self.database_url
+        if url.startswith("sqlite:///"):
+            return Path(url[len("sqlite:///") :])
+        return self.data_dir / "switchhook.db"
+
+    @property
+    def uses_postgres(self) -> bool:
+        return self.database_url.startswith(("postgres://", "postgresql://"))
+
+    @property
+    def domain_header_list(self) -> tuple[str, ...]:
+        return tuple(h.strip() for h in self.domain_headers.split(",") if h.strip())
+
+    @property
+    def egress_deny_list(self) -> tuple[str, ...]:
+        return tuple(c.strip() for c in self.egress_deny.split(",") if c.strip())

@@ -1,0 +1,1 @@
+"""Outgoing HTTP: egress guard, sender, delivery pipeline and workers."""

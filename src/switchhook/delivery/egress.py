@@ -1,0 +1,105 @@
+"""Egress guard (SPEC §8.5): resolve, check every address, and connect only to checked addresses."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Iterable
+from typing import Any
+
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+#: Refused whatever the configuration: link-local (incl. the 169.254.169.254 metadata service),
+#: "this host", and the metadata addresses clouds publish outside link-local.
+ALWAYS_DENIED: tuple[IpNetwork, ...] = tuple(
+    ipaddress.ip_network(cidr)
+    for cidr in (
+        "0.0.0.0/8", "169.254.0.0/16", "100.100.100.200/32", "192.0.0.192/32",
+        "::/128", "fe80::/10", "fd00:ec2::254/128", "ff00::/8", "224.0.0.0/4",
+    )
+)  # fmt: skip
+
+
+class EgressRefused(Exception):
+    """The destination resolves to a refused address; a terminal delivery failure."""
+
+
+def parse_networks(cidrs: Iterable[str]) -> tuple[IpNetwork, ...]:
+    """CIDRs from SWITCHHOOK_EGRESS_DENY; a bare address is a /32 or /128."""
+    return tuple(ipaddress.ip_network(c.strip(), strict=False) for c in cidrs if c.strip())
+
+
+class EgressPolicy:
+    def __init__(self, denied: Iterable[IpNetwork] = ()) -> None:
+        self._denied = ALWAYS_DENIED + tuple(denied)
+
+    def refusal(self, address: str) -> str | None:
+        """Why `address` is refused, or None when it may be connected to."""
+        try:
+            ip: IpAddress = ipaddress.ip_address(address.split("%", 1)[0])
+        except ValueError:
+            return f"{address} is not an IP address"
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped  # ::ffff:169.254.169.254 is 169.254.169.254
+        for network in self._denied:
+            if ip.version == network.version and ip in network:
+                return f"destination {ip} is in refused range {network}"
+        return None
+
+    def check_literal(self, host: str) -> None:
+        """IP-literal hosts never reach the resolver: check them here."""
+        try:
+            ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+        except ValueError:
+            return
+        reason = self.refusal(host.strip("[]"))
+        if reason:
+            raise EgressRefused(reason)
+
+
+class GuardedResolver(AbstractResolver):
+    """aiohttp resolver that drops refused addresses; aiohttp then connects to what we returned (no rebinding)."""
+
+    def __init__(self, policy: EgressPolicy) -> None:
+        self._policy = policy
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, family=family)
+        except socket.gaierror as exc:
+            raise OSError(f"cannot resolve {host}: {exc.strerror}") from None
+        results: list[ResolveResult] = []
+        reasons = []
+        for fam, _type, proto, _canon, sockaddr in infos:
+            address = str(sockaddr[0])
+            reason = self._policy.refusal(address)
+            if reason:
+                reasons.append(reason)
+                continue
+            results.append(
+                ResolveResult(hostname=host, host=address, port=int(sockaddr[1]), family=fam, proto=proto,
+                              flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV)
+            )  # fmt: skip
+        if not results:
+            raise EgressRefused(f"{host}: " + ("; ".join(sorted(set(reasons))) or "no address"))
+        return results
+
+    async def close(self) -> None:
+        return None
+
+
+def refused_reason(exc: BaseException) -> str | None:
+    """Find an EgressRefused behind aiohttp's connection error wrappers."""
+    seen: set[int] = set()
+    current: Any = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, EgressRefused):
+            return str(current)
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__ or getattr(current, "os_error", None)
+    return None

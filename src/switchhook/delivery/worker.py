@@ -1,0 +1,239 @@
+"""The delivery worker: takes fresh jobs at once (fast path), polls for due ones, sends with caps, records in batches."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+
+from switchhook.delivery.pipeline import AttemptReport, DeliveryPipeline
+from switchhook.domain.retry import Delivered, GiveUp
+from switchhook.services.deliveries import DeliveriesService
+from switchhook.services.events import Job
+from switchhook.store.base import Finish
+
+logger = logging.getLogger("switchhook.delivery")
+
+RECORD_BATCH = 500
+RECORD_LINGER_S = 0.01
+
+
+class Observer:
+    """Hooks for metrics; the runtime passes a Prometheus-backed one."""
+
+    def attempt(self, report: AttemptReport, latency_s: float | None) -> None: ...
+    def in_flight(self, count: int) -> None: ...
+
+
+class DeliveryWorker:
+    """Global and per-hook in-flight caps keep one dead endpoint from starving the others (SPEC §8.3)."""
+
+    def __init__(
+        self,
+        deliveries: DeliveriesService,
+        pipeline: DeliveryPipeline,
+        *,
+        lease_s: float,
+        max_in_flight: int,
+        max_in_flight_per_hook: int,
+        poll_interval_s: float,
+        max_queued: int = 20_000,
+        observer: Observer | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease_s = lease_s
+        self._deliveries = deliveries
+        self._pipeline = pipeline
+        self._max_in_flight = max_in_flight
+        self._per_hook_cap = max_in_flight_per_hook
+        self._poll_interval_s = poll_interval_s
+        self._max_queued = max_queued
+        self._observer = observer or Observer()
+        self._clock = clock
+        self._ready: deque[Job] = deque()  # runnable now, FIFO
+        self._parked: dict[str, deque[Job]] = {}  # per hook, waiting for that hook's cap
+        self._held: set[str] = set()  # delivery ids queued, parked or in flight here
+        self._in_flight_by_hook: dict[str, int] = {}
+        self._in_flight = 0
+        self._results: list[Finish] = []
+        self._wake = asyncio.Event()
+        self._record_wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._sends: set[asyncio.Task[None]] = set()
+        self._stopping = False
+
+    # -- FastPath protocol (services.events) ------------------------------------------------------
+    def capacity(self) -> int:
+        return max(0, self._max_queued - len(self._held))
+
+    def submit(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            if job.delivery_id not in self._held:
+                self._held.add(job.delivery_id)
+                self._ready.append(job)
+        self._wake.set()
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    @property
+    def queued(self) -> int:
+        return len(self._held) - self._in_flight
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._dispatch_loop(), name="dispatch"),
+            asyncio.create_task(self._poll_loop(), name="poll"),
+            asyncio.create_task(self._record_loop(), name="record"),
+            asyncio.create_task(self._lease_loop(), name="lease"),
+        ]
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Stop taking work, let in-flight sends finish (up to `grace_s`), record, release the rest."""
+        self._stopping = True
+        for task in self._tasks[:2]:
+            task.cancel()
+        if self._sends:
+            await asyncio.wait(self._sends, timeout=grace_s)
+        for task in self._sends:
+            task.cancel()
+        for task in self._tasks[2:]:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(Exception):
+            await self._flush()
+        with contextlib.suppress(Exception):
+            await self._deliveries.release(self.worker_id)
+
+    # -- dispatch ---------------------------------------------------------------------------------
+    async def _dispatch_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            self._dispatch()
+
+    def _dispatch(self) -> None:
+        while self._ready and self._in_flight < self._max_in_flight:
+            job = self._ready.popleft()
+            hook_id = job.hook.id
+            if self._in_flight_by_hook.get(hook_id, 0) >= self._per_hook_cap:
+                self._parked.setdefault(hook_id, deque()).append(job)
+                continue
+            self._start(job)
+
+    def _start(self, job: Job) -> None:
+        hook_id = job.hook.id
+        self._in_flight_by_hook[hook_id] = self._in_flight_by_hook.get(hook_id, 0) + 1
+        self._in_flight += 1
+        task = asyncio.create_task(self._send(job))
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
+
+    async def _send(self, job: Job) -> None:
+        report: AttemptReport | None = None
+        try:
+            report = await self._pipeline.attempt(job)
+        except Exception:
+            logger.exception("delivery attempt crashed", extra={"delivery_id": job.delivery_id})
+        finally:
+            self._done(job)
+        if report is None:
+            return
+        finish = report.finish
+        latency = self._clock() - job.created_at if isinstance(report.outcome, Delivered) else None
+        self._observer.attempt(report, latency)
+        if isinstance(report.outcome, GiveUp) and report.outcome.disable_hook:
+            with contextlib.suppress(Exception):
+                await self._deliveries.disable_hook(job.hook, report.outcome.reason)
+        level = logging.DEBUG if finish.status == "delivered" else logging.WARNING
+        if logger.isEnabledFor(level):
+            logger.log(
+                level,
+                "delivery %s attempt %d: %s",
+                job.delivery_id, finish.attempts, "retry scheduled" if finish.status == "pending" else finish.status,
+                extra={"delivery_id": job.delivery_id, "hook_id": job.hook.id, "domain": job.hook.domain,
+                       "status_code": finish.last_status, "error": finish.last_error},
+            )  # fmt: skip
+        self._results.append(finish)
+        if len(self._results) >= RECORD_BATCH:
+            self._record_wake.set()
+
+    def _done(self, job: Job) -> None:
+        hook_id = job.hook.id
+        self._in_flight -= 1
+        self._held.discard(job.delivery_id)
+        left = self._in_flight_by_hook.get(hook_id, 1) - 1
+        if left:
+            self._in_flight_by_hook[hook_id] = left
+        else:
+            self._in_flight_by_hook.pop(hook_id, None)
+        parked = self._parked.get(hook_id)
+        if parked:
+            self._ready.appendleft(parked.popleft())
+            if not parked:
+                del self._parked[hook_id]
+        self._observer.in_flight(self._in_flight)
+        self._wake.set()
+        if not self._ready and self._in_flight == 0:
+            self._record_wake.set()  # idle: record now rather than after the linger
+
+    # -- polling for due deliveries (retries, other processes' leftovers, restarts) ---------------
+    async def _poll_loop(self) -> None:
+        while True:
+            room = min(self.capacity(), 1000)
+            claimed = 0
+            if room > 0 and not self._stopping:
+                try:
+                    jobs = await self._deliveries.claim(self.worker_id, room, self.lease_s)
+                    claimed = len(jobs)
+                    self.submit(jobs)
+                except Exception as exc:
+                    logger.warning("claiming due deliveries failed: %s", exc)
+            if claimed < room or room == 0:
+                await asyncio.sleep(self._poll_interval_s)
+
+    # -- recording, batched -----------------------------------------------------------------------
+    async def _record_loop(self) -> None:
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._record_wake.wait(), RECORD_LINGER_S * 10)
+            self._record_wake.clear()
+            await asyncio.sleep(RECORD_LINGER_S)
+            try:
+                await self._flush()
+            except Exception as exc:  # database down: keep the results and try again
+                logger.warning("recording %d results failed: %s; retrying", len(self._results), exc)
+                await asyncio.sleep(1.0)
+
+    async def _flush(self) -> None:
+        while self._results:
+            batch, self._results = self._results[:RECORD_BATCH], self._results[RECORD_BATCH:]
+            try:
+                await self._deliveries.record(batch, self.worker_id)
+            except BaseException:
+                self._results[:0] = batch
+                raise
+            if any(f.status == "pending" for f in batch):
+                self._wake.set()
+
+    async def _lease_loop(self) -> None:
+        """Renew leases on everything held here, so a long queue never lets another worker take it."""
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            held = list(self._held)
+            if held:
+                try:
+                    await self._deliveries.extend(self.worker_id, held, self.lease_s)
+                except Exception as exc:
+                    logger.warning("renewing %d leases failed: %s", len(held), exc)

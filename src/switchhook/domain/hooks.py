@@ -1,0 +1,213 @@
+"""The hook document (SPEC §2): validation, Webitel key order, and the compiled form the pipeline uses."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from switchhook.domain.errors import InvalidHook
+from switchhook.domain.filters import Condition, compile_filter
+from switchhook.domain.signing import secret_key
+
+#: Webitel's whitelist, in the order its service copied them, plus switchhook's extensions.
+HOOK_KEYS = (
+    "domain", "event", "retries", "delay", "enable", "description", "action", "fields", "map",
+    "filter", "headers", "auth", "customBody", "rawBody", "timeout", "ttl", "secret",
+)  # fmt: skip
+STORED_KEYS = HOOK_KEYS[1:]
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+MAX_RETRIES = 100
+MAX_TIMEOUT_S = 60.0
+MAX_DELAY_S = 86_400.0
+MAX_TTL_S = 30 * 86_400.0
+#: What reads show instead of a secret; sending it back on PUT keeps the stored secret.
+SECRET_MASK = "whsec_********"
+_HOOK_ID = re.compile(r"^[0-9a-f]{24}$")
+
+
+def is_hook_id(value: str) -> bool:
+    return bool(_HOOK_ID.match(value))
+
+
+def _bad(message: str) -> InvalidHook:
+    return InvalidHook("Bad request: " + message)
+
+
+def _string_map(value: Any, name: str) -> dict[str, str]:
+    if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
+        raise _bad(f"{name} must be an object of strings.")
+    return dict(value)
+
+
+def _number(value: Any, name: str, low: float, high: float) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _bad(f"{name} must be a number.")
+    if not low <= value <= high:
+        raise _bad(f"{name} must be between {low:g} and {high:g}.")
+    return value
+
+
+def _http_url(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise _bad(f"{name} is required.")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _bad(f"{name} must be an absolute http or https URL.")
+    try:
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        raise _bad(f"{name} has an invalid port.") from None
+    return value
+
+
+def _boolean(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise _bad(f"{name} must be true or false.")
+    return value
+
+
+def validate_hook(body: Any, previous_secret: str | None = None) -> dict[str, Any]:
+    """Check a create/replace body and return the document to store (unknown keys dropped, no domain)."""
+    if not isinstance(body, Mapping):
+        raise _bad("hook must be a JSON object.")
+    event = body.get("event")
+    if not isinstance(event, str) or not event.strip():
+        raise _bad("event name is required.")
+    action = body.get("action")
+    if not isinstance(action, Mapping) or not all(
+        isinstance(action.get(k), str) and action.get(k) for k in ("type", "method", "url")
+    ):
+        raise _bad("action options is required.")
+    if action["method"].upper() not in METHODS:
+        raise _bad(f"action.method must be one of {', '.join(METHODS)}.")
+    _http_url(action["url"], "action.url")
+    doc: dict[str, Any] = {"event": event}
+    for key in STORED_KEYS[1:]:
+        if key not in body or body[key] is None:
+            continue
+        doc[key] = _validate_field(key, body[key], previous_secret)
+    doc["action"] = {**dict(action), "method": action["method"].upper()}
+    return {key: doc[key] for key in STORED_KEYS if key in doc}
+
+
+def _validate_field(key: str, value: Any, previous_secret: str | None) -> Any:
+    if key in ("enable", "customBody"):
+        return _boolean(value, key)
+    if key in ("description", "rawBody"):
+        if not isinstance(value, str):
+            raise _bad(f"{key} must be a string.")
+        return value
+    if key == "fields":
+        if not isinstance(value, list) or not all(isinstance(f, str) for f in value):
+            raise _bad("fields must be a list of strings.")
+        return value
+    if key in ("map", "headers"):
+        return _string_map(value, key)
+    if key == "filter":
+        if not isinstance(value, Mapping):
+            raise _bad("filter must be an object.")
+        compile_filter(value)
+        return dict(value)
+    if key == "auth":
+        return _validate_auth(value)
+    if key == "retries":
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, int):
+            raise _bad("retries must be an integer.")
+        return int(_number(value, "retries", 0, MAX_RETRIES))
+    if key == "delay":
+        return _number(value, "delay", 0, MAX_DELAY_S)
+    if key == "timeout":
+        return _number(value, "timeout", 0.1, MAX_TIMEOUT_S)
+    if key == "ttl":
+        return _number(value, "ttl", 1, MAX_TTL_S)
+    if key == "secret":
+        if value == SECRET_MASK and previous_secret:
+            return previous_secret
+        secret_key(value)
+        return value
+    return value  # "action" is checked by the caller
+
+
+def _validate_auth(value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise _bad("auth must be an object.")
+    auth = dict(value)
+    for key in ("enabled", "cookie"):
+        if key in auth and auth[key] is not None:
+            _boolean(auth[key], f"auth.{key}")
+    for key in ("headers", "map"):
+        if key in auth and auth[key] is not None:
+            _string_map(auth[key], f"auth.{key}")
+    if auth.get("method") is not None and (
+        not isinstance(auth["method"], str) or auth["method"].upper() not in METHODS
+    ):
+        raise _bad(f"auth.method must be one of {', '.join(METHODS)}.")
+    if "ttl" in auth and auth["ttl"] is not None:
+        _number(auth["ttl"], "auth.ttl", 0, 86_400)
+    if auth.get("enabled") is True:
+        _http_url(auth.get("url"), "auth.url")
+    elif auth.get("url") not in (None, ""):
+        _http_url(auth["url"], "auth.url")
+    return auth
+
+
+def public_view(doc: Mapping[str, Any], hook_id: str, domain: str, *, id_first: bool = True) -> dict[str, Any]:
+    """The document as the API shows it: Webitel key order, secret masked."""
+    body = {"domain": domain, **{k: doc[k] for k in STORED_KEYS if k in doc}}
+    if "secret" in body:
+        body["secret"] = SECRET_MASK
+    return {"_id": hook_id, **body} if id_first else {**body, "_id": hook_id}
+
+
+@dataclass(frozen=True, slots=True)
+class Hook:
+    """A stored hook compiled for the pipeline: matching, filtering and request building read this."""
+
+    id: str
+    domain: str
+    event: str
+    enabled: bool
+    doc: Mapping[str, Any]
+    conditions: tuple[Condition, ...]
+
+    @classmethod
+    def compile(cls, hook_id: str, domain: str, doc: Mapping[str, Any]) -> Hook:
+        filter_spec = doc.get("filter") or {}
+        return cls(
+            id=hook_id,
+            domain=domain,
+            event=str(doc.get("event", "")),
+            enabled=doc.get("enable") is True,
+            doc=doc,
+            conditions=compile_filter(filter_spec) if isinstance(filter_spec, Mapping) else (),
+        )
+
+    @property
+    def delivers(self) -> bool:
+        """Only enabled `web` hooks send anything (Webitel)."""
+        action = self.doc.get("action") or {}
+        return self.enabled and action.get("type") == "web"
+
+    def max_attempts(self, default_retries: int) -> int:
+        retries = self.doc.get("retries")
+        return 1 + (int(retries) if isinstance(retries, int) else default_retries)
+
+    @property
+    def delay_s(self) -> float | None:
+        delay = self.doc.get("delay")
+        return float(delay) if isinstance(delay, int | float) and delay > 0 else None
+
+    def timeout_s(self, default_s: float) -> float:
+        timeout = self.doc.get("timeout")
+        return float(timeout) if isinstance(timeout, int | float) else default_s
+
+    @property
+    def ttl_s(self) -> float | None:
+        ttl = self.doc.get("ttl")
+        return float(ttl) if isinstance(ttl, int | float) else None

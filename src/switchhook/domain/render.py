@@ -1,0 +1,253 @@
+"""Templating and request building (SPEC §7): `${name}` templates, default envelope, GET query strings."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+
+_PLACEHOLDER = re.compile(r"\$\{([\s\S]*?)\}")
+_MISSING = object()
+
+Escape = Callable[[str], str]
+
+
+def lookup(context: Mapping[str, Any], name: str) -> Any:
+    """`variable_<name>`, else `<name>`; a dotted name that is not a key walks nested objects."""
+    value = context.get("variable_" + name)
+    if value is None or value == "":
+        value = context.get(name, _MISSING)
+    if value is _MISSING or value is None:
+        value = _walk(context, name) if "." in name else None
+    return value
+
+
+def _walk(context: Mapping[str, Any], path: str) -> Any:
+    first, *rest = path.split(".")
+    node = lookup(context, first) if rest else None
+    for part in rest:
+        if isinstance(node, Mapping):
+            node = node.get(part)
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node
+
+
+def to_text(value: Any) -> str:
+    """How a value reads inside a template: missing -> "", 0 -> "0", false -> "false", objects as JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return str(value)
+
+
+def json_escape(text: str) -> str:
+    """Escape for the inside of a JSON string literal (quotes, backslashes, control characters)."""
+    return json.dumps(text, ensure_ascii=False)[1:-1]
+
+
+def form_escape(text: str) -> str:
+    return quote(text, safe="")
+
+
+def no_escape(text: str) -> str:
+    return text
+
+
+def header_escape(text: str) -> str:
+    """Header values can never carry a line break (no header injection)."""
+    return text.replace("\r", " ").replace("\n", " ")
+
+
+def escape_for(content_type: str) -> Escape:
+    """JSON escaping for JSON bodies, URL-encoding for form bodies, none for anything else."""
+    kind = content_type.lower()
+    if "json" in kind:
+        return json_escape
+    if "x-www-form-urlencoded" in kind:
+        return form_escape
+    return no_escape
+
+
+def render(template: str, context: Mapping[str, Any], escape: Escape = no_escape) -> str:
+    """Replace every `${name}` in `template` with the escaped text of its value."""
+    if "${" not in template:
+        return template
+    return _PLACEHOLDER.sub(lambda m: escape(to_text(lookup(context, m.group(1)))), template)
+
+
+def render_mapping(templates: Mapping[str, Any], context: Mapping[str, Any], escape: Escape) -> dict[str, str]:
+    """Render each string value of a `{name: template}` object; non-string values are dropped (Webitel)."""
+    return {key: render(value, context, escape) for key, value in templates.items() if isinstance(value, str)}
+
+
+def build_data(event: Mapping[str, Any], fields: list[str], renames: Mapping[str, str]) -> dict[str, Any]:
+    """The hook's own copy of the event: only `fields` (when given), keys renamed by `map`."""
+    data = {k: event[k] for k in fields if k in event} if fields else dict(event)
+    for source, target in renames.items():
+        if source in data and source != target:
+            data[target] = data.pop(source)
+    return data
+
+
+def query_string(data: Mapping[str, Any]) -> str:
+    """qs-style encoding of an object: nested objects as `a[b]=c`, lists as `a[0]=x`."""
+    pairs: list[tuple[str, str]] = []
+
+    def add(prefix: str, value: Any) -> None:
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                add(f"{prefix}[{key}]", item)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                add(f"{prefix}[{index}]", item)
+        else:
+            pairs.append((prefix, to_text(value)))
+
+    for key, value in data.items():
+        add(str(key), value)
+    return urlencode(pairs, quote_via=quote)
+
+
+def with_query(url: str, query: str) -> str:
+    """Append a query string to a URL that may already have one."""
+    if not query:
+        return url
+    parts = urlsplit(url)
+    joined = f"{parts.query}&{query}" if parts.query else query
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, joined, parts.fragment))
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedRequest:
+    """What will be sent: the delivery path's unit of work after templating."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes | None
+    json_body: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    lowered = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+def build_request(
+    *,
+    method: str,
+    url: str,
+    event_key: str,
+    message_id: str,
+    event: Mapping[str, Any],
+    auth_values: Mapping[str, str],
+    header_templates: Mapping[str, Any],
+    fields: list[str],
+    renames: Mapping[str, str],
+    custom_body: bool,
+    raw_body: Any,
+) -> RenderedRequest:
+    """Build the main request of a delivery (SPEC §7.1-7.4). Auth values feed templates, never `data`."""
+    context: Mapping[str, Any] = {**event, **auth_values} if auth_values else event
+    method = method.upper()
+    headers = render_mapping(header_templates, context, header_escape)
+    if "auth:cookie" in auth_values and _header(headers, "Cookie") is None:
+        headers["Cookie"] = auth_values["auth:cookie"]
+    content_type = _header(headers, "Content-Type")
+    notes: list[str] = []
+    payload: Any
+    text: str | None = None
+    if custom_body and isinstance(raw_body, str):
+        text = render(raw_body, context, escape_for(content_type or "application/json"))
+        try:
+            payload = json.loads(text)
+        except ValueError:
+            payload = None
+            notes.append("rawBody did not render to JSON: sent verbatim")
+    else:
+        payload = None
+        data = build_data(event, fields, renames)
+        envelope = {"id": message_id, "action": event_key, "data": data}
+
+    if method == "GET":
+        if text is not None:
+            query = query_string(payload) if isinstance(payload, Mapping) else text.lstrip("?")
+        else:
+            query = query_string(data)
+        return RenderedRequest(method, with_query(url, query), headers, None, False, notes)
+
+    if text is not None:
+        body = text.encode()
+        is_json = payload is not None or text.strip() in ("null",)
+        if content_type is None:
+            headers["Content-Type"] = "application/json" if is_json else "text/plain; charset=utf-8"
+        return RenderedRequest(method, url, headers, body, is_json, notes)
+    body = json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
+    if content_type is None:
+        headers["Content-Type"] = "application/json"
+    return RenderedRequest(method, url, headers, body, True, notes)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthRequest:
+    method: str
+    url: str
+    headers: dict[str, str]
+    query: dict[str, str]
+    json_body: dict[str, str] | None
+
+
+def build_auth_request(auth: Mapping[str, Any], event: Mapping[str, Any]) -> AuthRequest:
+    """The auth pre-request (SPEC §7.5): `auth.map` as query parameters for GET, a JSON body otherwise."""
+    method = str(auth.get("method") or "GET").upper()
+    headers = render_mapping(auth.get("headers") or {}, event, header_escape)
+    params = render_mapping(auth.get("map") or {}, event, no_escape)
+    if method == "GET":
+        return AuthRequest(method, str(auth["url"]), headers, params, None)
+    return AuthRequest(method, str(auth["url"]), headers, {}, params)
+
+
+def auth_values(
+    header_items: list[tuple[str, str]], body: bytes, content_type: str, forward_cookie: bool
+) -> dict[str, str]:
+    """Turn a 2xx auth response into `auth:body:<key>` / `auth:header:<name>` template values."""
+    values: dict[str, str] = {}
+    cookies: list[str] = []
+    for name, value in header_items:
+        lowered = name.lower()
+        if lowered == "set-cookie":
+            cookies.append(value)
+            cookie_name, _, rest = value.partition("=")
+            values["auth:header:" + cookie_name.strip()] = rest.split(";", 1)[0]
+        else:
+            values["auth:header:" + lowered] = value
+    if cookies:
+        values["auth:header:set-cookie"] = ";".join(cookies)
+        if forward_cookie:
+            # Forward name=value pairs only: attributes like Path or HttpOnly are not cookies.
+            values["auth:cookie"] = "; ".join(c.split(";", 1)[0].strip() for c in cookies)
+    if body and ("json" in content_type.lower() or body[:1] in (b"{", b"[")):
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            for key, value in parsed.items():
+                if isinstance(value, str | int | float | bool):
+                    values["auth:body:" + str(key)] = to_text(value)
+    return values

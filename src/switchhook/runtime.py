@@ -1,0 +1,235 @@
+"""Composition root: picks the store, sources and sender, builds the services, runs the modes, one shutdown path."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from switchhook import __version__
+from switchhook.api.app import create_app
+from switchhook.config import Settings
+from switchhook.delivery.egress import EgressPolicy, parse_networks
+from switchhook.delivery.pipeline import DeliveryPipeline
+from switchhook.delivery.sender import Sender
+from switchhook.delivery.worker import DeliveryWorker
+from switchhook.domain.events import Event
+from switchhook.services.auth import AuthService
+from switchhook.services.container import Services
+from switchhook.services.deliveries import DeliveriesService
+from switchhook.services.events import EventsService
+from switchhook.services.hooks import HooksService
+from switchhook.services.index import HookIndex
+from switchhook.services.limits import RateLimiter
+from switchhook.store.base import Store
+from switchhook.telemetry import Metrics
+
+logger = logging.getLogger("switchhook.runtime")
+
+PURGE_EVERY_S = 3600.0
+GAUGE_EVERY_S = 5.0
+
+
+def build_store(settings: Settings) -> Store:
+    if settings.uses_postgres:
+        from switchhook.store.postgres import PostgresStore
+
+        return PostgresStore(settings.database_url, settings.database_schema)
+    from switchhook.store.sqlite import SqliteStore
+
+    return SqliteStore(settings.sqlite_path)
+
+
+class Runtime:
+    """Everything one process runs. `api` serves the REST API; `worker` delivers and consumes sources."""
+
+    def __init__(self, settings: Settings, *, api: bool = True, worker: bool = True) -> None:
+        self.settings = settings
+        self.api_enabled = api
+        self.worker_enabled = worker
+        self.metrics = Metrics()
+        self.store: Store = build_store(settings)
+        self.index = HookIndex()
+        self.worker: DeliveryWorker | None = None
+        self.sources: dict[str, Any] = {}
+        self.services: Services | None = None
+        self.generated_root_password: str | None = None
+        self._sender: Sender | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def app(self) -> FastAPI:
+        """The ASGI app; its lifespan starts and stops this runtime."""
+
+        @asynccontextmanager
+        async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+            await self.start()
+            try:
+                yield
+            finally:
+                await self.stop()
+
+        holder = _LazyServices(self)
+        app = create_app(holder, operations_only=not self.api_enabled)  # type: ignore[arg-type]
+        app.router.lifespan_context = lifespan
+        return app
+
+    async def start(self) -> None:
+        settings = self.settings
+        applied = await self.store.migrate()
+        if applied:
+            logger.info("applied migrations %s", ", ".join(applied))
+        secret = await AuthService.load_token_secret(self.store, settings.token_secret)
+        self.generated_root_password = await AuthService.bootstrap_root(self.store, settings.root_password)
+        if self.generated_root_password:
+            # Printed once, on the console only: the hash is all that is stored.
+            print(f"switchhook: generated root password: {self.generated_root_password}", flush=True)  # noqa: T201
+        await self.index.reload(self.store)
+        await self.store.listen_hook_changes(self._hook_changed)
+
+        deliveries = DeliveriesService(self.store, self.index)
+        events = EventsService(
+            self.store, self.index, domain_headers=settings.domain_header_list, counters=self.metrics
+        )
+        self._sender = Sender(
+            EgressPolicy(parse_networks(settings.egress_deny_list)), connect_timeout_s=settings.connect_timeout_s,
+            max_connections=settings.max_in_flight, user_agent=f"switchhook/{__version__}",
+        )  # fmt: skip
+        pipeline = DeliveryPipeline(
+            self._sender, default_timeout_s=settings.default_timeout_s, default_retries=settings.default_retries
+        )
+        deliveries.tester = pipeline
+        self.services = Services(
+            auth=AuthService(self.store, secret, settings.session_ttl_days * 86400),
+            hooks=HooksService(self.store, self.index),
+            events=events,
+            deliveries=deliveries,
+            index=self.index,
+            ingest_limiter=RateLimiter(settings.ingest_rate_per_domain),
+            health=self.health,
+            metrics=self.metrics.render,
+            max_body_bytes=settings.max_body_bytes,
+        )
+        if self.worker_enabled:
+            if self.store.backend == "sqlite":
+                await deliveries.release(None)  # one process on SQLite: every lease is from a previous run
+            self.worker = DeliveryWorker(
+                deliveries, pipeline, lease_s=settings.lease_s, max_in_flight=settings.max_in_flight,
+                max_in_flight_per_hook=settings.max_in_flight_per_hook, poll_interval_s=settings.poll_interval_s,
+                observer=self.metrics,
+            )  # fmt: skip
+            events.fast_path = self.worker
+            self.worker.start()
+            self._start_sources(events)
+            self._tasks.append(asyncio.create_task(self._purge_loop(deliveries), name="purge"))
+        self._tasks.append(asyncio.create_task(self._gauge_loop(deliveries), name="gauges"))
+
+    def _start_sources(self, events: EventsService) -> None:
+        settings = self.settings
+
+        async def sink_for(source: str, batch: list[Event]) -> None:
+            await events.accept(batch, source=source)
+
+        if settings.amqp_url:
+            from switchhook.ingest.amqp import AmqpSource
+
+            amqp = AmqpSource(
+                settings.amqp_url, lambda batch: sink_for("amqp", batch), self.index.event_keys,
+                queue_name=settings.amqp_queue, events_exchange=settings.amqp_events_exchange,
+                cc_exchange=settings.amqp_cc_exchange,
+            )  # fmt: skip
+            self.sources["amqp"] = amqp
+            self.index.on_change(lambda: _spawn(amqp.refresh_bindings()))
+            self._tasks.append(asyncio.create_task(amqp.run(), name="amqp"))
+        if settings.esl_url:
+            from switchhook.ingest.esl import EslSource
+
+            esl = EslSource(settings.esl_url, lambda batch: sink_for("esl", batch), self.index.event_keys)
+            self.sources["esl"] = esl
+            self.index.on_change(esl.resubscribe)
+            self._tasks.append(asyncio.create_task(esl.run(), name="esl"))
+
+    async def _hook_changed(self, domain: str, hook_id: str) -> None:
+        try:
+            await self.index.reload(self.store, domain, hook_id)
+        except Exception as exc:
+            logger.warning("reloading hook %s failed: %s", hook_id, exc)
+
+    async def _purge_loop(self, deliveries: DeliveriesService) -> None:
+        while True:
+            try:
+                purged = await deliveries.purge(self.settings.retention_days * 86400)
+                if purged:
+                    logger.info("purged %d finished deliveries", purged)
+            except Exception as exc:
+                logger.warning("purge failed: %s", exc)
+            await asyncio.sleep(PURGE_EVERY_S)
+
+    async def _gauge_loop(self, deliveries: DeliveriesService) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                self.metrics.queue_depth.set(await deliveries.pending())
+            for name, source in self.sources.items():
+                self.metrics.source_connected.labels(name).set(1 if source.state == "connected" else 0)
+            await asyncio.sleep(GAUGE_EVERY_S)
+
+    async def health(self) -> dict[str, Any]:
+        database_ok = await self.store.ping()
+        report: dict[str, Any] = {
+            "status": "ok",
+            "version": __version__,
+            "database": {"backend": self.store.backend, "ok": database_ok},
+            "hooks": len(self.index),
+            "time": time.time(),
+        }
+        for name, source in self.sources.items():
+            report[name] = {"state": source.state, "received": source.events_received}
+        if self.worker is not None:
+            report["worker"] = {"id": self.worker.worker_id, "inFlight": self.worker.in_flight,
+                                "queued": self.worker.queued}  # fmt: skip
+        if not database_ok or any(s.state != "connected" for s in self.sources.values()):
+            report["status"] = "degraded"
+        return report
+
+    async def stop(self) -> None:
+        """The one shutdown path: sources first (no new events), then workers, then connections."""
+        for source in self.sources.values():
+            with contextlib.suppress(Exception):
+                await source.stop()
+        if self.worker is not None:
+            await self.worker.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._sender is not None:
+            await self._sender.close()
+        await self.store.close()
+
+
+class _LazyServices:
+    """The app is built before the lifespan starts the runtime; routes reach the services through this."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    def __getattr__(self, name: str) -> Any:
+        services = self._runtime.services
+        if services is None:
+            raise AttributeError(name)
+        return getattr(services, name)
+
+
+_background: set[asyncio.Task[Any]] = set()
+
+
+def _spawn(coro: Any) -> None:
+    task = asyncio.ensure_future(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)

@@ -1,0 +1,28 @@
+"""The services an entry point (API, sources, workers) is given by the composition root."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from switchhook.services.auth import AuthService
+from switchhook.services.deliveries import DeliveriesService
+from switchhook.services.events import EventsService
+from switchhook.services.hooks import HooksService
+from switchhook.services.index import HookIndex
+from switchhook.services.limits import RateLimiter
+
+
+@dataclass
+class Services:
+    auth: AuthService
+    hooks: HooksService
+    events: EventsService
+    deliveries: DeliveriesService
+    index: HookIndex
+    ingest_limiter: RateLimiter
+    health: Callable[[], Awaitable[dict[str, Any]]]
+    metrics: Callable[[], bytes]
+    max_body_bytes: int = 5 * 1024 * 1024
+    extras: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,169 @@
+"""Deliveries: claiming and recording for workers; the delivery log, replay and dry run for the API (SPEC §8.6)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import orjson
+
+from switchhook.domain.errors import InvalidEvent, NotFound, ValidationFailed
+from switchhook.domain.events import Event, event_key
+from switchhook.domain.filters import explain, passes
+from switchhook.domain.hooks import Hook
+from switchhook.services.auth import Caller, effective_domain, require
+from switchhook.services.events import Job
+from switchhook.services.hooks import _int_param, check_hook_id
+from switchhook.services.index import HookIndex
+from switchhook.store.base import AttemptRow, DeliveryRow, Finish, Store
+
+STATUSES = ("pending", "delivered", "failed", "expired")
+
+
+class TestSender(Protocol):
+    """The delivery pipeline as the dry run needs it (implemented in `delivery/`)."""
+
+    def preview(self, hook: Hook, event: Event, key: str, message_id: str) -> dict[str, Any]: ...
+    async def send_test(self, hook: Hook, event: Event, key: str, message_id: str) -> dict[str, Any]: ...
+
+
+def delivery_view(row: DeliveryRow) -> dict[str, Any]:
+    return {
+        "id": row.id, "hookId": row.hook_id, "eventId": row.event_id, "domain": row.domain, "status": row.status,
+        "attempts": row.attempts, "nextAttemptAt": row.next_at if row.status == "pending" else None,
+        "expiresAt": row.expires_at, "lastStatus": row.last_status, "lastError": row.last_error,
+        "createdAt": row.created_at, "updatedAt": row.updated_at,
+    }  # fmt: skip
+
+
+def attempt_view(row: AttemptRow) -> dict[str, Any]:
+    return {
+        "n": row.n, "at": row.started_at, "durationMs": round(row.duration_ms, 3), "statusCode": row.status_code,
+        "error": row.error, "response": row.response_excerpt,
+    }  # fmt: skip
+
+
+class DeliveriesService:
+    def __init__(self, store: Store, index: HookIndex, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._index = index
+        self._clock = clock
+        self.tester: TestSender | None = None
+
+    # -- for workers ------------------------------------------------------------------------------
+    async def claim(self, worker_id: str, limit: int, lease_s: float) -> list[Job]:
+        """Lease due deliveries; ones whose hook is gone or disabled are finished as failed right here."""
+        now = self._clock()
+        async with self._store.transaction() as tx:
+            claimed = await tx.claim_due(worker_id, now, now + lease_s, limit)
+        jobs, orphans = [], []
+        for item in claimed:
+            row = item.delivery
+            hook = self._index.get(row.hook_id)
+            if hook is None or not hook.delivers or hook.domain != row.domain:
+                reason = "hook deleted" if hook is None else "hook disabled"
+                orphans.append(Finish(row.id, "failed", row.attempts, now, None, reason, None))
+                continue
+            event = orjson.loads(item.payload)
+            key = event_key(event) or hook.event
+            jobs.append(Job(row.id, row.event_id, hook, event, key, row.attempts, row.created_at, row.expires_at))
+        if orphans:
+            await self.record(orphans, worker_id)
+        return jobs
+
+    async def record(self, results: Sequence[Finish], worker_id: str | None) -> None:
+        async with self._store.transaction() as tx:
+            await tx.finish(results, worker_id, self._clock())
+
+    async def extend(self, worker_id: str, delivery_ids: Sequence[str], lease_s: float) -> None:
+        async with self._store.transaction() as tx:
+            await tx.extend_leases(worker_id, delivery_ids, self._clock() + lease_s)
+
+    async def release(self, worker_id: str | None) -> int:
+        async with self._store.transaction() as tx:
+            return await tx.release_leases(worker_id)
+
+    async def disable_hook(self, hook: Hook, reason: str) -> None:
+        async with self._store.transaction() as tx:
+            await tx.disable_hook(hook.domain, hook.id, reason, self._clock())
+            await tx.notify_hook_changed(hook.domain, hook.id)
+            row = await tx.get_hook(hook.domain, hook.id)
+        if row is not None:
+            self._index.put(row)
+
+    async def purge(self, retention_s: float) -> int:
+        async with self._store.transaction() as tx:
+            return await tx.purge_finished(self._clock() - retention_s)
+
+    async def pending(self) -> int:
+        async with self._store.transaction() as tx:
+            return await tx.count_pending()
+
+    # -- for the API ------------------------------------------------------------------------------
+    async def list_for_hook(
+        self, caller: Caller, domain: str | None, hook_id: str, status: str | None, limit: str | None,
+        page: str | None,
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        require(caller, "delivery", "r")
+        scope = effective_domain(caller, domain)
+        check_hook_id(hook_id)
+        if status and status not in STATUSES:
+            raise ValidationFailed(f"Bad request: status must be one of {', '.join(STATUSES)}.")
+        size = _int_param(limit, "limit", 40, 1, 1000)
+        number = _int_param(page, "page", 1, 1, 2**31)
+        async with self._store.transaction() as tx:
+            rows = await tx.list_deliveries(scope, hook_id, status or None, size, (number - 1) * size)
+        return [delivery_view(r) for r in rows]
+
+    async def get(self, caller: Caller, domain: str | None, delivery_id: str) -> dict[str, Any] | None:
+        require(caller, "delivery", "r")
+        scope = effective_domain(caller, domain)
+        async with self._store.transaction() as tx:
+            row = await tx.get_delivery(scope, delivery_id)
+            if row is None:
+                return None
+            attempts = await tx.list_attempts(row.id)
+            event = await tx.get_event(row.event_id)
+        view = delivery_view(row)
+        view["event"] = orjson.loads(event.payload) if event else None
+        view["attempts_log"] = [attempt_view(a) for a in attempts]
+        return view
+
+    async def retry(self, caller: Caller, domain: str | None, delivery_id: str) -> dict[str, int]:
+        require(caller, "delivery", "u")
+        scope = effective_domain(caller, domain)
+        async with self._store.transaction() as tx:
+            changed = await tx.requeue(scope, delivery_id, self._clock())
+        if not changed:
+            raise NotFound("Delivery not found.")
+        return {"n": changed, "ok": 1}
+
+    async def test(
+        self, caller: Caller, domain: str | None, hook_id: str, event: Any, send: bool
+    ) -> dict[str, Any]:
+        """Dry run: filter result per key and the request that would go out; `send` really sends it."""
+        require(caller, "hook", "r")
+        scope = effective_domain(caller, domain)
+        check_hook_id(hook_id)
+        if not isinstance(event, dict):
+            raise InvalidEvent("Bad request: the test body must be one event (a JSON object).")
+        key = event_key(event)
+        if key is None:
+            raise InvalidEvent("Bad request: event has no Event-Name.")
+        async with self._store.transaction() as tx:
+            row = await tx.get_hook(scope, hook_id)
+        if row is None:
+            raise NotFound("Hook not found.")
+        hook = Hook.compile(row.id, row.domain, row.doc)
+        assert self.tester is not None
+        message_id = "msg_test_" + hook.id
+        report: dict[str, Any] = {
+            "eventKey": key, "eventMatches": key == hook.event, "enabled": hook.delivers,
+            "filter": explain(hook.conditions, event), "filterPasses": passes(hook.conditions, event),
+            "request": self.tester.preview(hook, event, key, message_id),
+        }  # fmt: skip
+        if send:
+            require(caller, "hook", "u")
+            report["response"] = await self.tester.send_test(hook, event, key, message_id)
+        return report

@@ -1,0 +1,175 @@
+"""Accepting events (SPEC §5): derive key and domain, match hooks, store the deliveries, hand them to a worker."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from switchhook.domain.errors import InvalidEvent, PermissionDenied
+from switchhook.domain.events import DEFAULT_DOMAIN_HEADERS, Event, event_domain, event_key
+from switchhook.domain.filters import passes
+from switchhook.domain.hooks import Hook
+from switchhook.services.index import HookIndex
+from switchhook.services.limits import RateLimiter
+from switchhook.store.base import EventRow, NewDelivery, Store
+
+logger = logging.getLogger("switchhook.events")
+
+
+@dataclass(slots=True)
+class Job:
+    """One delivery ready to send: what a worker needs without reading the store again."""
+
+    delivery_id: str
+    event_id: str
+    hook: Hook
+    event: Event
+    event_key: str
+    attempts: int
+    created_at: float
+    expires_at: float | None
+
+
+class FastPath(Protocol):
+    """An in-process worker that takes fresh deliveries at once, so the common case never waits for a poll."""
+
+    worker_id: str
+    lease_s: float
+
+    def capacity(self) -> int: ...
+    def submit(self, jobs: list[Job]) -> None: ...
+
+
+@dataclass(slots=True)
+class AcceptResult:
+    accepted: int = 0
+    deliveries: int = 0
+    dropped: int = 0
+    by_source: dict[str, int] = field(default_factory=dict)
+
+
+class EventCounters(Protocol):
+    def received(self, source: str, count: int) -> None: ...
+    def dropped(self, source: str, reason: str, count: int) -> None: ...
+
+
+class EventsService:
+    def __init__(
+        self,
+        store: Store,
+        index: HookIndex,
+        *,
+        domain_headers: Sequence[str] = DEFAULT_DOMAIN_HEADERS,
+        counters: EventCounters | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._index = index
+        self._domain_headers = tuple(domain_headers)
+        self._counters = counters
+        self._clock = clock
+        self.fast_path: FastPath | None = None
+
+    def match(self, event: Event, domain: str, key: str) -> list[Hook]:
+        """Hooks of this domain and key whose filters pass."""
+        return [hook for hook in self._index.find(domain, key) if passes(hook.conditions, event)]
+
+    async def accept(
+        self,
+        events: Sequence[Event],
+        *,
+        source: str,
+        confine_to: str | None = None,
+        strict: bool = False,
+        limiter: RateLimiter | None = None,
+    ) -> AcceptResult:
+        """Store one delivery per matching (event, hook), durably, then return.
+
+        `confine_to`: a domain caller's domain (an event naming another domain is refused; one with none
+        gets it). `strict`: refuse the whole batch on an event without Event-Name (HTTP); sources drop it.
+        `limiter`: per-domain rate limit, checked before anything is stored (the batch is all or nothing).
+        """
+        now = self._clock()
+        result = AcceptResult(accepted=0)
+        planned: list[tuple[EventRow, Event, str, list[Hook]]] = []
+        for position, event in enumerate(events):
+            key = event_key(event)
+            if key is None:
+                if strict:
+                    raise InvalidEvent(f"Bad request: event {position} has no Event-Name.")
+                result.dropped += 1
+                self._count_dropped(source, "no_event_name")
+                continue
+            domain = event_domain(event, self._domain_headers)
+            if confine_to is not None:
+                if domain is not None and domain != confine_to:
+                    raise PermissionDenied(f"Permission denied: event {position} belongs to another domain.")
+                domain = confine_to
+            result.accepted += 1
+            if domain is None:
+                result.dropped += 1
+                self._count_dropped(source, "no_domain")
+                continue
+            hooks = self.match(event, domain, key)
+            if not hooks:
+                continue
+            row = EventRow(str(uuid.uuid4()), domain, key, source, orjson.dumps(event).decode(), now)
+            planned.append((row, event, key, hooks))
+        if limiter is not None:
+            per_domain: dict[str, int] = {}
+            for row, *_ in planned:
+                per_domain[row.domain] = per_domain.get(row.domain, 0) + 1
+            for domain, count in per_domain.items():
+                limiter.take(domain, count)
+        if self._counters is not None and len(events):
+            self._counters.received(source, len(events))
+        if not planned:
+            return result
+        deliveries, jobs = self._plan_deliveries(planned, now)
+        async with self._store.transaction() as tx:
+            await tx.insert_events([p[0] for p in planned])
+            await tx.insert_deliveries(deliveries, now)
+        result.deliveries = len(deliveries)
+        if jobs and self.fast_path is not None:
+            self.fast_path.submit(jobs)
+        return result
+
+    def _plan_deliveries(
+        self, planned: list[tuple[EventRow, Event, str, list[Hook]]], now: float
+    ) -> tuple[list[NewDelivery], list[Job]]:
+        fast = self.fast_path
+        room = fast.capacity() if fast is not None else 0
+        deliveries: list[NewDelivery] = []
+        jobs: list[Job] = []
+        for row, event, key, hooks in planned:
+            for hook in hooks:
+                ttl = hook.ttl_s
+                expires_at = now + ttl if ttl is not None else None
+                delivery_id = "msg_" + uuid.uuid4().hex
+                leased = fast is not None and room > 0
+                if leased:
+                    assert fast is not None
+                    room -= 1
+                    jobs.append(Job(delivery_id, row.id, hook, event, key, 0, now, expires_at))
+                deliveries.append(
+                    NewDelivery(
+                        id=delivery_id, event_id=row.id, hook_id=hook.id, domain=row.domain, next_at=now,
+                        expires_at=expires_at, leased_by=fast.worker_id if leased and fast else None,
+                        lease_until=now + fast.lease_s if leased and fast else None,
+                    )  # fmt: skip
+                )
+        return deliveries, jobs
+
+    def _count_dropped(self, source: str, reason: str) -> None:
+        if self._counters is not None:
+            self._counters.dropped(source, reason, 1)
+
+
+def decode_payload(payload: str) -> Any:
+    return orjson.loads(payload)

@@ -1,0 +1,118 @@
+"""Hook CRUD with Webitel's response shapes (SPEC §3), ACL and domain scoping (SPEC §4.4)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from switchhook.domain.errors import ValidationFailed
+from switchhook.domain.hooks import is_hook_id, public_view, validate_hook
+from switchhook.services.auth import Caller, effective_domain, require
+from switchhook.services.index import HookIndex
+from switchhook.store.base import HookRow, Store
+
+DEFAULT_LIMIT = 40
+MAX_LIMIT = 1000
+
+
+def new_hook_id(clock: Callable[[], float] = time.time) -> str:
+    """24 lowercase hex characters, ObjectId-shaped: 4 bytes of seconds, then 8 random bytes."""
+    return f"{int(clock()) & 0xFFFFFFFF:08x}{os.urandom(8).hex()}"
+
+
+def check_hook_id(hook_id: str) -> str:
+    if not is_hook_id(hook_id):
+        raise ValidationFailed("Bad request: hook id must be 24 hex characters.")
+    return hook_id
+
+
+def _int_param(value: str | None, name: str, default: int, low: int, high: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValidationFailed(f"Bad request: {name} must be an integer.") from None
+    return max(low, min(high, number))
+
+
+class HooksService:
+    def __init__(self, store: Store, index: HookIndex, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._index = index
+        self._clock = clock
+
+    async def list(
+        self, caller: Caller, domain: str | None, limit: str | None, page: str | None, columns: str | None
+    ) -> list[dict[str, Any]]:
+        require(caller, "hook", "r")
+        scope = effective_domain(caller, domain)
+        size = _int_param(limit, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        number = _int_param(page, "page", 1, -(2**31), 2**31)
+        offset = (number - 1) * size if number > 0 else 0
+        async with self._store.transaction() as tx:
+            rows = await tx.list_hooks(scope, size, offset)
+        views = [public_view(r.doc, r.id, r.domain) for r in rows]
+        wanted = [c.strip() for c in (columns or "").split(",") if c.strip()]
+        if wanted:  # Mongo projection: `_id` always stays
+            views = [{k: v for k, v in view.items() if k == "_id" or k in wanted} for view in views]
+        return views
+
+    async def get(self, caller: Caller, domain: str | None, hook_id: str) -> dict[str, Any] | None:
+        require(caller, "hook", "r")
+        scope = effective_domain(caller, domain)
+        check_hook_id(hook_id)
+        async with self._store.transaction() as tx:
+            row = await tx.get_hook(scope, hook_id)
+        if row is None:
+            return None
+        view = public_view(row.doc, row.id, row.domain)
+        if row.disabled_reason:
+            view["disabledReason"] = row.disabled_reason
+        return view
+
+    async def create(self, caller: Caller, domain: str | None, body: Any) -> dict[str, Any]:
+        require(caller, "hook", "c")
+        scope = effective_domain(caller, domain)
+        doc = validate_hook(body)
+        row = HookRow(new_hook_id(self._clock), scope, doc)
+        async with self._store.transaction() as tx:
+            await tx.insert_hook(row, self._clock())
+            await tx.notify_hook_changed(scope, row.id)
+        self._index.put(row)
+        return {
+            "result": {"ok": 1, "n": 1},
+            "ops": [public_view(doc, row.id, scope, id_first=False)],
+            "insertedCount": 1,
+            "insertedIds": [row.id],
+        }
+
+    async def replace(self, caller: Caller, domain: str | None, hook_id: str, body: Any) -> dict[str, int]:
+        require(caller, "hook", "u")
+        scope = effective_domain(caller, domain)
+        check_hook_id(hook_id)
+        async with self._store.transaction() as tx:
+            current = await tx.get_hook(scope, hook_id)
+            if current is None:
+                validate_hook(body)  # bad input is still a 400, found or not
+                return {"n": 0, "nModified": 0, "ok": 1}
+            doc = validate_hook(body, previous_secret=current.doc.get("secret"))
+            row = HookRow(hook_id, scope, doc)
+            changed = await tx.replace_hook(row, self._clock())
+            await tx.notify_hook_changed(scope, hook_id)
+        self._index.put(row)
+        return {"n": changed, "nModified": int(changed and doc != current.doc), "ok": 1}
+
+    async def delete(self, caller: Caller, domain: str | None, hook_id: str) -> dict[str, int]:
+        require(caller, "hook", "d")
+        scope = effective_domain(caller, domain)
+        check_hook_id(hook_id)
+        async with self._store.transaction() as tx:
+            removed = await tx.delete_hook(scope, hook_id)
+            if removed:
+                await tx.notify_hook_changed(scope, hook_id)
+        if removed:
+            self._index.remove(hook_id)
+        return {"n": removed, "ok": 1}

@@ -1,0 +1,63 @@
+"""Abuse limits: per-domain ingest rate (token bucket) and login brute-force slow-down."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+from switchhook.domain.errors import RateLimited
+
+
+class RateLimiter:
+    """A token bucket per key: `rate_per_s` sustained, bursts up to `burst`. rate 0 = unlimited."""
+
+    def __init__(self, rate_per_s: float, burst: float | None = None, clock: Callable[[], float] = time.monotonic):
+        self._rate = rate_per_s
+        self._burst = burst if burst is not None else max(1.0, rate_per_s * 2)
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, key: str, amount: float = 1.0) -> None:
+        """Consume `amount` or raise RateLimited with the seconds until it would fit."""
+        if self._rate <= 0:
+            return
+        now = self._clock()
+        tokens, last = self._buckets.get(key, (self._burst, now))
+        tokens = min(self._burst, tokens + (now - last) * self._rate)
+        cost = min(amount, self._burst)
+        if tokens < cost:
+            self._buckets[key] = (tokens, now)
+            wait = math.ceil((cost - tokens) / self._rate)
+            raise RateLimited(f"Too many events for domain {key}: retry later.", max(1, wait))
+        self._buckets[key] = (tokens - cost, now)
+        if len(self._buckets) > 100_000:  # forget idle keys rather than grow forever
+            self._buckets.clear()
+
+
+class LoginThrottle:
+    """After 5 failed logins for a name within 15 minutes, each further try waits longer (1 s doubling, max 30 s)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, free_failures: int = 5, window_s: float = 900):
+        self._clock = clock
+        self._free = free_failures
+        self._window_s = window_s
+        self._failures: dict[str, tuple[int, float]] = {}
+
+    def delay_s(self, username: str) -> float:
+        count, since = self._failures.get(username, (0, 0.0))
+        if self._clock() - since > self._window_s:
+            return 0.0
+        extra = count - self._free
+        return 0.0 if extra < 0 else min(30.0, 2.0**extra)
+
+    def failed(self, username: str) -> None:
+        count, since = self._failures.get(username, (0, self._clock()))
+        if self._clock() - since > self._window_s:
+            count, since = 0, self._clock()
+        self._failures[username] = (count + 1, since)
+        if len(self._failures) > 100_000:
+            self._failures.clear()
+
+    def succeeded(self, username: str) -> None:
+        self._failures.pop(username, None)

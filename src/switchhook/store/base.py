@@ -1,0 +1,189 @@
+"""Store protocols and records. Store methods never commit; services own the transactions.
+
+Every domain-scoped method takes the domain explicitly, so tenant isolation lives in the store API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class HookRow:
+    id: str
+    domain: str
+    doc: dict[str, Any]
+    disabled_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRow:
+    domain: str
+    username: str
+    password_hash: str
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    key: str
+    token_hash: str
+    username: str
+    domain: str | None
+    role: str
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRow:
+    id: str
+    domain: str
+    role: str
+    expires_ms: int
+    enabled: bool
+    created_by: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    id: str
+    domain: str
+    event_key: str
+    source: str
+    payload: str  # the event as JSON text
+    received_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    id: str
+    event_id: str
+    hook_id: str
+    domain: str
+    next_at: float
+    expires_at: float | None
+    leased_by: str | None  # set when handed straight to an in-process worker (fast path)
+    lease_until: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRow:
+    id: str
+    event_id: str
+    hook_id: str
+    domain: str
+    status: str
+    attempts: int
+    next_at: float
+    expires_at: float | None
+    last_status: int | None
+    last_error: str | None
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRow:
+    delivery_id: str
+    n: int
+    started_at: float
+    duration_ms: float
+    status_code: int | None
+    error: str | None
+    response_excerpt: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedDelivery:
+    delivery: DeliveryRow
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """The recorded result of one attempt: new status and when to try again."""
+
+    delivery_id: str
+    status: str  # pending | delivered | failed | expired
+    attempts: int
+    next_at: float
+    last_status: int | None
+    last_error: str | None
+    attempt: AttemptRow | None
+
+
+class Tx(Protocol):
+    """One transaction's view of the store."""
+
+    # settings
+    async def get_setting(self, name: str) -> str | None: ...
+    async def put_setting_if_absent(self, name: str, value: str) -> str: ...
+    async def set_setting(self, name: str, value: str) -> None: ...
+
+    # domains and accounts
+    async def add_domain(self, name: str, now: float) -> bool: ...
+    async def list_domains(self) -> list[str]: ...
+    async def domain_exists(self, name: str) -> bool: ...
+    async def delete_domain(self, name: str) -> int: ...
+    async def add_account(self, row: AccountRow, now: float) -> bool: ...
+    async def get_account(self, domain: str, username: str) -> AccountRow | None: ...
+    async def list_accounts(self, domain: str) -> list[AccountRow]: ...
+    async def delete_account(self, domain: str, username: str) -> int: ...
+
+    # sessions and domain tokens
+    async def add_session(self, row: SessionRow, now: float) -> None: ...
+    async def get_session(self, key: str) -> SessionRow | None: ...
+    async def delete_session(self, key: str, now: float) -> int: ...
+    async def add_token(self, row: TokenRow) -> None: ...
+    async def get_token(self, domain: str, token_id: str) -> TokenRow | None: ...
+    async def list_tokens(self, domain: str) -> list[TokenRow]: ...
+    async def delete_token(self, domain: str, token_id: str) -> int: ...
+    async def set_token_enabled(self, domain: str, token_id: str, enabled: bool) -> int: ...
+
+    # hooks
+    async def insert_hook(self, row: HookRow, now: float) -> None: ...
+    async def get_hook(self, domain: str, hook_id: str) -> HookRow | None: ...
+    async def list_hooks(self, domain: str, limit: int, offset: int) -> list[HookRow]: ...
+    async def replace_hook(self, row: HookRow, now: float) -> int: ...
+    async def delete_hook(self, domain: str, hook_id: str) -> int: ...
+    async def disable_hook(self, domain: str, hook_id: str, reason: str, now: float) -> int: ...
+    async def all_hooks(self) -> list[HookRow]: ...
+    async def notify_hook_changed(self, domain: str, hook_id: str) -> None: ...
+
+    # events and deliveries
+    async def insert_events(self, rows: Sequence[EventRow]) -> None: ...
+    async def insert_deliveries(self, rows: Sequence[NewDelivery], now: float) -> None: ...
+    async def claim_due(
+        self, worker_id: str, now: float, lease_until: float, limit: int
+    ) -> list[ClaimedDelivery]: ...
+    async def finish(self, results: Sequence[Finish], worker_id: str | None, now: float) -> None: ...
+    async def get_delivery(self, domain: str, delivery_id: str) -> DeliveryRow | None: ...
+    async def get_event(self, event_id: str) -> EventRow | None: ...
+    async def list_deliveries(
+        self, domain: str, hook_id: str, status: str | None, limit: int, offset: int
+    ) -> list[DeliveryRow]: ...
+    async def list_attempts(self, delivery_id: str) -> list[AttemptRow]: ...
+    async def requeue(self, domain: str, delivery_id: str, now: float) -> int: ...
+    async def extend_leases(self, worker_id: str, delivery_ids: Sequence[str], lease_until: float) -> None: ...
+    async def release_leases(self, worker_id: str | None) -> int: ...
+    async def purge_finished(self, before: float) -> int: ...
+    async def count_pending(self) -> int: ...
+
+
+class Store(Protocol):
+    """A backend: transactions plus change notifications between processes."""
+
+    backend: str
+
+    def transaction(self) -> AbstractAsyncContextManager[Tx]: ...
+    async def migrate(self) -> list[str]: ...
+    async def ping(self) -> bool: ...
+    async def listen_hook_changes(self, callback: Callable[[str, str], Awaitable[None]]) -> None: ...
+    async def close(self) -> None: ...
+
+
+HookChangeStream = AsyncIterator[tuple[str, str]]

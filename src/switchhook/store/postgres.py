@@ -1,0 +1,155 @@
+"""PostgreSQL backend (production): asyncpg pool, plain SQL, SKIP LOCKED claims, LISTEN/NOTIFY for hook changes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+
+from switchhook.domain.errors import Unavailable
+from switchhook.store.migrations import migration_files
+from switchhook.store.sql import Row, SqlTx, numbered
+
+logger = logging.getLogger("switchhook.store.postgres")
+
+HOOKS_CHANNEL = "switchhook_hooks"
+_MIGRATION_LOCK = 0x5357484B  # pg_advisory_xact_lock key: one migrator at a time across processes
+_UNAVAILABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError)
+
+
+class PostgresTx(SqlTx):
+    claim_lock_clause = "FOR UPDATE SKIP LOCKED"
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        status = await self._conn.execute(numbered(sql), *args)
+        tail = status.rsplit(" ", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            await self._conn.executemany(numbered(sql), rows)
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        return list(await self._conn.fetch(numbered(sql), *args))
+
+    async def notify_hook_changed(self, domain: str, hook_id: str) -> None:
+        # Delivered at commit, to every process LISTENing, including this one.
+        await self._conn.execute("SELECT pg_notify($1, $2)", HOOKS_CHANNEL, f"{domain}\n{hook_id}")
+
+
+class PostgresStore:
+    backend = "postgres"
+
+    def __init__(self, dsn: str, schema: str = "", min_size: int = 2, max_size: int = 10) -> None:
+        self._dsn = dsn
+        self._schema = schema
+        self._min_size, self._max_size = min_size, max_size
+        self._pool: Any = None
+        self._listener_task: asyncio.Task[None] | None = None
+
+    def _server_settings(self) -> dict[str, str]:
+        return {"search_path": self._schema} if self._schema else {}
+
+    async def _get_pool(self) -> Any:
+        if self._pool is None:
+            try:
+                self._pool = await asyncpg.create_pool(
+                    self._dsn, min_size=self._min_size, max_size=self._max_size,
+                    server_settings=self._server_settings(), command_timeout=30,
+                )  # fmt: skip
+            except _UNAVAILABLE as exc:
+                raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
+        return self._pool
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[PostgresTx]:
+        pool = await self._get_pool()
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                yield PostgresTx(conn)
+        except _UNAVAILABLE as exc:
+            raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
+
+    async def migrate(self) -> list[str]:
+        conn = await asyncpg.connect(self._dsn)
+        applied = []
+        try:
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+                if self._schema:
+                    await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
+                    await conn.execute(f'SET LOCAL search_path TO "{self._schema}"')
+                await conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at TIMESTAMPTZ)"
+                )
+                done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+                for version, sql in migration_files("postgres"):
+                    if version not in done:
+                        await conn.execute(sql)
+                        await conn.execute("INSERT INTO schema_migrations VALUES ($1, now())", version)
+                        applied.append(version)
+        finally:
+            await conn.close()
+        return applied
+
+    async def ping(self) -> bool:
+        try:
+            pool = await self._get_pool()
+            async with pool.acquire(timeout=2) as conn:
+                await conn.fetchval("SELECT 1")
+        except Exception:
+            return False
+        return True
+
+    async def listen_hook_changes(self, callback: Callable[[str, str], Awaitable[None]]) -> None:
+        """Run `callback(domain, hook_id)` for every change any process commits; ("*", "*") after a reconnect."""
+        self._listener_task = asyncio.create_task(self._listen(callback), name="pg-listen")
+
+    async def _listen(self, callback: Callable[[str, str], Awaitable[None]]) -> None:
+        backoff = 0.5
+        while True:
+            conn = None
+            try:
+                conn = await asyncpg.connect(self._dsn, server_settings=self._server_settings())
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _c: lost.set())
+
+                def on_notify(_c: Any, _pid: int, _channel: str, payload: str) -> None:
+                    domain, _, hook_id = payload.partition("\n")
+                    asyncio.ensure_future(callback(domain, hook_id))
+
+                await conn.add_listener(HOOKS_CHANNEL, on_notify)
+                await callback("*", "*")  # changes may have been missed while disconnected
+                backoff = 0.5
+                while not lost.is_set():
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(lost.wait(), 5)
+                    if not lost.is_set():
+                        await conn.fetchval("SELECT 1")  # notices a dead server even without a FIN
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("hook change listener lost its connection (%s); retrying", type(exc).__name__)
+            finally:
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close(timeout=1)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10)
+
+    async def close(self) -> None:
+        if self._listener_task is not None:
+            self._listener_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listener_task
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()

@@ -1,0 +1,358 @@
+"""The store's SQL, written once for both backends; each backend supplies four primitives and a dialect."""
+
+from __future__ import annotations
+
+import json
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+from switchhook.store.base import (
+    AccountRow,
+    AttemptRow,
+    ClaimedDelivery,
+    DeliveryRow,
+    EventRow,
+    Finish,
+    HookRow,
+    NewDelivery,
+    SessionRow,
+    TokenRow,
+)
+
+Row = Any  # sqlite3.Row or asyncpg.Record: both index by column name
+
+_DELIVERY_COLUMNS = (
+    "id, event_id, hook_id, domain, status, attempts, next_at, expires_at, last_status, last_error, "
+    "created_at, updated_at"
+)
+
+
+@lru_cache(maxsize=512)
+def numbered(sql: str) -> str:
+    """`?` placeholders to PostgreSQL's `$1, $2, ...` (no `?` ever appears inside our literals)."""
+    counter = iter(range(1, 10_000))
+    return re.sub(r"\?", lambda _: f"${next(counter)}", sql)
+
+
+def _delivery(row: Row) -> DeliveryRow:
+    return DeliveryRow(
+        id=row["id"],
+        event_id=row["event_id"],
+        hook_id=row["hook_id"],
+        domain=row["domain"],
+        status=row["status"],
+        attempts=row["attempts"],
+        next_at=row["next_at"],
+        expires_at=row["expires_at"],
+        last_status=row["last_status"],
+        last_error=row["last_error"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _hook(row: Row) -> HookRow:
+    return HookRow(row["id"], row["domain"], json.loads(row["doc"]), row["disabled_reason"])
+
+
+def _token(row: Row) -> TokenRow:
+    return TokenRow(
+        row["id"], row["domain"], row["role"], int(row["expires_ms"]), bool(row["enabled"]),
+        row["created_by"], row["created_at"],
+    )  # fmt: skip
+
+
+class SqlTx(ABC):
+    """All store operations over `execute`/`executemany`/`fetch`/`fetchrow`; backends differ only below."""
+
+    @abstractmethod
+    async def execute(self, sql: str, *args: Any) -> int:
+        """Run one statement; return the number of rows it changed."""
+
+    @abstractmethod
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    @abstractmethod
+    async def fetch(self, sql: str, *args: Any) -> list[Row]: ...
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    # -- settings ---------------------------------------------------------------------------------
+    async def get_setting(self, name: str) -> str | None:
+        row = await self.fetchrow("SELECT value FROM settings WHERE name = ?", name)
+        return None if row is None else str(row["value"])
+
+    async def put_setting_if_absent(self, name: str, value: str) -> str:
+        await self.execute("INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING", name, value)
+        stored = await self.get_setting(name)
+        assert stored is not None
+        return stored
+
+    async def set_setting(self, name: str, value: str) -> None:
+        await self.execute(
+            "INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = ?",
+            name, value, value,
+        )  # fmt: skip
+
+    # -- domains and accounts ---------------------------------------------------------------------
+    async def add_domain(self, name: str, now: float) -> bool:
+        sql = "INSERT INTO domains (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING"
+        return await self.execute(sql, name, now) == 1
+
+    async def list_domains(self) -> list[str]:
+        return [row["name"] for row in await self.fetch("SELECT name FROM domains ORDER BY name")]
+
+    async def domain_exists(self, name: str) -> bool:
+        return await self.fetchrow("SELECT 1 AS one FROM domains WHERE name = ?", name) is not None
+
+    async def delete_domain(self, name: str) -> int:
+        for table in ("accounts", "domain_tokens", "hooks"):
+            await self.execute(f"DELETE FROM {table} WHERE domain = ?", name)  # noqa: S608 - fixed names
+        await self.execute("DELETE FROM sessions WHERE domain = ?", name)
+        return await self.execute("DELETE FROM domains WHERE name = ?", name)
+
+    async def add_account(self, row: AccountRow, now: float) -> bool:
+        sql = (
+            "INSERT INTO accounts (domain, username, password_hash, role, created_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING"
+        )
+        return await self.execute(sql, row.domain, row.username, row.password_hash, row.role, now) == 1
+
+    async def get_account(self, domain: str, username: str) -> AccountRow | None:
+        sql = "SELECT domain, username, password_hash, role FROM accounts WHERE domain = ? AND username = ?"
+        row = await self.fetchrow(sql, domain, username)
+        return None if row is None else AccountRow(row["domain"], row["username"], row["password_hash"], row["role"])
+
+    async def list_accounts(self, domain: str) -> list[AccountRow]:
+        sql = "SELECT domain, username, password_hash, role FROM accounts WHERE domain = ? ORDER BY username"
+        return [
+            AccountRow(r["domain"], r["username"], r["password_hash"], r["role"])
+            for r in await self.fetch(sql, domain)
+        ]
+
+    async def delete_account(self, domain: str, username: str) -> int:
+        await self.execute("DELETE FROM sessions WHERE domain = ? AND username = ?", domain, username)
+        return await self.execute("DELETE FROM accounts WHERE domain = ? AND username = ?", domain, username)
+
+    # -- sessions and domain tokens ---------------------------------------------------------------
+    async def add_session(self, row: SessionRow, now: float) -> None:
+        await self.execute(
+            "INSERT INTO sessions (key, token_hash, username, domain, role, expires_at, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            row.key, row.token_hash, row.username, row.domain, row.role, row.expires_at, now,
+        )  # fmt: skip
+
+    async def get_session(self, key: str) -> SessionRow | None:
+        sql = "SELECT key, token_hash, username, domain, role, expires_at FROM sessions WHERE key = ?"
+        row = await self.fetchrow(sql, key)
+        if row is None:
+            return None
+        return SessionRow(
+            row["key"], row["token_hash"], row["username"], row["domain"], row["role"], row["expires_at"]
+        )
+
+    async def delete_session(self, key: str, now: float) -> int:
+        # Webitel's logout also sweeps every expired session.
+        return await self.execute("DELETE FROM sessions WHERE key = ? OR expires_at < ?", key, now)
+
+    async def add_token(self, row: TokenRow) -> None:
+        await self.execute(
+            "INSERT INTO domain_tokens (id, domain, role, expires_ms, enabled, created_by, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            row.id, row.domain, row.role, row.expires_ms, int(row.enabled), row.created_by, row.created_at,
+        )  # fmt: skip
+
+    async def get_token(self, domain: str, token_id: str) -> TokenRow | None:
+        sql = "SELECT * FROM domain_tokens WHERE domain = ? AND id = ?"
+        row = await self.fetchrow(sql, domain, token_id)
+        return None if row is None else _token(row)
+
+    async def list_tokens(self, domain: str) -> list[TokenRow]:
+        rows = await self.fetch("SELECT * FROM domain_tokens WHERE domain = ? ORDER BY created_at", domain)
+        return [_token(r) for r in rows]
+
+    async def delete_token(self, domain: str, token_id: str) -> int:
+        return await self.execute("DELETE FROM domain_tokens WHERE domain = ? AND id = ?", domain, token_id)
+
+    async def set_token_enabled(self, domain: str, token_id: str, enabled: bool) -> int:
+        sql = "UPDATE domain_tokens SET enabled = ? WHERE domain = ? AND id = ?"
+        return await self.execute(sql, int(enabled), domain, token_id)
+
+    # -- hooks ------------------------------------------------------------------------------------
+    async def insert_hook(self, row: HookRow, now: float) -> None:
+        await self.execute(
+            "INSERT INTO hooks (id, domain, event, doc, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+            row.id, row.domain, str(row.doc.get("event", "")), json.dumps(row.doc), now, now,
+        )  # fmt: skip
+
+    async def get_hook(self, domain: str, hook_id: str) -> HookRow | None:
+        sql = "SELECT id, domain, doc, disabled_reason FROM hooks WHERE domain = ? AND id = ?"
+        row = await self.fetchrow(sql, domain, hook_id)
+        return None if row is None else _hook(row)
+
+    async def list_hooks(self, domain: str, limit: int, offset: int) -> list[HookRow]:
+        sql = "SELECT id, domain, doc, disabled_reason FROM hooks WHERE domain = ? ORDER BY seq LIMIT ? OFFSET ?"
+        return [_hook(r) for r in await self.fetch(sql, domain, limit, offset)]
+
+    async def replace_hook(self, row: HookRow, now: float) -> int:
+        return await self.execute(
+            "UPDATE hooks SET event = ?, doc = ?, disabled_reason = NULL, updated_at = ? WHERE domain = ? AND id = ?",
+            str(row.doc.get("event", "")), json.dumps(row.doc), now, row.domain, row.id,
+        )  # fmt: skip
+
+    async def delete_hook(self, domain: str, hook_id: str) -> int:
+        return await self.execute("DELETE FROM hooks WHERE domain = ? AND id = ?", domain, hook_id)
+
+    async def disable_hook(self, domain: str, hook_id: str, reason: str, now: float) -> int:
+        row = await self.get_hook(domain, hook_id)
+        if row is None:
+            return 0
+        doc = {**row.doc, "enable": False}
+        sql = "UPDATE hooks SET doc = ?, disabled_reason = ?, updated_at = ? WHERE domain = ? AND id = ?"
+        return await self.execute(sql, json.dumps(doc), reason, now, domain, hook_id)
+
+    async def all_hooks(self) -> list[HookRow]:
+        return [_hook(r) for r in await self.fetch("SELECT id, domain, doc, disabled_reason FROM hooks ORDER BY seq")]
+
+    async def notify_hook_changed(self, domain: str, hook_id: str) -> None:
+        """Tell other processes (PostgreSQL overrides this; SQLite has one process)."""
+
+    # -- events and deliveries --------------------------------------------------------------------
+    async def insert_events(self, rows: Sequence[EventRow]) -> None:
+        await self.executemany(
+            "INSERT INTO events (id, domain, event_key, source, payload, received_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [(r.id, r.domain, r.event_key, r.source, r.payload, r.received_at) for r in rows],
+        )
+
+    async def insert_deliveries(self, rows: Sequence[NewDelivery], now: float) -> None:
+        await self.executemany(
+            "INSERT INTO deliveries (id, event_id, hook_id, domain, status, attempts, next_at, lease_until, "
+            "leased_by, expires_at, created_at, updated_at) VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?, ?)",
+            [
+                (r.id, r.event_id, r.hook_id, r.domain, r.next_at, r.lease_until, r.leased_by, r.expires_at, now, now)
+                for r in rows
+            ],
+        )
+
+    claim_lock_clause = ""  # PostgreSQL: FOR UPDATE SKIP LOCKED
+
+    async def claim_due(self, worker_id: str, now: float, lease_until: float, limit: int) -> list[ClaimedDelivery]:
+        """Lease up to `limit` due deliveries to `worker_id` and return them with their event payloads."""
+        rows = await self.fetch(
+            "UPDATE deliveries SET lease_until = ?, leased_by = ? WHERE id IN ("
+            " SELECT id FROM deliveries WHERE status = 'pending' AND next_at <= ?"
+            " AND (lease_until IS NULL OR lease_until < ?) ORDER BY next_at LIMIT ?"
+            f" {self.claim_lock_clause}) RETURNING {_DELIVERY_COLUMNS}",
+            lease_until, worker_id, now, now, limit,
+        )  # fmt: skip
+        if not rows:
+            return []
+        deliveries = [_delivery(r) for r in rows]
+        payloads = await self.event_payloads(sorted({d.event_id for d in deliveries}))
+        return [ClaimedDelivery(d, payloads.get(d.event_id, "{}")) for d in deliveries]
+
+    async def event_payloads(self, event_ids: Sequence[str]) -> dict[str, str]:
+        marks = ", ".join("?" for _ in event_ids)
+        rows = await self.fetch(f"SELECT id, payload FROM events WHERE id IN ({marks})", *event_ids)  # noqa: S608
+        return {r["id"]: r["payload"] for r in rows}
+
+    async def finish(self, results: Sequence[Finish], worker_id: str | None, now: float) -> None:
+        """Record attempts and move deliveries on; a lease lost to another worker is left alone."""
+        await self.executemany(
+            "UPDATE deliveries SET status = ?, attempts = ?, next_at = ?, last_status = ?, last_error = ?,"
+            " lease_until = NULL, leased_by = NULL, updated_at = ? WHERE id = ?"
+            " AND (leased_by IS NULL OR leased_by = ? OR ? IS NULL)",
+            [
+                (r.status, r.attempts, r.next_at, r.last_status, r.last_error, now, r.delivery_id, worker_id, worker_id)
+                for r in results
+            ],
+        )
+        attempts = [r.attempt for r in results if r.attempt is not None]
+        if attempts:
+            await self.executemany(
+                "INSERT INTO attempts (delivery_id, n, started_at, duration_ms, status_code, error, response_excerpt)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [
+                    (a.delivery_id, a.n, a.started_at, a.duration_ms, a.status_code, a.error, a.response_excerpt)
+                    for a in attempts
+                ],
+            )
+
+    async def get_delivery(self, domain: str, delivery_id: str) -> DeliveryRow | None:
+        sql = f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE domain = ? AND id = ?"  # noqa: S608
+        row = await self.fetchrow(sql, domain, delivery_id)
+        return None if row is None else _delivery(row)
+
+    async def get_event(self, event_id: str) -> EventRow | None:
+        sql = "SELECT id, domain, event_key, source, payload, received_at FROM events WHERE id = ?"
+        row = await self.fetchrow(sql, event_id)
+        if row is None:
+            return None
+        return EventRow(
+            row["id"], row["domain"], row["event_key"], row["source"], row["payload"], row["received_at"]
+        )
+
+    async def list_deliveries(
+        self, domain: str, hook_id: str, status: str | None, limit: int, offset: int
+    ) -> list[DeliveryRow]:
+        where = "domain = ? AND hook_id = ?" + (" AND status = ?" if status else "")
+        args: list[Any] = [domain, hook_id] + ([status] if status else []) + [limit, offset]
+        sql = f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE {where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?"  # noqa: S608
+        return [_delivery(r) for r in await self.fetch(sql, *args)]
+
+    async def list_attempts(self, delivery_id: str) -> list[AttemptRow]:
+        sql = (
+            "SELECT delivery_id, n, started_at, duration_ms, status_code, error, response_excerpt"
+            " FROM attempts WHERE delivery_id = ? ORDER BY n"
+        )
+        return [
+            AttemptRow(
+                r["delivery_id"], r["n"], r["started_at"], r["duration_ms"], r["status_code"], r["error"],
+                r["response_excerpt"],
+            )  # fmt: skip
+            for r in await self.fetch(sql, delivery_id)
+        ]
+
+    async def requeue(self, domain: str, delivery_id: str, now: float) -> int:
+        """Make a delivery due now (manual retry); a finished one gets a fresh ttl window."""
+        return await self.execute(
+            "UPDATE deliveries SET status = 'pending', next_at = ?, lease_until = NULL, leased_by = NULL,"
+            " expires_at = NULL, updated_at = ? WHERE domain = ? AND id = ?",
+            now, now, domain, delivery_id,
+        )  # fmt: skip
+
+    async def extend_leases(self, worker_id: str, delivery_ids: Sequence[str], lease_until: float) -> None:
+        """Keep holding deliveries still queued or in flight in this worker."""
+        await self.executemany(
+            "UPDATE deliveries SET lease_until = ? WHERE id = ? AND leased_by = ? AND status = 'pending'",
+            [(lease_until, delivery_id, worker_id) for delivery_id in delivery_ids],
+        )
+
+    async def release_leases(self, worker_id: str | None) -> int:
+        if worker_id is None:
+            return await self.execute(
+                "UPDATE deliveries SET lease_until = NULL, leased_by = NULL WHERE status = 'pending' AND leased_by IS NOT NULL"
+            )
+        sql = "UPDATE deliveries SET lease_until = NULL, leased_by = NULL WHERE status = 'pending' AND leased_by = ?"
+        return await self.execute(sql, worker_id)
+
+    async def purge_finished(self, before: float) -> int:
+        """Drop finished deliveries older than `before`, their attempts, and events nothing refers to."""
+        finished = "SELECT id FROM deliveries WHERE status <> 'pending' AND updated_at < ?"
+        await self.execute(f"DELETE FROM attempts WHERE delivery_id IN ({finished})", before)  # noqa: S608
+        count = await self.execute("DELETE FROM deliveries WHERE status <> 'pending' AND updated_at < ?", before)
+        await self.execute(
+            "DELETE FROM events WHERE received_at < ? AND NOT EXISTS"
+            " (SELECT 1 FROM deliveries WHERE deliveries.event_id = events.id)",
+            before,
+        )
+        return count
+
+    async def count_pending(self) -> int:
+        row = await self.fetchrow("SELECT count(*) AS n FROM deliveries WHERE status = 'pending'")
+        return 0 if row is None else int(row["n"])

@@ -1,0 +1,117 @@
+"""SQLite backend (the embedded default): one connection on one thread, WAL, batched commits, one writer."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from switchhook.domain.errors import Unavailable
+from switchhook.store.migrations import migration_files
+from switchhook.store.sql import Row, SqlTx
+
+T = TypeVar("T")
+
+
+class SqliteTx(SqlTx):
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        return await self._store.call(lambda c: c.execute(sql, args).rowcount)
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            await self._store.call(lambda c: c.executemany(sql, rows))
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        return await self._store.call(lambda c: c.execute(sql, args).fetchall())
+
+
+class SqliteStore:
+    """Transactions are serialised by an asyncio lock: SQLite has one writer anyway."""
+
+    backend = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._lock = asyncio.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        if self._conn is None:
+            self._conn = await loop.run_in_executor(self._executor, self._open)
+        conn = self._conn
+        try:
+            return await loop.run_in_executor(self._executor, fn, conn)
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "unable to open" in str(exc):
+                raise Unavailable(f"database unavailable: {exc}") from exc
+            raise
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SqliteTx]:
+        async with self._lock:
+            await self.call(lambda c: c.execute("BEGIN IMMEDIATE"))
+            try:
+                yield SqliteTx(self)
+            except BaseException:
+                await self.call(lambda c: c.execute("ROLLBACK"))
+                raise
+            await self.call(lambda c: c.execute("COMMIT"))
+
+    async def migrate(self) -> list[str]:
+        def apply(conn: sqlite3.Connection) -> list[str]:
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at REAL)")
+            done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+            applied = []
+            for version, sql in migration_files("sqlite"):
+                if version in done:
+                    continue
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement in sql.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute("INSERT INTO schema_migrations VALUES (?, strftime('%s','now'))", (version,))
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                applied.append(version)
+            return applied
+
+        async with self._lock:
+            return await self.call(apply)
+
+    async def ping(self) -> bool:
+        try:
+            await self.call(lambda c: c.execute("SELECT 1").fetchone())
+        except Exception:
+            return False
+        return True
+
+    async def listen_hook_changes(self, callback: Callable[[str, str], Awaitable[None]]) -> None:
+        """Single process: the in-process index is updated directly by the hooks service."""
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+        self._executor.shutdown(wait=False)

@@ -1,0 +1,89 @@
+"""Metrics (Prometheus) and structured logs: counters the runtime hands to services, sources and workers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from switchhook.delivery.pipeline import AttemptReport
+from switchhook.delivery.worker import Observer
+
+_LOG_EXTRAS = ("delivery_id", "hook_id", "domain", "status_code", "error", "source")
+
+
+class Metrics(Observer):
+    """One registry per process (several workers each expose their own /metrics)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.events_received = Counter("switchhook_events_received", "Events received", ["source"], registry=r)
+        self.events_dropped = Counter("switchhook_events_dropped", "Events dropped", ["source", "reason"], registry=r)
+        self.attempts = Counter("switchhook_delivery_attempts", "Delivery attempts by outcome", ["outcome"], registry=r)
+        self.deliveries = Counter("switchhook_deliveries", "Finished deliveries by outcome", ["outcome"], registry=r)
+        self.latency = Histogram(
+            "switchhook_delivery_latency_seconds", "From event accepted to 2xx received", registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+        )  # fmt: skip
+        self.queue_depth = Gauge("switchhook_queue_depth", "Pending deliveries in the store", registry=r)
+        self.requests_in_flight = Gauge("switchhook_requests_in_flight", "Outgoing requests in flight", registry=r)
+        self.source_connected = Gauge("switchhook_source_connected", "1 when a source is connected", ["source"], registry=r)
+
+    # EventCounters (services.events)
+    def received(self, source: str, count: int) -> None:
+        self.events_received.labels(source).inc(count)
+
+    def dropped(self, source: str, reason: str, count: int) -> None:
+        self.events_dropped.labels(source, reason).inc(count)
+
+    # Observer (delivery.worker)
+    def attempt(self, report: AttemptReport, latency_s: float | None) -> None:
+        status = report.finish.status
+        self.attempts.labels("retry" if status == "pending" else status).inc()
+        if status != "pending":
+            self.deliveries.labels(status).inc()
+        if latency_s is not None:
+            self.latency.observe(latency_s)
+
+    def in_flight(self, count: int) -> None:
+        self.requests_in_flight.set(count)
+
+    def render(self) -> bytes:
+        return bytes(generate_latest(self.registry))
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key in _LOG_EXTRAS:
+            value = getattr(record, key, None)
+            if value is not None:
+                entry[key] = value
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # Delivery successes are per request: keep them at debug unless asked for.
+    logging.getLogger("switchhook.delivery").setLevel(max(logging.getLogger().level, logging.INFO))
+    logging.getLogger("aiormq").setLevel(logging.WARNING)
+    logging.getLogger("aio_pika").setLevel(logging.WARNING)
