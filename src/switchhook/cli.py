@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
-import uuid
 from typing import Annotated
 
 import typer
@@ -68,7 +66,6 @@ def token_create(
     """Mint a domain token offline (the domain is created when missing)."""
     from switchhook.runtime import build_store
     from switchhook.services.auth import AuthService, validate_domain_name
-    from switchhook.store.base import TokenRow
 
     if role not in ("admin", "user"):
         raise typer.BadParameter("role must be admin or user")
@@ -81,12 +78,7 @@ def token_create(
         try:
             await store.migrate()
             secret = await AuthService.load_token_secret(store, settings.token_secret)
-            now = time.time()
-            row = TokenRow(str(uuid.uuid4()), domain, role, int((now + lifetime_s) * 1000), True, "cli", now)
-            async with store.transaction() as tx:
-                await tx.add_domain(domain, now)
-                await tx.add_token(row)
-            return AuthService(store, secret, 0).mint_domain_token(row.id, domain, row.expires_ms)
+            return await AuthService(store, secret, 0).issue_domain_token(domain, role, lifetime_s, "cli")
         finally:
             await store.close()
 

@@ -74,7 +74,7 @@ class Sender:
             ) as response:
                 excerpt = await response.content.read(MAX_RESPONSE_BYTES)
                 return HttpResult(
-                    response.status, list(response.headers.items()), excerpt,
+                    response.status, [(str(k), v) for k, v in response.headers.items()], excerpt,
                     duration_ms=(time.perf_counter() - started) * 1000,
                 )  # fmt: skip
         except EgressRefused as exc:

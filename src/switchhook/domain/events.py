@@ -51,12 +51,13 @@ def _type_name(value: object) -> str:
     )
 
 
-def _check_event_name(event: Event, what: str = "event") -> Event:
+def _check_event_name(event: Event) -> Event:
+    """The text formats' rule: a body that yields no Event-Name is not an event."""
     name = event.get("Event-Name")
     if name is None or name == "":
-        raise InvalidEvent(f"{what} has no Event-Name")
+        raise InvalidEvent("event has no Event-Name")
     if not isinstance(name, str):
-        raise InvalidEvent(f"{what} Event-Name must be a string, got {_type_name(name)}")
+        raise InvalidEvent(f"event Event-Name must be a string, got {_type_name(name)}")
     return event
 
 
@@ -73,24 +74,27 @@ def decode_json_event(data: bytes | str) -> Event:
     """Decode one `text/event-json` / mod_amqp body (one JSON object, possibly pretty-printed).
 
     Values are kept as given; a duplicate key keeps its last value (JSON.parse, as Webitel saw it).
+    Only the shape is checked: whether there is an Event-Name is the caller's call (`event_key`).
     """
     value = _load_json(data)
     if not isinstance(value, dict):
         raise InvalidEvent(f"event must be a JSON object, got {_type_name(value)}")
-    return _check_event_name(value)
+    return value
 
 
 def decode_json_events(data: bytes | str) -> list[Event]:
-    """Decode an HTTP ingest body: one JSON event object, or a JSON array of them (`[]` -> no events)."""
+    """Decode an HTTP ingest body: one JSON event object, or a JSON array of them (`[]` -> no events).
+
+    Like `decode_json_event`, it checks the shape only; the caller checks each Event-Name.
+    """
     value = _load_json(data)
     if isinstance(value, dict):
-        return [_check_event_name(value)]
+        return [value]
     if not isinstance(value, list):
         raise InvalidEvent(f"events must be a JSON object or an array of objects, got {_type_name(value)}")
     for index, item in enumerate(value):
         if not isinstance(item, dict):
             raise InvalidEvent(f"event {index} of the array must be a JSON object, got {_type_name(item)}")
-        _check_event_name(item, f"event {index} of the array")
     return value
 
 

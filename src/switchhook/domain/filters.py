@@ -121,11 +121,13 @@ def _compare(a: Any, b: Any) -> int | None:
     return (sa > sb) - (sa < sb)
 
 
-def _number(value: Any) -> float | None:
+def _number(value: Any) -> int | float | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        return float(value) if math.isfinite(value) else None
+    if isinstance(value, int):
+        return value  # exact: a JSON integer may not fit a float (float() would overflow)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
     if isinstance(value, str) and len(value) < 64 and _NUMERIC.match(value):
         return float(value)
     return None

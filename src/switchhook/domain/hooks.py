@@ -25,8 +25,10 @@ MAX_TIMEOUT_S = 60.0
 MAX_DELAY_S = 86_400.0
 MAX_TTL_S = 30 * 86_400.0
 #: What reads show instead of a secret; sending it back on PUT keeps the stored secret.
-SECRET_MASK = "whsec_********"
+SECRET_MASK = "whsec_********"  # noqa: S105 - a display mask, not a secret
 _HOOK_ID = re.compile(r"^[0-9a-f]{24}$")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 token
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def is_hook_id(value: str) -> bool:
@@ -43,6 +45,14 @@ def _string_map(value: Any, name: str) -> dict[str, str]:
     return dict(value)
 
 
+def _headers(value: Any, name: str) -> dict[str, str]:
+    headers = _string_map(value, name)
+    for header in headers:
+        if not _HEADER_NAME.match(header):
+            raise _bad(f"{name} has an invalid header name {header!r}.")
+    return headers
+
+
 def _number(value: Any, name: str, low: float, high: float) -> float | int:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise _bad(f"{name} must be a number.")
@@ -54,6 +64,8 @@ def _number(value: Any, name: str, low: float, high: float) -> float | int:
 def _http_url(value: Any, name: str) -> str:
     if not isinstance(value, str) or not value:
         raise _bad(f"{name} is required.")
+    if _CONTROL.search(value):  # urlsplit would silently drop tabs and line breaks
+        raise _bad(f"{name} must not contain control characters.")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise _bad(f"{name} must be an absolute http or https URL.")
@@ -105,8 +117,10 @@ def _validate_field(key: str, value: Any, previous_secret: str | None) -> Any:
         if not isinstance(value, list) or not all(isinstance(f, str) for f in value):
             raise _bad("fields must be a list of strings.")
         return value
-    if key in ("map", "headers"):
+    if key == "map":
         return _string_map(value, key)
+    if key == "headers":
+        return _headers(value, key)
     if key == "filter":
         if not isinstance(value, Mapping):
             raise _bad("filter must be an object.")
@@ -141,9 +155,10 @@ def _validate_auth(value: Any) -> dict[str, Any]:
     for key in ("enabled", "cookie"):
         if key in auth and auth[key] is not None:
             _boolean(auth[key], f"auth.{key}")
-    for key in ("headers", "map"):
-        if key in auth and auth[key] is not None:
-            _string_map(auth[key], f"auth.{key}")
+    if auth.get("headers") is not None:
+        _headers(auth["headers"], "auth.headers")
+    if auth.get("map") is not None:
+        _string_map(auth["map"], "auth.map")
     if auth.get("method") is not None and (
         not isinstance(auth["method"], str) or auth["method"].upper() not in METHODS
     ):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -10,6 +11,9 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 _PLACEHOLDER = re.compile(r"\$\{([\s\S]*?)\}")
+#: Lone UTF-16 surrogates: Python's json module decodes `"\ud800"` into one, and it has no UTF-8 form.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_LINE_BREAK = re.compile(r"[\r\n]")
 _MISSING = object()
 
 Escape = Callable[[str], str]
@@ -53,11 +57,12 @@ def to_text(value: Any) -> str:
 
 def json_escape(text: str) -> str:
     """Escape for the inside of a JSON string literal (quotes, backslashes, control characters)."""
-    return json.dumps(text, ensure_ascii=False)[1:-1]
+    # A lone surrogate is written as its \\u escape (ASCII mode), which JSON parsers read back exactly.
+    return json.dumps(text, ensure_ascii=_SURROGATE.search(text) is not None)[1:-1]
 
 
 def form_escape(text: str) -> str:
-    return quote(text, safe="")
+    return quote(text, safe="", errors="replace")
 
 
 def no_escape(text: str) -> str:
@@ -66,7 +71,34 @@ def no_escape(text: str) -> str:
 
 def header_escape(text: str) -> str:
     """Header values can never carry a line break (no header injection)."""
-    return text.replace("\r", " ").replace("\n", " ")
+    return _SURROGATE.sub("\ufffd", _LINE_BREAK.sub(" ", text))
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "replace")
+
+
+def _json_bytes(value: Any) -> bytes:
+    """Compact UTF-8 JSON that every parser accepts: no NaN/Infinity, lone surrogates as \\u escapes."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:  # NaN or Infinity (Python's json module accepts them in events): send null
+        value = _finite(value)
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode()
+    except UnicodeEncodeError:  # a lone surrogate: ASCII mode writes it as its \\u escape
+        return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
 
 
 def escape_for(content_type: str) -> Escape:
@@ -89,6 +121,11 @@ def render(template: str, context: Mapping[str, Any], escape: Escape = no_escape
 def render_mapping(templates: Mapping[str, Any], context: Mapping[str, Any], escape: Escape) -> dict[str, str]:
     """Render each string value of a `{name: template}` object; non-string values are dropped (Webitel)."""
     return {key: render(value, context, escape) for key, value in templates.items() if isinstance(value, str)}
+
+
+def render_headers(templates: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, str]:
+    """Render header templates; the whole value (template text included) never carries CR or LF."""
+    return {key: header_escape(value) for key, value in render_mapping(templates, context, header_escape).items()}
 
 
 def build_data(event: Mapping[str, Any], fields: list[str], renames: Mapping[str, str]) -> dict[str, Any]:
@@ -116,7 +153,7 @@ def query_string(data: Mapping[str, Any]) -> str:
 
     for key, value in data.items():
         add(str(key), value)
-    return urlencode(pairs, quote_via=quote)
+    return urlencode(pairs, quote_via=quote, errors="replace")
 
 
 def with_query(url: str, query: str) -> str:
@@ -165,9 +202,9 @@ def build_request(
     """Build the main request of a delivery (SPEC §7.1-7.4). Auth values feed templates, never `data`."""
     context: Mapping[str, Any] = {**event, **auth_values} if auth_values else event
     method = method.upper()
-    headers = render_mapping(header_templates, context, header_escape)
+    headers = render_headers(header_templates, context)
     if "auth:cookie" in auth_values and _header(headers, "Cookie") is None:
-        headers["Cookie"] = auth_values["auth:cookie"]
+        headers["Cookie"] = header_escape(auth_values["auth:cookie"])
     content_type = _header(headers, "Content-Type")
     notes: list[str] = []
     payload: Any
@@ -192,12 +229,12 @@ def build_request(
         return RenderedRequest(method, with_query(url, query), headers, None, False, notes)
 
     if text is not None:
-        body = text.encode()
+        body = _utf8(text)
         is_json = payload is not None or text.strip() in ("null",)
         if content_type is None:
             headers["Content-Type"] = "application/json" if is_json else "text/plain; charset=utf-8"
         return RenderedRequest(method, url, headers, body, is_json, notes)
-    body = json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
+    body = _json_bytes(envelope)
     if content_type is None:
         headers["Content-Type"] = "application/json"
     return RenderedRequest(method, url, headers, body, True, notes)
@@ -215,7 +252,7 @@ class AuthRequest:
 def build_auth_request(auth: Mapping[str, Any], event: Mapping[str, Any]) -> AuthRequest:
     """The auth pre-request (SPEC §7.5): `auth.map` as query parameters for GET, a JSON body otherwise."""
     method = str(auth.get("method") or "GET").upper()
-    headers = render_mapping(auth.get("headers") or {}, event, header_escape)
+    headers = render_headers(auth.get("headers") or {}, event)
     params = render_mapping(auth.get("map") or {}, event, no_escape)
     if method == "GET":
         return AuthRequest(method, str(auth["url"]), headers, params, None)
@@ -244,7 +281,7 @@ def auth_values(
     if body and ("json" in content_type.lower() or body[:1] in (b"{", b"[")):
         try:
             parsed = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deeply
             parsed = None
         if isinstance(parsed, dict):
             for key, value in parsed.items():

@@ -9,15 +9,17 @@ import hmac
 
 from switchhook.domain.errors import InvalidHook
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the format prefix, not a secret
 
 
 def secret_key(secret: str) -> bytes:
     """Decode `whsec_<base64>` into the HMAC key; raises InvalidHook when malformed."""
     if not isinstance(secret, str) or not secret.startswith(SECRET_PREFIX):
         raise InvalidHook("Bad request: secret must look like whsec_<base64>.")
+    encoded = secret[len(SECRET_PREFIX) :]
     try:
-        key = base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
+        # Padding is optional, as in the standardwebhooks libraries (they append "==" before decoding).
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
     except (binascii.Error, ValueError):
         raise InvalidHook("Bad request: secret must look like whsec_<base64>.") from None
     if len(key) < 16:

@@ -180,8 +180,10 @@ class _Connection:
 
     async def close(self) -> None:
         self._writer.close()
+        # asyncio.timeout, not wait_for: before 3.12 wait_for can swallow a cancellation that stop() sends.
         with contextlib.suppress(OSError, TimeoutError):
-            await asyncio.wait_for(self._writer.wait_closed(), _CLOSE_TIMEOUT_S)
+            async with asyncio.timeout(_CLOSE_TIMEOUT_S):
+                await self._writer.wait_closed()
 
 
 def _enable_keepalive(writer: asyncio.StreamWriter) -> None:
@@ -292,19 +294,22 @@ class EslSource:
     async def stop(self, drain_timeout_s: float = 5.0) -> None:
         """Close the socket, let the sink take the backlog for up to drain_timeout_s, then end `run()`."""
         self._stopping = True
-        if self._connect_task is not None and not self._connect_task.done():
-            self._connect_task.cancel()
-            await asyncio.wait({self._connect_task})
+        connect = self._connect_task
+        while connect is not None and not connect.done():
+            connect.cancel()
+            await asyncio.wait({connect}, timeout=0.1)
         deliver = self._deliver_task
         if deliver is not None and not deliver.done():
             try:
-                await asyncio.wait_for(self._idle.wait(), drain_timeout_s)
+                async with asyncio.timeout(drain_timeout_s):
+                    await self._idle.wait()
             except TimeoutError:
                 logger.error(
                     "ESL: stopping with %d events the sink has not stored; they are lost", self.backlog_size
                 )
-            deliver.cancel()
-            await asyncio.wait({deliver})
+            while not deliver.done():
+                deliver.cancel()
+                await asyncio.wait({deliver}, timeout=0.1)
         self.state = "disconnected"
 
     def resubscribe(self) -> None:
@@ -324,7 +329,7 @@ class EslSource:
     async def _connect_forever(self) -> None:
         failures = 0
         first = True
-        while True:
+        while not self._stopping:  # besides cancellation: a cancel swallowed by a library must not loop on
             if not first:
                 self.reconnects += 1
             first = False
@@ -350,9 +355,8 @@ class EslSource:
     async def _session(self) -> None:
         """One connection, from TCP connect to its end (always an exception saying why)."""
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(self._url.host, self._url.port), self._connect_timeout_s
-            )
+            async with asyncio.timeout(self._connect_timeout_s):
+                reader, writer = await asyncio.open_connection(self._url.host, self._url.port)
         except TimeoutError:
             raise _EslError(f"no TCP connection within {self._connect_timeout_s} s") from None
         conn = _Connection(reader, writer)
@@ -427,7 +431,9 @@ class EslSource:
             self._accept_event_frame(frame)
         elif content_type in ("command/reply", "api/response"):
             self._on_reply(frame)
-        elif content_type == "text/disconnect-notice" and frame.headers.get("Content-Disposition") == "linger":
+        elif (
+            content_type == "text/disconnect-notice" and frame.headers.get("Content-Disposition") == "linger"
+        ):
             # A controlled channel hung up but the socket lingers (outbound mode): more events follow.
             logger.info("ESL %s: disconnect-notice with linger; staying connected", self._url.address)
         elif content_type in ("text/disconnect-notice", "text/rude-rejection"):

@@ -216,6 +216,15 @@ class AuthService:
         payload = {"id": token_id, "exp": expires_ms, "d": domain, "t": "domain", "v": 2}
         return jwt.encode(payload, self._secret, algorithm="HS256")
 
+    async def issue_domain_token(self, domain: str, role: str, lifetime_s: float, created_by: str) -> str:
+        """Mint a token offline (CLI): the domain is created when missing."""
+        now = self._clock()
+        row = TokenRow(str(uuid.uuid4()), domain, role, int((now + lifetime_s) * 1000), True, created_by, now)
+        async with self._store.transaction() as tx:
+            await tx.add_domain(domain, now)
+            await tx.add_token(row)
+        return self.mint_domain_token(row.id, domain, row.expires_ms)
+
     async def create_domain_token(self, caller: Caller, domain: str, body: Any) -> dict[str, Any]:
         self._require_domain_admin(caller, domain, "c")
         if not isinstance(body, dict):

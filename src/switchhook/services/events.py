@@ -119,7 +119,15 @@ class EventsService:
             hooks = self.match(event, domain, key)
             if not hooks:
                 continue
-            row = EventRow(str(uuid.uuid4()), domain, key, source, orjson.dumps(event).decode(), now)
+            try:
+                payload = orjson.dumps(event).decode()
+            except orjson.JSONEncodeError:  # e.g. a lone surrogate from a "\ud800" JSON escape
+                if strict:
+                    raise InvalidEvent(f"Bad request: event {position} contains text that is not valid Unicode.") from None
+                result.dropped += 1
+                self._count_dropped(source, "invalid_unicode")
+                continue
+            row = EventRow(str(uuid.uuid4()), domain, key, source, payload, now)
             planned.append((row, event, key, hooks))
         if limiter is not None:
             per_domain: dict[str, int] = {}

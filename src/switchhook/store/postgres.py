@@ -24,6 +24,7 @@ _UNAVAILABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError
 
 class PostgresTx(SqlTx):
     claim_lock_clause = "FOR UPDATE SKIP LOCKED"
+    row_lock_clause = "FOR UPDATE"
 
     def __init__(self, conn: Any) -> None:
         self._conn = conn

@@ -252,7 +252,7 @@ class SqlTx(ABC):
         )  # fmt: skip
         if not rows:
             return []
-        deliveries = [_delivery(r) for r in rows]
+        deliveries = sorted((_delivery(r) for r in rows), key=lambda d: d.next_at)  # RETURNING has no order
         payloads = await self.event_payloads(sorted({d.event_id for d in deliveries}))
         return [ClaimedDelivery(d, payloads.get(d.event_id, "{}")) for d in deliveries]
 
@@ -262,16 +262,19 @@ class SqlTx(ABC):
         return {r["id"]: r["payload"] for r in rows}
 
     async def finish(self, results: Sequence[Finish], worker_id: str | None, now: float) -> None:
-        """Record attempts and move deliveries on; a lease lost to another worker is left alone."""
-        await self.executemany(
-            "UPDATE deliveries SET status = ?, attempts = ?, next_at = ?, last_status = ?, last_error = ?,"
-            " lease_until = NULL, leased_by = NULL, updated_at = ? WHERE id = ?"
-            " AND (leased_by IS NULL OR leased_by = ? OR ? IS NULL)",
-            [
-                (r.status, r.attempts, r.next_at, r.last_status, r.last_error, now, r.delivery_id, worker_id, worker_id)
-                for r in results
-            ],
-        )
+        """Record attempts and move deliveries on; a result from a worker that lost the lease is dropped whole.
+
+        With `worker_id`, only deliveries still leased to that worker change: once another worker claimed one
+        (or anyone finished it and let go), the stale result and its attempt are ignored, so they can never
+        overwrite a newer outcome or take the attempt number of the new holder. `worker_id=None` applies all.
+        """
+        if not results:
+            return
+        if worker_id is not None:
+            owned = await self._leased_to(worker_id, [r.delivery_id for r in results])
+            results = [r for r in results if r.delivery_id in owned]
+            if not results:
+                return
         attempts = [r.attempt for r in results if r.attempt is not None]
         if attempts:
             await self.executemany(
@@ -282,6 +285,31 @@ class SqlTx(ABC):
                     for a in attempts
                 ],
             )
+        update = (
+            "UPDATE deliveries SET status = ?, attempts = ?, next_at = ?, last_status = ?, last_error = ?,"
+            " lease_until = NULL, leased_by = NULL, updated_at = ? WHERE id = ?"
+        )
+        rows = [(r.status, r.attempts, r.next_at, r.last_status, r.last_error, now, r.delivery_id) for r in results]
+        if worker_id is None:
+            await self.executemany(update, rows)
+        else:
+            await self.executemany(update + " AND leased_by = ?", [(*row, worker_id) for row in rows])
+
+    row_lock_clause = ""  # PostgreSQL: FOR UPDATE (claims skip what a finishing worker holds)
+
+    async def _leased_to(self, worker_id: str, delivery_ids: Sequence[str]) -> set[str]:
+        """Which of `delivery_ids` are leased to `worker_id`, locked until the transaction ends."""
+        owned: set[str] = set()
+        ordered = sorted(set(delivery_ids))  # one lock order everywhere (see extend_leases): no deadlocks
+        for start in range(0, len(ordered), 500):
+            chunk = ordered[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows = await self.fetch(
+                f"SELECT id FROM deliveries WHERE leased_by = ? AND id IN ({marks}) ORDER BY id {self.row_lock_clause}",  # noqa: S608
+                worker_id, *chunk,
+            )  # fmt: skip
+            owned.update(r["id"] for r in rows)
+        return owned
 
     async def get_delivery(self, domain: str, delivery_id: str) -> DeliveryRow | None:
         sql = f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE domain = ? AND id = ?"  # noqa: S608
@@ -330,7 +358,7 @@ class SqlTx(ABC):
         """Keep holding deliveries still queued or in flight in this worker."""
         await self.executemany(
             "UPDATE deliveries SET lease_until = ? WHERE id = ? AND leased_by = ? AND status = 'pending'",
-            [(lease_until, delivery_id, worker_id) for delivery_id in delivery_ids],
+            [(lease_until, delivery_id, worker_id) for delivery_id in sorted(delivery_ids)],  # lock order
         )
 
     async def release_leases(self, worker_id: str | None) -> int:

@@ -1,0 +1,474 @@
+"""AmqpSource against the real RabbitMQ: routing keys, bindings per hooked key, batching, acks, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+import aio_pika
+import pytest
+from aio_pika.abc import AbstractChannel, AbstractConnection
+from aio_pika.exceptions import PublishError
+
+from switchhook.domain.events import Event, decode_json_event
+from switchhook.ingest.amqp import AmqpSource, bindings_for, encode_routing_part, routing_key_for
+from tests.support.fixtures import fixture_bytes, load_fixture_frames
+from tests.support.services import require_amqp
+
+pytestmark = pytest.mark.rabbitmq
+
+CREATE = "amqp-json-CHANNEL_CREATE-kageds-mod_amqp-trace.json"
+CALLSTATE = "json-CHANNEL_CALLSTATE-webitel-switch-test-server.json"
+DESTROY = "esl-json-framed-CHANNEL_DESTROY-lua-lluv-esl.txt"
+DIALER_MEMBER_END = {
+    # What Webitel's dialer publishes itself: no FreeSWITCH common headers (freeswitch-events.md §6).
+    "Event-Name": "CUSTOM",
+    "Event-Subclass": "engine::dialer_member_end",
+    "variable_domain_name": "demo.webitel.com",
+    "dlr_id": "598035b7a7ec15000c40926e",
+}
+
+
+def fixture_body(name: str) -> bytes:
+    """The JSON body as mod_amqp would carry it (the framed ESL file: the body after its frame headers)."""
+    if name.startswith("esl-json-framed-"):
+        return load_fixture_frames(name)[0].body
+    return fixture_bytes(name)
+
+
+def fixture_with_id(name: str, unique_id: str) -> bytes:
+    event = json.loads(fixture_body(name))
+    event["Unique-ID"] = unique_id
+    return json.dumps(event).encode()
+
+
+def unique_ids(events: list[Event]) -> set[str]:
+    return {e.get("Unique-ID", "") for e in events}
+
+
+async def eventually(predicate: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
+    """Poll `predicate` every 20 ms until it holds, failing after `timeout_s`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not predicate():
+        if loop.time() > deadline:
+            pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def rabbitmqctl(*args: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        "rabbitmqctl", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    stdout, stderr = await process.communicate()
+    assert process.returncode == 0, f"rabbitmqctl {' '.join(args)}: {stderr.decode()}"
+    return stdout.decode()
+
+
+def need_rabbitmqctl() -> None:
+    if shutil.which("rabbitmqctl") is None:
+        pytest.skip("rabbitmqctl is not installed here")
+
+
+class Recorder:
+    """A sink that keeps every batch it is given."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[Event]] = []
+
+    async def __call__(self, events: list[Event]) -> None:
+        self.batches.append(events)
+
+    @property
+    def events(self) -> list[Event]:
+        return [event for batch in self.batches for event in batch]
+
+
+@dataclass
+class Broker:
+    """Per-test queue and exchanges on the real broker, plus a publishing channel that acts as mod_amqp."""
+
+    url: str
+    queue: str
+    events_exchange: str
+    cc_exchange: str
+    connection: AbstractConnection
+    channel: AbstractChannel
+    keys: set[str] = field(default_factory=set)
+
+    def source(self, sink: Any, **kwargs: Any) -> AmqpSource:
+        return AmqpSource(
+            self.url,
+            sink,
+            lambda: self.keys,
+            queue_name=self.queue,
+            events_exchange=self.events_exchange,
+            cc_exchange=self.cc_exchange,
+            **kwargs,
+        )
+
+    async def publish(
+        self,
+        body: bytes,
+        routing_key: str | None = None,
+        *,
+        exchange: str | None = None,
+        persistent: bool = False,
+        channel: AbstractChannel | None = None,
+    ) -> None:
+        """Publish like mod_amqp (text/json, non-persistent); raise PublishError if no binding routes it."""
+        channel = channel or self.channel
+        target = await channel.get_exchange(exchange or self.events_exchange, ensure=False)
+        mode = aio_pika.DeliveryMode.PERSISTENT if persistent else aio_pika.DeliveryMode.NOT_PERSISTENT
+        message = aio_pika.Message(body, content_type="text/json", delivery_mode=mode)
+        key = routing_key if routing_key is not None else routing_key_for(json.loads(body))
+        await target.publish(message, key, mandatory=True)
+
+    async def ready_count(self) -> int:
+        """Messages waiting in the queue (not counting those delivered and unacked)."""
+        async with await aio_pika.connect(self.url) as connection:
+            channel = await connection.channel()
+            queue = await channel.declare_queue(self.queue, passive=True)
+            return queue.declaration_result.message_count or 0
+
+    async def counts(self) -> tuple[int, int]:
+        """(ready, unacknowledged) as the broker's queue process reports them."""
+        columns = ("name", "messages_ready", "messages_unacknowledged")
+        out = await rabbitmqctl("list_queues", "-q", "--no-table-headers", *columns)
+        for line in out.splitlines():
+            name, ready, unacked = line.split("\t")
+            if name == self.queue:
+                return int(ready), int(unacked)
+        raise AssertionError(f"queue {self.queue} not found")
+
+
+async def open_publisher(url: str) -> tuple[AbstractConnection, AbstractChannel]:
+    connection = await aio_pika.connect(url)
+    # Confirms + returns: a publish only completes once the broker routed it, or raises if nothing did.
+    channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+    return connection, channel
+
+
+@pytest.fixture
+async def broker() -> AsyncIterator[Broker]:
+    url = require_amqp()
+    prefix = f"test.{uuid.uuid4().hex[:12]}"
+    connection, channel = await open_publisher(url)
+    b = Broker(
+        url=url,
+        queue=f"{prefix}.switchhook.events",
+        events_exchange=f"{prefix}.TAP.Events",
+        cc_exchange=f"{prefix}.TAP.CC-Events",
+        connection=connection,
+        channel=channel,
+    )
+    for name in (b.events_exchange, b.cc_exchange):
+        await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)
+    try:
+        yield b
+    finally:
+        with suppress(Exception):
+            await b.connection.close()
+        async with await aio_pika.connect(url) as cleanup:
+            cleanup_channel = await cleanup.channel()
+            await cleanup_channel.queue_delete(b.queue)
+            for name in (b.events_exchange, b.cc_exchange):
+                await cleanup_channel.exchange_delete(name)
+
+
+@asynccontextmanager
+async def running(source: AmqpSource) -> AsyncIterator[AmqpSource]:
+    task = asyncio.create_task(source.run())
+    try:
+        await eventually(lambda: source.state == "connected" or task.done(), "the source to connect")
+        if task.done():
+            task.result()
+        yield source
+    finally:
+        await source.stop()
+        async with asyncio.timeout(10):
+            await task
+        assert source.state == "disconnected"
+
+
+# -- routing keys and binding keys (pure) --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "encoded"),
+    [
+        ("kkk@10.10.10.144", "kkk%4010%2E10%2E10%2E144"),
+        ("engine::dialer_member_end", "engine%3A%3Adialer_member_end"),
+        ("callcenter::info", "callcenter%3A%3Ainfo"),
+        ("CHANNEL_CREATE", "CHANNEL_CREATE"),
+        ("a.b.c", "a%2Eb%2Ec"),
+        ("sip:a b/c?d#e", "sip%3Aa%20b%2Fc%3Fd%23e"),
+        ("-_~!*'()", "-_~!*'()"),  # encodeURIComponent leaves these alone
+        ("дзвінок", "%D0%B4%D0%B7%D0%B2%D1%96%D0%BD%D0%BE%D0%BA"),
+        ("", ""),
+    ],
+)
+def test_encode_routing_part_is_webitels_encodeRK(raw: str, encoded: str) -> None:
+    assert encode_routing_part(raw) == encoded
+
+
+def test_bindings_for_channel_custom_and_bare_custom_events() -> None:
+    assert bindings_for("CHANNEL_CREATE") == [("TAP.Events", "*.CHANNEL_CREATE.*.*.*")]
+    assert bindings_for("CUSTOM->engine::dialer_member_end") == [
+        ("TAP.Events", "*.CUSTOM.engine%3A%3Adialer_member_end.*.*"),
+        ("TAP.CC-Events", "*.engine%3A%3Adialer_member_end.*.*.*"),
+    ]
+    assert bindings_for("CUSTOM->callcenter::info") == [
+        ("TAP.Events", "*.CUSTOM.callcenter%3A%3Ainfo.*.*"),
+        ("TAP.CC-Events", "*.callcenter%3A%3Ainfo.*.*.*"),
+    ]
+    assert bindings_for("CUSTOM") == [("TAP.Events", "*.CUSTOM.*.*.*")]
+    assert bindings_for("CHANNEL_CREATE", "ev", "cc") == [("ev", "*.CHANNEL_CREATE.*.*.*")]
+
+
+def test_routing_key_for_real_events() -> None:
+    create = decode_json_event(fixture_body(CREATE))
+    assert routing_key_for(create) == "debian12-kazoo.CHANNEL_CREATE..1000%404f5549%2Esip%2E2600hz%2Ecom."
+    callstate = decode_json_event(fixture_body(CALLSTATE))
+    assert routing_key_for(callstate) == "core.CHANNEL_CALLSTATE..102%4010%2E10%2E10%2E144."
+    destroy = decode_json_event(fixture_body(DESTROY))
+    assert routing_key_for(destroy) == "alexey-PC.CHANNEL_DESTROY..."
+    # Webitel's dialer publishes exactly this key (webitel-original.md §4.1).
+    assert routing_key_for(DIALER_MEMBER_END) == ".CUSTOM.engine%3A%3Adialer_member_end.."
+
+
+# -- against the real broker ---------------------------------------------------------------------------
+
+
+async def test_only_hooked_keys_are_routed_to_the_queue(broker: Broker) -> None:
+    broker.keys = {"CHANNEL_CREATE", "CHANNEL_DESTROY"}
+    sink = Recorder()
+    async with running(broker.source(sink)):
+        await broker.publish(fixture_body(CREATE))
+        with pytest.raises(PublishError):  # returned by the broker: no binding routes it anywhere
+            await broker.publish(fixture_body(CALLSTATE))
+        await broker.publish(fixture_body(DESTROY))
+        await eventually(lambda: len(sink.events) == 2, "both hooked events")
+    assert sink.events == [decode_json_event(fixture_body(CREATE)), decode_json_event(fixture_body(DESTROY))]
+    assert await broker.ready_count() == 0
+
+
+async def test_custom_subclass_is_bound_on_both_exchanges(broker: Broker) -> None:
+    broker.keys = {"CUSTOM->engine::dialer_member_end"}
+    sink = Recorder()
+    async with running(broker.source(sink)):
+        # RabbitMQ's `*` matches the dialer's empty words: `.CUSTOM.engine%3A%3Adialer_member_end..`.
+        from_dialer = json.dumps({**DIALER_MEMBER_END, "Unique-ID": "dialer"}).encode()
+        await broker.publish(from_dialer, ".CUSTOM.engine%3A%3Adialer_member_end..")
+        # The callcenter profile's words: Hostname.Event-Subclass.CC-Action.CC-Queue.Unique-ID.
+        from_cc = json.dumps({**DIALER_MEMBER_END, "Unique-ID": "cc"}).encode()
+        await broker.publish(
+            from_cc, "core.engine%3A%3Adialer_member_end.end.q1.cc", exchange=broker.cc_exchange
+        )
+        with pytest.raises(PublishError):
+            await broker.publish(b"{}", ".CUSTOM.engine%3A%3Acallback_member_add..")
+        with pytest.raises(PublishError):
+            await broker.publish(
+                b"{}", "core.engine%3A%3Acallback_member_add.x.y.z", exchange=broker.cc_exchange
+            )
+        await eventually(lambda: len(sink.events) == 2, "the event from both exchanges")
+    assert unique_ids(sink.events) == {"dialer", "cc"}
+
+
+async def test_refresh_bindings_follows_key_changes_without_restart(broker: Broker) -> None:
+    broker.keys = {"CHANNEL_CREATE"}
+    sink = Recorder()
+    source = broker.source(sink)
+    await source.refresh_bindings()  # before run(): nothing to do yet, and no error
+    async with running(source):
+        await broker.publish(fixture_with_id(CREATE, "create-1"))
+        with pytest.raises(PublishError):
+            await broker.publish(fixture_with_id(CALLSTATE, "callstate-1"))
+        await eventually(lambda: len(sink.events) == 1, "the hooked CHANNEL_CREATE")
+
+        broker.keys = {"CHANNEL_CALLSTATE"}
+        await source.refresh_bindings()
+        await source.refresh_bindings()  # idempotent
+        with pytest.raises(PublishError):
+            await broker.publish(fixture_with_id(CREATE, "create-2"))
+        await broker.publish(fixture_with_id(CALLSTATE, "callstate-2"))
+        await eventually(lambda: len(sink.events) == 2, "the newly hooked CHANNEL_CALLSTATE")
+    assert [e["Unique-ID"] for e in sink.events] == ["create-1", "callstate-2"]
+
+
+async def test_poison_messages_are_rejected_and_never_block_the_batch(
+    broker: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    broker.keys = {"CHANNEL_CREATE"}
+    key = routing_key_for(decode_json_event(fixture_body(CREATE)))
+    sink = Recorder()
+    caplog.set_level(logging.WARNING, logger="switchhook.ingest.amqp")
+    # A long linger puts the poison and the good messages into the same batch.
+    async with running(broker.source(sink, batch_linger_s=0.3)) as source:
+        for poison in (b"not json at all", b"x" * 1000, b"[1, 2, 3]", b'{"Unique-ID": "no-event-name"}'):
+            await broker.publish(poison, key)
+        await broker.publish(fixture_with_id(CREATE, "good-1"))
+        await broker.publish(fixture_with_id(CREATE, "good-2"))
+        await eventually(lambda: len(sink.events) == 2, "the good messages after the poison")
+        assert source.messages_rejected == 4
+        assert source.events_received == 2
+    assert [e["Unique-ID"] for e in sink.events] == ["good-1", "good-2"]
+    assert await broker.ready_count() == 0  # rejected without requeue, good ones acked
+    rejections = [r.getMessage() for r in caplog.records if "rejecting message" in r.getMessage()]
+    assert len(rejections) == 4
+    assert not any("x" * 201 in message for message in rejections)
+
+
+async def test_acks_only_after_the_sink_returns(broker: Broker) -> None:
+    need_rabbitmqctl()
+    broker.keys = {"CHANNEL_CREATE"}
+    gate = asyncio.Event()
+    held: list[Event] = []
+
+    async def stuck_sink(events: list[Event]) -> None:
+        held.extend(events)
+        await gate.wait()
+
+    ids = {"ack-1", "ack-2", "ack-3"}
+    async with running(broker.source(stuck_sink, batch_linger_s=0.2, stop_timeout_s=0.2)):
+        for unique_id in sorted(ids):
+            await broker.publish(fixture_with_id(CREATE, unique_id))
+        await eventually(lambda: len(held) == 3, "the sink to hold the batch")
+        assert await broker.counts() == (0, 3)  # delivered, none acked while the sink works
+    # Stopped while the sink was stuck: nothing was acked, so the broker requeued the whole batch.
+    assert await broker.ready_count() == 3
+
+    sink = Recorder()
+    async with running(broker.source(sink)):
+        await eventually(lambda: len(sink.events) == 3, "the redelivered batch")
+    assert unique_ids(sink.events) == ids
+    assert await broker.counts() == (0, 0)
+
+
+async def test_sink_failure_requeues_the_batch_until_it_is_stored(broker: Broker) -> None:
+    broker.keys = {"CHANNEL_CREATE"}
+    stored: list[Event] = []
+    calls = 0
+
+    async def flaky_sink(events: list[Event]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls <= 2:
+            raise ConnectionError("database down")
+        stored.extend(events)
+
+    ids = {"retry-1", "retry-2", "retry-3"}
+    async with running(broker.source(flaky_sink, batch_linger_s=0.2)) as source:
+        for unique_id in sorted(ids):
+            await broker.publish(fixture_with_id(CREATE, unique_id))
+        await eventually(lambda: unique_ids(stored) >= ids, "the batch to be stored after two failures")
+        assert source.sink_failures == 2
+    assert await broker.ready_count() == 0
+
+
+async def test_later_bindings_are_restored_when_the_queue_is_recreated(broker: Broker) -> None:
+    broker.keys = {"CHANNEL_CREATE"}
+    sink = Recorder()
+    async with running(broker.source(sink)) as source:
+        broker.keys = {"CHANNEL_CREATE", "CHANNEL_CALLSTATE"}
+        await source.refresh_bindings()
+        # Someone deletes the queue (and its bindings) under the consumer; aio-pika redeclares it
+        # with every binding it made, including the one refresh_bindings added after start.
+        await broker.channel.queue_delete(broker.queue)
+
+        async def rerouted() -> bool:
+            try:
+                await broker.publish(fixture_with_id(CALLSTATE, "after"))
+            except PublishError:
+                return False
+            return True
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 15
+        while not await rerouted():
+            assert loop.time() < deadline, "the queue was not recreated with its bindings"
+            await asyncio.sleep(0.1)
+        await eventually(lambda: "after" in unique_ids(sink.events), "the event through the restored binding")
+
+
+@pytest.mark.slow
+async def test_consumer_resumes_after_broker_restart(broker: Broker) -> None:
+    need_rabbitmqctl()
+    broker.keys = {"CHANNEL_CREATE"}
+    gate = asyncio.Event()
+    holding = asyncio.Event()
+    stored: list[Event] = []
+
+    async def sink(events: list[Event]) -> None:
+        if not gate.is_set():
+            # The first batch spans the restart and then fails: only a copy kept by the broker can arrive.
+            holding.set()
+            await gate.wait()
+            raise ConnectionError("database down")
+        stored.extend(events)
+
+    source = broker.source(sink, batch_linger_s=0.1, reconnect_max_s=1.0)
+    async with running(source):
+        broker.keys.add("CHANNEL_DESTROY")
+        await source.refresh_bindings()
+        await broker.publish(fixture_with_id(CREATE, "pre-create"), persistent=True)
+        await broker.publish(fixture_with_id(DESTROY, "pre-destroy"), persistent=True)
+        await eventually(holding.is_set, "the sink to hold the pre-restart batch")
+
+        await rabbitmqctl("stop_app")
+        try:
+            await eventually(lambda: source.state == "connecting", "the source to notice the outage")
+            gate.set()
+        finally:
+            await rabbitmqctl("start_app")
+        connection = await wait_until_broker_answers(broker.url)
+        async with connection:
+            channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            await broker.publish(fixture_with_id(CREATE, "post-create"), channel=channel)
+            await broker.publish(fixture_with_id(DESTROY, "post-destroy"), channel=channel)
+
+        wanted = {"pre-create", "pre-destroy", "post-create", "post-destroy"}
+        await eventually(lambda: unique_ids(stored) >= wanted, "every event across the restart", 30)
+        assert source.state == "connected"
+        assert source.reconnects >= 1
+
+
+async def wait_until_broker_answers(url: str, timeout_s: float = 30.0) -> AbstractConnection:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        try:
+            return await aio_pika.connect(url, timeout=2)
+        except Exception:
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def test_unreachable_broker_is_retried_and_the_password_never_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    source = AmqpSource(
+        "amqp://guest:s3cret-pw@127.0.0.1:1/vh", Recorder(), lambda: {"CHANNEL_CREATE"}, reconnect_max_s=0.2
+    )
+    task = asyncio.create_task(source.run())
+    await eventually(
+        lambda: sum("unavailable" in r.getMessage() for r in caplog.records) >= 2, "two failed attempts"
+    )
+    states = [source.state]
+    await source.refresh_bindings()  # a key change while away is kept for later, not an error
+    await source.stop()
+    async with asyncio.timeout(5):
+        await task
+    states.append(source.state)
+    assert states == ["connecting", "disconnected"]
+    assert "127.0.0.1:1 vhost vh" in caplog.text
+    assert "s3cret-pw" not in caplog.text

@@ -1,0 +1,72 @@
+"""A running switchhook (runtime + ASGI client) for API and end-to-end tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+
+from switchhook.config import Settings
+from switchhook.runtime import Runtime
+from switchhook.services.auth import Caller
+
+ROOT_PASSWORD = "root-password-for-tests"  # noqa: S105 - a test fixture
+
+
+class Harness:
+    def __init__(self, runtime: Runtime, client: httpx.AsyncClient) -> None:
+        self.runtime = runtime
+        self.client = client
+
+    @property
+    def services(self) -> Any:
+        return self.runtime.services
+
+    async def domain_token(self, domain: str, role: str = "admin", lifetime_s: float = 3600) -> str:
+        token: str = await self.services.auth.issue_domain_token(domain, role, lifetime_s, "tests")
+        return token
+
+    async def root_headers(self) -> dict[str, str]:
+        response = await self.client.post("/login", json={"username": "root", "password": ROOT_PASSWORD})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        return {"X-Access-Token": body["token"], "X-Key": body["key"]}
+
+    async def create_hook(self, domain: str, hook: dict[str, Any], token: str | None = None) -> str:
+        token = token or await self.domain_token(domain)
+        response = await self.client.post(
+            "/api/v2/hooks", params={"domain": domain}, json=hook, headers={"X-Access-Token": token}
+        )
+        assert response.status_code == 200, response.text
+        hook_id: str = response.json()["data"]["insertedIds"][0]
+        return hook_id
+
+    async def post_events(self, events: Any, token: str, **kwargs: Any) -> httpx.Response:
+        return await self.client.post("/api/v2/events", json=events, headers={"X-Access-Token": token}, **kwargs)
+
+
+ROOT = Caller("root", "root", None, "root", "root")
+
+
+def make_settings(tmp_path: Any, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": tmp_path, "root_password": ROOT_PASSWORD, "token_secret": "test-secret-" + "x" * 32,
+        "poll_interval_s": 0.05, "log_format": "text",
+    }  # fmt: skip
+    values.update(overrides)
+    return Settings(**values)
+
+
+@asynccontextmanager
+async def running(settings: Settings, *, api: bool = True, worker: bool = True) -> AsyncIterator[Harness]:
+    runtime = Runtime(settings, api=api, worker=worker)
+    await runtime.start()
+    app = runtime.app()
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://switchhook.test") as client:
+            yield Harness(runtime, client)
+    finally:
+        await runtime.stop()

@@ -1,0 +1,430 @@
+"""Hook filters (SPEC §6): every operation, numeric vs string order, absent keys, regexes and their guard."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import pytest
+
+from switchhook.domain.errors import InvalidHook, ValidationFailed
+from switchhook.domain.filters import (
+    OPERATIONS,
+    REGEX_TIMEOUT_S,
+    Condition,
+    check,
+    compile_filter,
+    compile_pattern,
+    explain,
+    passes,
+)
+from tests.support.fixtures import load_fixture_event
+
+CHANNEL_CREATE = "amqp-json-CHANNEL_CREATE-kageds-mod_amqp-trace.json"
+
+
+def cond(operation: str, value: Any, key: str = "k") -> Condition:
+    (condition,) = compile_filter({key: {"operation": operation, "value": value}})
+    return condition
+
+
+def holds(operation: str, value: Any, actual: Any = None, *, absent: bool = False) -> bool:
+    event: dict[str, Any] = {} if absent else {"k": actual}
+    return check(cond(operation, value), event)
+
+
+# --- compile_filter ------------------------------------------------------------------------------
+
+
+def test_operations_are_exactly_webitels() -> None:
+    assert OPERATIONS == ("==", "!=", "<", ">", "<=", ">=", "reg")
+
+
+def test_empty_filter_compiles_to_nothing_and_passes_everything() -> None:
+    assert compile_filter({}) == ()
+    assert passes((), {}) is True
+    assert passes((), {"Event-Name": "CHANNEL_CREATE"}) is True
+    assert explain((), {"a": "b"}) == {}
+
+
+def test_compile_keeps_key_operation_and_value_in_order() -> None:
+    conditions = compile_filter(
+        {
+            "Caller-Destination-Number": {"operation": "==", "value": "1001"},
+            "Channel-State-Number": {"operation": ">=", "value": 2},
+            "Caller-Caller-ID-Name": {"operation": "reg", "value": "/^user_/i"},
+        }
+    )
+    assert [(c.key, c.operation, c.value) for c in conditions] == [
+        ("Caller-Destination-Number", "==", "1001"),
+        ("Channel-State-Number", ">=", 2),
+        ("Caller-Caller-ID-Name", "reg", "/^user_/i"),
+    ]
+    assert conditions[0].pattern is None
+    assert conditions[2].pattern is not None
+
+
+@pytest.mark.parametrize("operation", ["=", "===", "eq", "like", "REG", "", None, 1, "=="[::-1] + " "])
+def test_unknown_operation_is_rejected_naming_the_key(operation: Any) -> None:
+    with pytest.raises(InvalidHook) as raised:
+        compile_filter({"Answer-State": {"operation": operation, "value": "x"}})
+    assert "Answer-State" in raised.value.message
+    assert raised.value.message.startswith("Bad request: ")
+    assert "operation" in raised.value.message
+
+
+def test_missing_operation_is_rejected() -> None:
+    with pytest.raises(InvalidHook, match="Answer-State"):
+        compile_filter({"Answer-State": {"value": "x"}})
+
+
+@pytest.mark.parametrize("entry", ["==", 1, None, ["==", "x"], True])
+def test_entry_that_is_not_an_object_is_rejected_naming_the_key(entry: Any) -> None:
+    with pytest.raises(InvalidHook, match="Answer-State"):
+        compile_filter({"Answer-State": entry})
+
+
+@pytest.mark.parametrize("value", [[1, 2], {"a": 1}, object()])
+def test_value_of_wrong_type_is_rejected(value: Any) -> None:
+    with pytest.raises(InvalidHook, match="Answer-State"):
+        compile_filter({"Answer-State": {"operation": "==", "value": value}})
+
+
+@pytest.mark.parametrize("pattern", ["(", "[a-", "/(/", "/a{2,1}/", "*a", "\\"])
+def test_invalid_regex_is_rejected_at_compile_time_naming_the_key(pattern: str) -> None:
+    with pytest.raises(InvalidHook) as raised:
+        compile_filter({"variable_sip_from_user": {"operation": "reg", "value": pattern}})
+    assert "variable_sip_from_user" in raised.value.message
+    assert "regular expression" in raised.value.message
+    assert isinstance(raised.value, ValidationFailed)
+
+
+@pytest.mark.parametrize("value", [None, 1, 1.5, True])
+def test_reg_needs_a_string_pattern(value: Any) -> None:
+    with pytest.raises(InvalidHook, match="Answer-State"):
+        compile_filter({"Answer-State": {"operation": "reg", "value": value}})
+
+
+def test_first_bad_entry_stops_compilation() -> None:
+    spec = {
+        "good": {"operation": "==", "value": "x"},
+        "bad": {"operation": "~", "value": "x"},
+    }
+    with pytest.raises(InvalidHook, match="'bad'"):
+        compile_filter(spec)
+
+
+# --- == and != -----------------------------------------------------------------------------------
+
+
+def test_equal_on_strings() -> None:
+    assert holds("==", "ringing", "ringing") is True
+    assert holds("==", "ringing", "Ringing") is False  # case-sensitive
+    assert holds("==", "ringing", "ringing ") is False
+    assert holds("!=", "ringing", "ringing") is False
+    assert holds("!=", "ringing", "answered") is True
+
+
+def test_equal_is_numeric_when_both_sides_are_numbers() -> None:
+    assert holds("==", 2, "2") is True
+    assert holds("==", "2", 2) is True
+    assert holds("==", "2.0", "2") is True
+    assert holds("==", 2.0, "2") is True
+    assert holds("==", "1e3", 1000) is True
+    assert holds("==", "0x10", "16") is False  # hex is not a number here: string comparison
+    assert holds("!=", 2, "2.0") is False
+    assert holds("!=", 2, "3") is True
+
+
+def test_equal_on_a_missing_key_is_false_and_not_equal_is_true() -> None:
+    assert holds("==", "ringing", absent=True) is False
+    assert holds("!=", "ringing", absent=True) is True
+    assert holds("==", 0, absent=True) is False
+
+
+@pytest.mark.parametrize("marker", ["null", "", None])
+def test_absent_markers_mean_key_absent(marker: Any) -> None:
+    assert holds("==", marker, absent=True) is True
+    assert holds("==", marker, "something") is False
+    assert holds("!=", marker, absent=True) is False
+    assert holds("!=", marker, "something") is True
+
+
+@pytest.mark.parametrize("marker", ["null", "", None])
+def test_a_json_null_value_counts_as_absent(marker: Any) -> None:
+    assert check(cond("==", marker), {"k": None}) is True
+    assert check(cond("!=", marker), {"k": None}) is False
+
+
+def test_a_present_key_with_an_empty_value_is_not_absent() -> None:
+    # Webitel turned "" / "null" into null, and JS `"" == null` is false.
+    assert holds("==", "", "") is False
+    assert holds("!=", "", "") is True
+
+
+def test_literal_string_null_in_the_event_is_present() -> None:
+    assert holds("==", "null", "null") is False
+
+
+def test_booleans_compare_as_true_and_false_text() -> None:
+    assert holds("==", True, "true") is True
+    assert holds("==", False, "false") is True
+    assert holds("==", True, True) is True
+    assert holds("==", False, False) is True
+    assert holds("==", True, "false") is False
+    assert holds("!=", True, "false") is True
+    # A boolean is not the number 1 or 0.
+    assert holds("==", True, "1") is False
+    assert holds("==", False, 0) is False
+    assert holds("==", False, "0") is False
+
+
+def test_zero_is_a_value_not_an_absent_marker() -> None:
+    assert holds("==", 0, "0") is True
+    assert holds("==", 0, absent=True) is False
+    assert holds("!=", 0, absent=True) is True
+
+
+def test_floats_in_values() -> None:
+    assert holds("==", 1.5, "1.5") is True
+    assert holds("==", 1.5, "1.50") is True
+    assert holds(">", 1.5, "1.6") is True
+    assert holds("<", 1.5, "1.49") is True
+    assert holds("<=", 0.1, ".1") is True
+    assert holds(">=", -2.5, "-2.5") is True
+
+
+def test_non_finite_floats_do_not_crash() -> None:
+    for value in (float("inf"), float("-inf"), float("nan")):
+        condition = cond("<", value)
+        for actual in ("1", 1, "inf", "abc", None):
+            assert check(condition, {"k": actual}) in (True, False)
+
+
+def test_huge_integers_compare_exactly_without_crashing() -> None:
+    # JSON (and Python's json module) allow integers that do not fit a float.
+    huge = 10**400
+    assert holds(">", 5, huge) is True
+    assert holds("<", huge, 5) is True
+    assert holds("==", huge, huge) is True
+    assert holds("==", huge, huge + 1) is False
+    assert holds(">", huge, str(huge + 1)) is True  # the string parses as a number (inf): still larger
+    assert holds("==", 1, huge) is False
+
+
+# --- < > <= >= -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("operation", "value", "actual", "expected"),
+    [
+        (">", 10000, "9999", False),  # numeric, not "9999" > "10000" as strings
+        ("<", 10000, "9999", True),
+        ("<", 9, "10", False),  # "10" < 9 would be true as strings
+        (">", 9, "10", True),
+        ("<", "9", "10", False),  # both numeric strings: still numeric
+        (">", "9", "10", True),
+        ("<=", 10, "10", True),
+        ("<=", 10, "10.0", True),
+        (">=", 10, "10", True),
+        (">=", 10, "9.99", False),
+        ("<", 0, "-1", True),
+        (">", "-1", "0", True),
+        ("<", 1e3, " 999 ", True),  # surrounding spaces are tolerated (JS Number())
+        (">", "1.5e2", "151", True),
+    ],
+)
+def test_ordering_is_numeric_for_numbers(operation: str, value: Any, actual: Any, expected: bool) -> None:
+    assert holds(operation, value, actual) is expected
+
+
+@pytest.mark.parametrize(
+    ("operation", "value", "actual", "expected"),
+    [
+        ("<", "abd", "abc", True),
+        (">", "abd", "abc", False),
+        ("<", "b", "B", True),  # code point order
+        ("<=", "abc", "abc", True),
+        (">=", "abc", "abc", True),
+        (">", "10", "9a", True),  # "9a" is not numeric: string comparison, "9a" > "10"
+        ("<", 5, "abc", False),  # "abc" > "5" as text
+        (">", 5, "abc", True),
+        ("<", "CS_INIT", "CS_EXECUTE", True),
+    ],
+)
+def test_ordering_is_lexicographic_for_other_strings(
+    operation: str, value: Any, actual: Any, expected: bool
+) -> None:
+    assert holds(operation, value, actual) is expected
+
+
+@pytest.mark.parametrize("operation", ["<", ">", "<=", ">="])
+def test_ordering_on_an_absent_key_is_false(operation: str) -> None:
+    assert holds(operation, 5, absent=True) is False
+    assert holds(operation, "abc", absent=True) is False
+    assert check(cond(operation, 5), {"k": None}) is False
+
+
+@pytest.mark.parametrize("operation", ["<", ">", "<=", ">="])
+def test_ordering_against_a_null_value_is_false(operation: str) -> None:
+    assert holds(operation, None, "5") is False
+
+
+def test_ordering_with_numbers_in_the_event() -> None:
+    assert holds(">", 2, 3) is True
+    assert holds(">", 2, 2.5) is True
+    assert holds("<", "2", 1) is True
+    assert holds(">=", 0, 0) is True
+
+
+# --- reg -----------------------------------------------------------------------------------------
+
+
+def test_reg_with_a_bare_pattern_searches_anywhere() -> None:
+    assert holds("reg", "p48", "user_p48egZdPh4") is True
+    assert holds("reg", "^p48", "user_p48egZdPh4") is False
+    assert holds("reg", "^user_", "user_p48egZdPh4") is True
+    assert holds("reg", "^\\d{4}$", "1001") is True
+    assert holds("reg", "^\\d{4}$", "10010") is False
+
+
+def test_reg_with_slashes_and_no_flags() -> None:
+    assert holds("reg", "/^user_/", "user_x") is True
+    assert holds("reg", "/^USER_/", "user_x") is False
+
+
+def test_reg_flag_i_ignores_case() -> None:
+    assert holds("reg", "/^USER_/i", "user_x") is True
+
+
+def test_reg_flag_m_makes_anchors_match_lines() -> None:
+    text = "first line\nsecond line"
+    assert holds("reg", "/^second/", text) is False
+    assert holds("reg", "/^second/m", text) is True
+
+
+def test_reg_flag_s_makes_dot_match_newlines() -> None:
+    text = "a\nb"
+    assert holds("reg", "/a.b/", text) is False
+    assert holds("reg", "/a.b/s", text) is True
+
+
+@pytest.mark.parametrize("flags", ["g", "y", "gy", "gi", "igm", "msi"])
+def test_reg_flags_g_and_y_are_tolerated(flags: str) -> None:
+    condition = cond("reg", f"/abc/{flags}")
+    assert check(condition, {"k": "xxABCxx" if "i" in flags else "xxabcxx"}) is True
+
+
+def test_reg_with_an_unknown_flag_is_a_bare_pattern() -> None:
+    # "/abc/x" is not a literal with flags (x is not a JS flag): the whole text is the pattern.
+    assert holds("reg", "/abc/x", "/abc/x") is True
+    assert holds("reg", "/abc/x", "abc") is False
+
+
+def test_reg_pattern_containing_slashes() -> None:
+    assert holds("reg", "/^sofia\\/internal\\//", "sofia/internal/1000@x") is True
+    assert holds("reg", "/^sofia/internal//", "sofia/internal/1000@x") is True
+    assert holds("reg", "sofia/internal", "sofia/internal/1000@x") is True
+
+
+def test_reg_on_an_absent_key_searches_the_empty_string() -> None:
+    assert holds("reg", "^$", absent=True) is True
+    assert holds("reg", ".", absent=True) is False
+    assert holds("reg", "x", absent=True) is False
+
+
+def test_reg_on_non_string_values_reads_their_text() -> None:
+    assert holds("reg", "^12$", 12) is True
+    assert holds("reg", "^true$", True) is True
+    assert holds("reg", "^2$", 2.0) is True
+
+
+def test_compile_pattern_directly() -> None:
+    assert compile_pattern("/a/i").search("A") is not None
+    assert compile_pattern("a").search("A") is None
+    with pytest.raises(InvalidHook, match="'my-key'"):
+        compile_pattern("(", "my-key")
+
+
+def test_catastrophic_pattern_returns_false_quickly() -> None:
+    condition = cond("reg", "(a+)+$")
+    started = time.perf_counter()
+    assert check(condition, {"k": "a" * 30 + "b"}) is False
+    assert time.perf_counter() - started < 1.0
+
+
+def test_timed_out_match_does_not_pass_and_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    # The `regex` engine defuses (a+)+$ by itself; (a|aa)+$ still backtracks exponentially.
+    condition = cond("reg", "(a|aa)+$", key="Caller-Caller-ID-Name")
+    started = time.perf_counter()
+    with caplog.at_level(logging.WARNING, logger="switchhook.filters"):
+        assert check(condition, {"Caller-Caller-ID-Name": "a" * 40 + "!"}) is False
+    elapsed = time.perf_counter() - started
+    assert elapsed < 1.0
+    assert elapsed >= REGEX_TIMEOUT_S * 0.5
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "Caller-Caller-ID-Name" in warnings[0].getMessage()
+    assert "timed out" in warnings[0].getMessage()
+
+
+def test_timed_out_condition_fails_the_whole_filter(caplog: pytest.LogCaptureFixture) -> None:
+    conditions = compile_filter(
+        {
+            "Answer-State": {"operation": "==", "value": "ringing"},
+            "name": {"operation": "reg", "value": "(a|aa)+$"},
+        }
+    )
+    event = {"Answer-State": "ringing", "name": "a" * 40 + "!"}
+    with caplog.at_level(logging.WARNING, logger="switchhook.filters"):
+        assert passes(conditions, event) is False
+        assert explain(conditions, event) == {"Answer-State": True, "name": False}
+
+
+# --- passes / explain on a real event ------------------------------------------------------------
+
+
+def test_passes_needs_every_condition_on_a_real_event() -> None:
+    event = load_fixture_event(CHANNEL_CREATE)
+    matching = {
+        "Answer-State": {"operation": "==", "value": "ringing"},
+        "Caller-Destination-Number": {"operation": ">=", "value": 1000},
+        "Channel-State-Number": {"operation": "<", "value": "10"},
+        "Caller-Caller-ID-Name": {"operation": "reg", "value": "/^USER_/i"},
+        "variable_no_such_header": {"operation": "==", "value": "null"},
+        "Call-Direction": {"operation": "!=", "value": "outbound"},
+    }
+    conditions = compile_filter(matching)
+    assert passes(conditions, event) is True
+    assert explain(conditions, event) == dict.fromkeys(matching, True)
+
+    failing = {**matching, "Call-Direction": {"operation": "==", "value": "outbound"}}
+    conditions = compile_filter(failing)
+    assert passes(conditions, event) is False
+    assert explain(conditions, event) == {**dict.fromkeys(matching, True), "Call-Direction": False}
+
+
+def test_event_date_timestamp_compares_numerically() -> None:
+    event = load_fixture_event(CHANNEL_CREATE)
+    assert event["Event-Date-Timestamp"] == "1742986241847058"
+    assert check(cond(">", "999999999999999", key="Event-Date-Timestamp"), event) is True
+    assert check(cond("<", 1742986241847059, key="Event-Date-Timestamp"), event) is True
+
+
+def test_passes_does_not_modify_the_event() -> None:
+    event = {"a": "1", "b": "x"}
+    conditions = compile_filter({"a": {"operation": "<", "value": 2}, "c": {"operation": "==", "value": ""}})
+    assert passes(conditions, event) is True
+    assert event == {"a": "1", "b": "x"}
+
+
+def test_explain_reports_each_key() -> None:
+    conditions = compile_filter(
+        {
+            "a": {"operation": "==", "value": "1"},
+            "b": {"operation": ">", "value": 5},
+            "c": {"operation": "reg", "value": "x"},
+        }
+    )
+    assert explain(conditions, {"a": "1", "b": "4", "c": "xyz"}) == {"a": True, "b": False, "c": True}
