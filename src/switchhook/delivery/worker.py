@@ -64,6 +64,7 @@ class DeliveryWorker:
         self._in_flight = 0
         self._results: list[Finish] = []
         self._wake = asyncio.Event()
+        self._poke = asyncio.Event()
         self._record_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._sends: set[asyncio.Task[None]] = set()
@@ -79,6 +80,10 @@ class DeliveryWorker:
                 self._held.add(job.delivery_id)
                 self._ready.append(job)
         self._wake.set()
+
+    def poke(self) -> None:
+        """New deliveries are due (another process stored them): poll now rather than at the next tick."""
+        self._poke.set()
 
     @property
     def in_flight(self) -> int:
@@ -201,7 +206,9 @@ class DeliveryWorker:
                 except Exception as exc:
                     logger.warning("claiming due deliveries failed: %s", exc)
             if claimed < room or room == 0:
-                await asyncio.sleep(self._poll_interval_s)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._poke.wait(), self._poll_interval_s)
+                self._poke.clear()
 
     # -- recording, batched -----------------------------------------------------------------------
     async def _record_loop(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import math
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
         return None
     value = value.strip()
     seconds: float | None
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # str.isdigit() also accepts "²", which float() refuses
         seconds = float(value)
     else:
         try:
@@ -59,6 +60,8 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
             return None
         if when is None:
             return None
+        if when.tzinfo is None:  # asctime and "-0000" dates parse naive; HTTP dates are always GMT
+            when = when.replace(tzinfo=datetime.UTC)
         seconds = when.timestamp() - now
     if math.isnan(seconds):
         return None

@@ -163,7 +163,7 @@ class AuthService:
 
     async def logout(self, key: str | None, token: str | None) -> None:
         caller = await self.authenticate(token, key)
-        if caller.kind != "session" or key is None:
+        if caller.kind == "domain_token" or key is None:  # root's session (kind "root") logs out too
             raise AuthError("Invalid Token or Key")
         async with self._store.transaction() as tx:
             await tx.delete_session(key, self._clock())
@@ -288,7 +288,10 @@ class AuthService:
         if not caller.is_root:
             raise PermissionDenied()
         async with self._store.transaction() as tx:
-            return await tx.delete_domain(name)
+            removed = await tx.delete_domain(name)
+            if removed:
+                await tx.notify_hook_changed(name, "*")  # other processes drop its hooks from their index
+            return removed
 
     async def add_account(self, caller: Caller, domain: str, body: Any) -> dict[str, Any]:
         require(caller, "account", "c")

@@ -143,6 +143,8 @@ class EventsService:
         async with self._store.transaction() as tx:
             await tx.insert_events([p[0] for p in planned])
             await tx.insert_deliveries(deliveries, now)
+            if len(jobs) < len(deliveries):
+                await tx.notify_new_deliveries()  # some are left for workers elsewhere: wake them
         result.deliveries = len(deliveries)
         if jobs and self.fast_path is not None:
             self.fast_path.submit(jobs)

@@ -18,6 +18,7 @@ from switchhook.store.sql import Row, SqlTx, numbered
 logger = logging.getLogger("switchhook.store.postgres")
 
 HOOKS_CHANNEL = "switchhook_hooks"
+DELIVERIES_CHANNEL = "switchhook_deliveries"
 _MIGRATION_LOCK = 0x5357484B  # pg_advisory_xact_lock key: one migrator at a time across processes
 _UNAVAILABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError)
 
@@ -44,6 +45,9 @@ class PostgresTx(SqlTx):
     async def notify_hook_changed(self, domain: str, hook_id: str) -> None:
         # Delivered at commit, to every process LISTENing, including this one.
         await self._conn.execute("SELECT pg_notify($1, $2)", HOOKS_CHANNEL, f"{domain}\n{hook_id}")
+
+    async def notify_new_deliveries(self) -> None:
+        await self._conn.execute("SELECT pg_notify($1, '')", DELIVERIES_CHANNEL)
 
 
 class PostgresStore:
@@ -110,11 +114,20 @@ class PostgresStore:
             return False
         return True
 
-    async def listen_hook_changes(self, callback: Callable[[str, str], Awaitable[None]]) -> None:
-        """Run `callback(domain, hook_id)` for every change any process commits; ("*", "*") after a reconnect."""
-        self._listener_task = asyncio.create_task(self._listen(callback), name="pg-listen")
+    async def listen_hook_changes(
+        self,
+        callback: Callable[[str, str], Awaitable[None]],
+        on_new_deliveries: Callable[[], None] | None = None,
+    ) -> None:
+        """Run `callback(domain, hook_id)` for every change any process commits; ("*", "*") after a reconnect.
 
-    async def _listen(self, callback: Callable[[str, str], Awaitable[None]]) -> None:
+        `on_new_deliveries()` runs when another process stored deliveries it did not hand to a worker.
+        """
+        self._listener_task = asyncio.create_task(self._listen(callback, on_new_deliveries), name="pg-listen")
+
+    async def _listen(
+        self, callback: Callable[[str, str], Awaitable[None]], on_new_deliveries: Callable[[], None] | None
+    ) -> None:
         backoff = 0.5
         while True:
             conn = None
@@ -128,6 +141,9 @@ class PostgresStore:
                     asyncio.ensure_future(callback(domain, hook_id))
 
                 await conn.add_listener(HOOKS_CHANNEL, on_notify)
+                if on_new_deliveries is not None:
+                    wake = on_new_deliveries
+                    await conn.add_listener(DELIVERIES_CHANNEL, lambda *_args: wake())
                 await callback("*", "*")  # changes may have been missed while disconnected
                 backoff = 0.5
                 while not lost.is_set():

@@ -222,6 +222,9 @@ class SqlTx(ABC):
     async def notify_hook_changed(self, domain: str, hook_id: str) -> None:
         """Tell other processes (PostgreSQL overrides this; SQLite has one process)."""
 
+    async def notify_new_deliveries(self) -> None:
+        """Wake idle workers of other processes (PostgreSQL overrides this)."""
+
     # -- events and deliveries --------------------------------------------------------------------
     async def insert_events(self, rows: Sequence[EventRow]) -> None:
         await self.executemany(

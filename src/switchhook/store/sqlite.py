@@ -107,7 +107,11 @@ class SqliteStore:
             return False
         return True
 
-    async def listen_hook_changes(self, callback: Callable[[str, str], Awaitable[None]]) -> None:
+    async def listen_hook_changes(
+        self,
+        callback: Callable[[str, str], Awaitable[None]],
+        on_new_deliveries: Callable[[], None] | None = None,
+    ) -> None:
         """Single process: the in-process index is updated directly by the hooks service."""
 
     async def close(self) -> None:
