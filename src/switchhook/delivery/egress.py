@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from collections.abc import Iterable
 from typing import Any
@@ -22,6 +23,9 @@ ALWAYS_DENIED: tuple[IpNetwork, ...] = tuple(
         "::/128", "fe80::/10", "fd00:ec2::254/128", "ff00::/8", "224.0.0.0/4",
     )
 )  # fmt: skip
+
+
+_NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+)){0,3}$", re.IGNORECASE)
 
 
 class EgressRefused(Exception):
@@ -51,12 +55,24 @@ class EgressPolicy:
         return None
 
     def check_literal(self, host: str) -> None:
-        """IP-literal hosts never reach the resolver: check them here."""
+        """IP-literal hosts never reach the resolver: check them here.
+
+        Decimal, octal, hex and short IPv4 spellings (`2852039166`, `0251.0376.0251.0376`) are what
+        inet_aton would make of them; they are refused whatever they name, never guessed at.
+        """
+        bare = host.strip("[]").split("%", 1)[0]
         try:
-            ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+            ipaddress.ip_address(bare)
         except ValueError:
+            if _NUMERIC_HOST.match(bare):
+                try:
+                    meant = socket.inet_ntoa(socket.inet_aton(bare))
+                except OSError:
+                    return
+                why = self.refusal(meant) or "use the canonical dotted form"
+                raise EgressRefused(f"non-canonical IP address {host} ({meant}): {why}") from None
             return
-        reason = self.refusal(host.strip("[]"))
+        reason = self.refusal(bare)
         if reason:
             raise EgressRefused(reason)
 
