@@ -134,6 +134,10 @@ def test_subscription_command_never_lets_a_key_inject_a_command(caplog: pytest.L
     assert "whitespace" in caplog.text
 
 
+def test_subscription_command_never_subscribes_to_every_event() -> None:
+    assert subscription_command(["ALL", "all", "SWITCH_EVENT_ALL", "DTMF"]) == "event json DTMF"
+
+
 def test_subscription_command_subscribes_non_custom_names_whole() -> None:
     # Only CUSTOM events are filtered by subclass in mod_event_socket; matching does the rest.
     assert subscription_command(["PRESENCE_IN->x"]) == "event json PRESENCE_IN"

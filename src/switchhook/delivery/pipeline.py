@@ -12,6 +12,7 @@ from typing import Any
 from switchhook.delivery.sender import HttpResult, Sender
 from switchhook.domain.events import Event
 from switchhook.domain.hooks import Hook
+from switchhook.domain.redact import redact
 from switchhook.domain.render import RenderedRequest, auth_values, build_auth_request, build_request
 from switchhook.domain.retry import Delivered, GiveUp, Outcome, Retry, decide
 from switchhook.domain.signing import secret_key, signature_headers
@@ -181,8 +182,10 @@ class DeliveryPipeline:
 
 
 def request_view(request: RenderedRequest) -> dict[str, Any]:
+    """The request as the dry run shows it: credential-like header values masked, like hook reads."""
     body = request.body.decode("utf-8", "replace") if request.body is not None else None
-    return {"method": request.method, "url": request.url, "headers": request.headers, "body": body,
+    shown = redact({"headers": request.headers, "action": {"url": request.url}})
+    return {"method": request.method, "url": shown["action"]["url"], "headers": shown["headers"], "body": body,
             "notes": request.notes}  # fmt: skip
 
 

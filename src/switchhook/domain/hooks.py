@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from switchhook.domain.errors import InvalidHook
 from switchhook.domain.filters import Condition, compile_filter
+from switchhook.domain.redact import redact, restore
 from switchhook.domain.signing import secret_key
 
 #: Webitel's whitelist, in the order its service copied them, plus switchhook's extensions.
@@ -26,13 +27,13 @@ MAX_DELAY_S = 86_400.0
 MAX_TTL_S = 30 * 86_400.0
 #: What reads show instead of a secret; sending it back on PUT keeps the stored secret.
 SECRET_MASK = "whsec_********"  # noqa: S105 - a display mask, not a secret
-_HOOK_ID = re.compile(r"^[0-9a-f]{24}$")
-_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 token
+_HOOK_ID = re.compile(r"[0-9a-f]{24}")
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def is_hook_id(value: str) -> bool:
-    return bool(_HOOK_ID.match(value))
+    return bool(_HOOK_ID.fullmatch(value))  # not match+$: "$" also matches before a trailing newline
 
 
 def _bad(message: str) -> InvalidHook:
@@ -48,7 +49,7 @@ def _string_map(value: Any, name: str) -> dict[str, str]:
 def _headers(value: Any, name: str) -> dict[str, str]:
     headers = _string_map(value, name)
     for header in headers:
-        if not _HEADER_NAME.match(header):
+        if not _HEADER_NAME.fullmatch(header):
             raise _bad(f"{name} has an invalid header name {header!r}.")
     return headers
 
@@ -57,8 +58,13 @@ def _number(value: Any, name: str, low: float, high: float) -> float | int:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise _bad(f"{name} must be a number.")
     if not low <= value <= high:
-        raise _bad(f"{name} must be between {low:g} and {high:g}.")
+        raise _bad(f"{name} must be between {_plain(low)} and {_plain(high)}.")
     return value
+
+
+def _plain(number: float) -> str:
+    """2592000 rather than `:g`'s 2.592e+06 in messages."""
+    return str(int(number)) if float(number).is_integer() else f"{number:g}"
 
 
 def _http_url(value: Any, name: str) -> str:
@@ -82,8 +88,13 @@ def _boolean(value: Any, name: str) -> bool:
     return value
 
 
-def validate_hook(body: Any, previous_secret: str | None = None) -> dict[str, Any]:
-    """Check a create/replace body and return the document to store (unknown keys dropped, no domain)."""
+def validate_hook(
+    body: Any, previous_secret: str | None = None, previous: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Check a create/replace body and return the document to store (unknown keys dropped, no domain).
+
+    `previous` is the stored document a replacement may still carry masked secrets of (see redact).
+    """
     if not isinstance(body, Mapping):
         raise _bad("hook must be a JSON object.")
     event = body.get("event")
@@ -103,7 +114,7 @@ def validate_hook(body: Any, previous_secret: str | None = None) -> dict[str, An
             continue
         doc[key] = _validate_field(key, body[key], previous_secret)
     doc["action"] = {**dict(action), "method": action["method"].upper()}
-    return {key: doc[key] for key in STORED_KEYS if key in doc}
+    return restore({key: doc[key] for key in STORED_KEYS if key in doc}, previous)
 
 
 def _validate_field(key: str, value: Any, previous_secret: str | None) -> Any:
@@ -172,8 +183,11 @@ def _validate_auth(value: Any) -> dict[str, Any]:
     return auth
 
 
-def public_view(doc: Mapping[str, Any], hook_id: str, domain: str, *, id_first: bool = True) -> dict[str, Any]:
-    """The document as the API shows it: Webitel key order, secret masked."""
+def public_view(
+    doc: Mapping[str, Any], hook_id: str, domain: str, *, id_first: bool = True
+) -> dict[str, Any]:
+    """The document as the API shows it: Webitel key order, secret and credentials masked."""
+    doc = redact(doc)
     body = {"domain": domain, **{k: doc[k] for k in STORED_KEYS if k in doc}}
     if "secret" in body:
         body["secret"] = SECRET_MASK

@@ -23,6 +23,7 @@ DEFAULT_PASSWORD: Final = "ClueCon"  # noqa: S105 -- FreeSWITCH's stock event_so
 BACKLOG_MAX_EVENTS: Final = 10_000
 
 _CUSTOM: Final = "CUSTOM"
+_EVERY_EVENT: Final = frozenset({"ALL", "SWITCH_EVENT_ALL"})  # switch_name_event ignores case and the prefix
 _READ_CHUNK_BYTES: Final = 64 * 1024
 _LOG_EXCERPT_CHARS: Final = 200
 _CLOSE_TIMEOUT_S: Final = 1.0
@@ -84,6 +85,12 @@ def _subscription_keys(event_keys: Collection[str]) -> frozenset[str]:
         name, _, subclass = key.partition("->")
         if not name:
             continue
+        if name.upper() in _EVERY_EVENT:
+            # No event is named ALL, so no hook could match what it subscribes: the whole switch's traffic.
+            logger.warning(
+                "ESL: not subscribing to event key %r: it would subscribe to every event", key[:80]
+            )
+            continue
         if name != _CUSTOM:
             # FreeSWITCH filters subclasses of CUSTOM only; other names subscribe whole, matching sorts them.
             keys.add(name)
@@ -141,7 +148,7 @@ class _EslError(Exception):
 
 
 class _AuthFailed(_EslError):
-    pass
+    """FreeSWITCH answered our `auth` with something other than +OK (wrong password)."""
 
 
 class _Disconnected(_EslError):

@@ -98,7 +98,7 @@ class HooksService:
             if current is None:
                 validate_hook(body)  # bad input is still a 400, found or not
                 return {"n": 0, "nModified": 0, "ok": 1}
-            doc = validate_hook(body, previous_secret=current.doc.get("secret"))
+            doc = validate_hook(body, previous_secret=current.doc.get("secret"), previous=current.doc)
             row = HookRow(hook_id, scope, doc)
             changed = await tx.replace_hook(row, self._clock())
             await tx.notify_hook_changed(scope, hook_id)
@@ -116,3 +116,7 @@ class HooksService:
         if removed:
             self._index.remove(hook_id)
         return {"n": removed, "ok": 1}
+
+    def forget_domain(self, domain: str) -> None:
+        """After a domain was deleted: its hooks must stop firing in this process at once."""
+        self._index.remove_domain(domain)
