@@ -428,3 +428,9 @@ def test_explain_reports_each_key() -> None:
         }
     )
     assert explain(conditions, {"a": "1", "b": "4", "c": "xyz"}) == {"a": True, "b": False, "c": True}
+
+
+def test_a_trailing_newline_is_part_of_a_bare_pattern() -> None:
+    # "/abc/i\n" is not a /pattern/flags literal: the whole text, newline included, is the pattern.
+    assert holds("reg", "/abc/i\n", "ABC") is False
+    assert holds("reg", "/abc/i\n", "x/abc/i\n") is True

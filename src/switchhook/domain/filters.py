@@ -18,7 +18,7 @@ logger = logging.getLogger("switchhook.filters")
 OPERATIONS = ("==", "!=", "<", ">", "<=", ">=", "reg")
 #: Wall-clock cap on one tenant regex match; a timed-out match does not pass.
 REGEX_TIMEOUT_S = 0.05
-_REGEX_LITERAL = re.compile(r"^/(.*)/([gimsy]*)$", re.DOTALL)
+_REGEX_LITERAL = re.compile(r"/(.*)/([gimsy]*)", re.DOTALL)  # fullmatch: "$" would allow a final "\n"
 _NUMERIC = re.compile(r"^\s*[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*$")
 _ABSENT_MARKERS = (None, "null", "")
 
@@ -61,7 +61,7 @@ def compile_pattern(text: str, key: str = "") -> Any:
     """`/pattern/flags` (flags i, m, s; g and y accepted and ignored) or a bare pattern."""
     flags = 0
     source = text
-    literal = _REGEX_LITERAL.match(text)
+    literal = _REGEX_LITERAL.fullmatch(text)
     if literal:
         source, letters = literal.group(1), literal.group(2)
         flags |= regex.IGNORECASE if "i" in letters else 0
@@ -108,7 +108,9 @@ def _search(condition: Condition, text: str) -> bool:
     try:
         return condition.pattern.search(text, timeout=REGEX_TIMEOUT_S) is not None
     except TimeoutError:
-        logger.warning("filter regex on key %r timed out after %.0f ms", condition.key, REGEX_TIMEOUT_S * 1000)
+        logger.warning(
+            "filter regex on key %r timed out after %.0f ms", condition.key, REGEX_TIMEOUT_S * 1000
+        )
         return False
 
 

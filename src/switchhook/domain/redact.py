@@ -1,4 +1,4 @@
-"""Secrets in hook documents: what reads show instead of them, and putting them back when a read is sent back."""
+"""Secrets in hook documents: what reads show instead, and putting them back when a read is sent back."""
 
 from __future__ import annotations
 
@@ -43,7 +43,9 @@ def redact(doc: Mapping[str, Any]) -> dict[str, Any]:
         for key in ("headers", "map"):
             values = masked.get(key)
             if isinstance(values, Mapping):
-                masked[key] = {k: MASK if isinstance(v, str) and v and "${" not in v else v for k, v in values.items()}
+                masked[key] = {
+                    k: MASK if isinstance(v, str) and v and "${" not in v else v for k, v in values.items()
+                }
         out["auth"] = masked
     return out
 
@@ -56,7 +58,10 @@ def restore(doc: dict[str, Any], previous: Mapping[str, Any] | None) -> dict[str
     for key in ("headers",):
         out[key] = _restore_map(out.get(key), previous.get(key))
     if isinstance(out.get("action"), Mapping) and isinstance(previous.get("action"), Mapping):
-        out["action"] = {**out["action"], "url": _restore_url(out["action"].get("url"), previous["action"].get("url"))}
+        out["action"] = {
+            **out["action"],
+            "url": _restore_url(out["action"].get("url"), previous["action"].get("url")),
+        }
     if isinstance(out.get("auth"), Mapping) and isinstance(previous.get("auth"), Mapping):
         auth, before = dict(out["auth"]), previous["auth"]
         for key in ("headers", "map"):
@@ -75,7 +80,7 @@ def _restore_map(current: Any, before: Any) -> Any:
 
 
 def _restore_url(current: Any, before: Any) -> Any:
-    if isinstance(current, str) and isinstance(before, str) and ":" + MASK + "@" in current:
-        if _mask_url(before) == current:
-            return before
+    masked = isinstance(current, str) and ":" + MASK + "@" in current
+    if masked and isinstance(before, str) and _mask_url(before) == current:
+        return before
     return current
