@@ -689,3 +689,13 @@ def test_auth_response_end_to_end_into_the_main_request() -> None:
         "Cookie": "sid=abc",
         "Content-Type": "application/json",
     }
+
+
+def test_get_query_template_values_cannot_inject_parameters() -> None:
+    from switchhook.domain.render import build_request
+
+    request = build_request(
+        method="GET", url="http://h/x", event_key="E", message_id="m", event={"n": "1&admin=true"},
+        auth_values={}, header_templates={}, fields=[], renames={}, custom_body=True, raw_body="n=${n}&k=v",
+    )  # fmt: skip
+    assert request.url == "http://h/x?n=1%26admin%3Dtrue&k=v"

@@ -227,7 +227,10 @@ def build_request(
 
     if method == "GET":
         if text is not None:
-            query = query_string(payload) if isinstance(payload, Mapping) else text.lstrip("?")
+            if isinstance(payload, Mapping):
+                query = query_string(payload)
+            else:  # a hand-written query template: values URL-encoded, so none can add parameters
+                query = render(raw_body, context, form_escape).lstrip("?")
         else:
             query = query_string(data)
         return RenderedRequest(method, with_query(url, query), headers, None, False, notes)

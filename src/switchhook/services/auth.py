@@ -289,8 +289,8 @@ class AuthService:
             raise PermissionDenied()
         async with self._store.transaction() as tx:
             removed = await tx.delete_domain(name)
-            if removed:
-                await tx.notify_hook_changed(name, "*")  # other processes drop its hooks from their index
+            # Its hooks went too (even of a domain never added explicitly): other processes must drop them.
+            await tx.notify_hook_changed(name, "*")
             return removed
 
     async def add_account(self, caller: Caller, domain: str, body: Any) -> dict[str, Any]:

@@ -49,7 +49,8 @@ class HooksService:
     ) -> list[dict[str, Any]]:
         require(caller, "hook", "r")
         scope = effective_domain(caller, domain)
-        size = _int_param(limit, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        # Webitel: `parseInt(limit) || 40`, so 0 means the default; Mongo reads a negative limit as its size.
+        size = abs(_int_param(limit, "limit", DEFAULT_LIMIT, -MAX_LIMIT, MAX_LIMIT)) or DEFAULT_LIMIT
         number = _int_param(page, "page", 1, -(2**31), 2**31)
         offset = (number - 1) * size if number > 0 else 0
         async with self._store.transaction() as tx:

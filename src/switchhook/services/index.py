@@ -60,6 +60,13 @@ class HookIndex:
         if self._by_id.pop(hook_id, None) is not None:
             self._rebuild()
 
+    def remove_domain(self, domain: str) -> None:
+        """Forget every hook of `domain` (the domain was deleted)."""
+        kept = {hook_id: hook for hook_id, hook in self._by_id.items() if hook.domain != domain}
+        if len(kept) != len(self._by_id):
+            self._by_id = kept
+            self._rebuild()
+
     def _rebuild(self) -> None:
         # Rebuilding the whole map is O(hooks) per change; changes are rare, lookups are hot.
         grouped: dict[tuple[str, str], list[Hook]] = {}

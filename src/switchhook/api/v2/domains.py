@@ -48,7 +48,9 @@ async def list_domains(caller: CallerDep, svc: ServicesDep) -> Response:
 
 @router.delete("/domains/{name}", summary="Delete a domain and everything in it (root)", responses={**s.ok(s.envelope(COUNT)), **s.error_responses(401, 403, 503)})
 async def delete_domain(name: str, caller: CallerDep, svc: ServicesDep) -> Response:
-    return ok({"n": await svc.auth.delete_domain(caller, name), "ok": 1})
+    removed = await svc.auth.delete_domain(caller, name)
+    svc.hooks.forget_domain(name)  # its hooks were deleted with it
+    return ok({"n": removed, "ok": 1})
 
 
 @router.post("/domains/{name}/settings/token", summary="Mint a domain token", openapi_extra=s.json_request(TOKEN_INPUT), responses={**s.ok({"type": "object", "properties": {"status": {"const": "OK"}, "info": {"type": "object", "properties": {"data": TOKEN, "token": {"type": "string"}}}}}), **s.error_responses(400, 401, 403, 404, 413, 503)})
