@@ -265,7 +265,7 @@ class SqlTx(ABC):
         return {r["id"]: r["payload"] for r in rows}
 
     async def finish(self, results: Sequence[Finish], worker_id: str | None, now: float) -> None:
-        """Record attempts and move deliveries on; a result from a worker that lost the lease is dropped whole.
+        """Record attempts and move deliveries on; a result of a worker that lost the lease is dropped whole.
 
         With `worker_id`, only deliveries still leased to that worker change: once another worker claimed one
         (or anyone finished it and let go), the stale result and its attempt are ignored, so they can never
@@ -281,18 +281,22 @@ class SqlTx(ABC):
         attempts = [r.attempt for r in results if r.attempt is not None]
         if attempts:
             await self.executemany(
-                "INSERT INTO attempts (delivery_id, n, started_at, duration_ms, status_code, error, response_excerpt)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                "INSERT INTO attempts (delivery_id, n, started_at, duration_ms, status_code, error,"
+                " response_excerpt) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 [
-                    (a.delivery_id, a.n, a.started_at, a.duration_ms, a.status_code, a.error, a.response_excerpt)
+                    (a.delivery_id, a.n, a.started_at, a.duration_ms, a.status_code, a.error,
+                     a.response_excerpt)
                     for a in attempts
                 ],
-            )
+            )  # fmt: skip
         update = (
             "UPDATE deliveries SET status = ?, attempts = ?, next_at = ?, last_status = ?, last_error = ?,"
             " lease_until = NULL, leased_by = NULL, updated_at = ? WHERE id = ?"
         )
-        rows = [(r.status, r.attempts, r.next_at, r.last_status, r.last_error, now, r.delivery_id) for r in results]
+        rows = [
+            (r.status, r.attempts, r.next_at, r.last_status, r.last_error, now, r.delivery_id)
+            for r in results
+        ]
         if worker_id is None:
             await self.executemany(update, rows)
         else:
@@ -307,10 +311,8 @@ class SqlTx(ABC):
         for start in range(0, len(ordered), 500):
             chunk = ordered[start : start + 500]
             marks = ", ".join("?" for _ in chunk)
-            rows = await self.fetch(
-                f"SELECT id FROM deliveries WHERE leased_by = ? AND id IN ({marks}) ORDER BY id {self.row_lock_clause}",  # noqa: S608
-                worker_id, *chunk,
-            )  # fmt: skip
+            sql = f"SELECT id FROM deliveries WHERE leased_by = ? AND id IN ({marks}) ORDER BY id"  # noqa: S608
+            rows = await self.fetch(f"{sql} {self.row_lock_clause}", worker_id, *chunk)
             owned.update(r["id"] for r in rows)
         return owned
 

@@ -18,18 +18,54 @@ T = TypeVar("T")
 
 
 class SqliteTx(SqlTx):
+    """Statements whose result nobody reads are queued and run with the next one that is read (or COMMIT):
+    a write-only transaction costs one hop to the database thread instead of one per statement."""
+
     def __init__(self, store: SqliteStore) -> None:
         self._store = store
+        self._queued: list[tuple[str, Sequence[Sequence[Any]]]] = [("BEGIN IMMEDIATE", [()])]
+
+    def _drain(self, conn: sqlite3.Connection) -> None:
+        queued, self._queued = self._queued, []
+        for sql, rows in queued:
+            if len(rows) == 1:
+                conn.execute(sql, rows[0])
+            else:
+                conn.executemany(sql, rows)
 
     async def execute(self, sql: str, *args: Any) -> int:
-        return await self._store.call(lambda c: c.execute(sql, args).rowcount)
+        def run(conn: sqlite3.Connection) -> int:
+            self._drain(conn)
+            return conn.execute(sql, args).rowcount
+
+        return await self._store.call(run)
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
-            await self._store.call(lambda c: c.executemany(sql, rows))
+            self._queued.append((sql, rows))
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        return await self._store.call(lambda c: c.execute(sql, args).fetchall())
+        def run(conn: sqlite3.Connection) -> list[Row]:
+            self._drain(conn)
+            return conn.execute(sql, args).fetchall()
+
+        return await self._store.call(run)
+
+    async def commit(self) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            try:
+                self._drain(conn)
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+        await self._store.call(run)
+
+    async def rollback(self) -> None:
+        self._queued = []
+        await self._store.call(lambda c: c.execute("ROLLBACK") if c.in_transaction else None)
 
 
 class SqliteStore:
@@ -68,13 +104,13 @@ class SqliteStore:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqliteTx]:
         async with self._lock:
-            await self.call(lambda c: c.execute("BEGIN IMMEDIATE"))
+            tx = SqliteTx(self)
             try:
-                yield SqliteTx(self)
+                yield tx
             except BaseException:
-                await self.call(lambda c: c.execute("ROLLBACK"))
+                await tx.rollback()
                 raise
-            await self.call(lambda c: c.execute("COMMIT"))
+            await tx.commit()
 
     async def migrate(self) -> list[str]:
         def apply(conn: sqlite3.Connection) -> list[str]:
