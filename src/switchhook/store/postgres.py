@@ -59,6 +59,7 @@ class PostgresStore:
         self._min_size, self._max_size = min_size, max_size
         self._pool: Any = None
         self._listener_task: asyncio.Task[None] | None = None
+        self._callbacks: set[asyncio.Future[None]] = set()  # strong refs: the loop keeps only weak ones
 
     def _server_settings(self) -> dict[str, str]:
         return {"search_path": self._schema} if self._schema else {}
@@ -138,7 +139,9 @@ class PostgresStore:
 
                 def on_notify(_c: Any, _pid: int, _channel: str, payload: str) -> None:
                     domain, _, hook_id = payload.partition("\n")
-                    asyncio.ensure_future(callback(domain, hook_id))
+                    running = asyncio.ensure_future(callback(domain, hook_id))
+                    self._callbacks.add(running)
+                    running.add_done_callback(self._callbacks.discard)
 
                 await conn.add_listener(HOOKS_CHANNEL, on_notify)
                 if on_new_deliveries is not None:
