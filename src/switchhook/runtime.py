@@ -142,6 +142,7 @@ class Runtime:
                 settings.amqp_url, lambda batch: sink_for("amqp", batch), self.index.event_keys,
                 queue_name=settings.amqp_queue, events_exchange=settings.amqp_events_exchange,
                 cc_exchange=settings.amqp_cc_exchange,
+                on_dropped=lambda reason: self.metrics.dropped("amqp", reason, 1),
             )  # fmt: skip
             self.sources["amqp"] = amqp
             self.index.on_change(lambda: _spawn(amqp.refresh_bindings()))
@@ -149,7 +150,10 @@ class Runtime:
         if settings.esl_url:
             from switchhook.ingest.esl import EslSource
 
-            esl = EslSource(settings.esl_url, lambda batch: sink_for("esl", batch), self.index.event_keys)
+            esl = EslSource(
+                settings.esl_url, lambda batch: sink_for("esl", batch), self.index.event_keys,
+                on_dropped=lambda reason: self.metrics.dropped("esl", reason, 1),
+            )  # fmt: skip
             self.sources["esl"] = esl
             self.index.on_change(esl.resubscribe)
             self._tasks.append(asyncio.create_task(esl.run(), name="esl"))

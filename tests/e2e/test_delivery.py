@@ -356,3 +356,30 @@ async def test_manual_retry_requeues_a_failed_delivery(app: Harness, receiver: R
     assert response.json() == {"status": "OK", "data": {"n": 1, "ok": 1}}
     await wait_status(app, delivery_id, "delivered")
     assert len(receiver.requests) == 2
+
+
+async def test_an_event_that_arrives_twice_is_delivered_once_with_one_id(app: Harness, receiver: Receiver) -> None:
+    """Broker redeliveries (and a FreeSWITCH event posted twice) never send twice: same ids, one delivery."""
+    token = await app.domain_token("4f5549.sip.2600hz.com")
+    await app.create_hook("4f5549.sip.2600hz.com", {
+        "event": "CHANNEL_CREATE", "enable": True, "action": web(receiver.url()),
+    }, token)  # fmt: skip
+    event = load_fixture_event("amqp-json-CHANNEL_CREATE-kageds-mod_amqp-trace.json")  # has Core-UUID + sequence
+
+    first = await app.post_events(event, token)
+    await receiver.wait_for(1)
+    again = await app.post_events(event, token)
+    redelivered = await app.services.events.accept([event], source="amqp")
+    # Without Core-UUID/Event-Sequence an HTTP post is a new event every time; from a broker it is not.
+    bare = {"Event-Name": "CHANNEL_CREATE", "variable_domain_name": "4f5549.sip.2600hz.com"}
+    bare_posts = [await app.post_events(bare, token) for _ in range(2)]
+    bare_from_broker = [await app.services.events.accept([bare], source="amqp") for _ in range(2)]
+
+    assert first.json()["data"]["deliveries"] == 1
+    assert again.json()["data"] == {"accepted": 1, "deliveries": 0, "dropped": 0, "duplicates": 1}
+    assert (redelivered.deliveries, redelivered.duplicates) == (0, 1)
+    assert [p.json()["data"]["deliveries"] for p in bare_posts] == [1, 1]
+    assert [(r.deliveries, r.duplicates) for r in bare_from_broker] == [(1, 0), (0, 1)]
+    await receiver.wait_for(4)
+    await asyncio.sleep(0.3)
+    assert len(receiver.requests) == 4

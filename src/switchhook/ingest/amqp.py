@@ -112,6 +112,7 @@ class AmqpSource:
         batch_linger_s: float = 0.005,
         reconnect_max_s: float = 30.0,
         stop_timeout_s: float = 5.0,
+        on_dropped: Callable[[str], None] | None = None,
     ) -> None:
         if prefetch < 1 or batch_max < 1:
             raise ValueError("prefetch and batch_max must be at least 1")
@@ -129,6 +130,8 @@ class AmqpSource:
         self._batch_linger_s = batch_linger_s
         self._reconnect_max_s = reconnect_max_s
         self._stop_timeout_s = stop_timeout_s
+        # Told the reason (`undecodable`, `no_event_name`) of every message rejected: the runtime counts them.
+        self._on_dropped = on_dropped
 
         self.state: SourceState = "disconnected"
         self.events_received = 0  # events handed to the sink (a redelivered one counts again)
@@ -478,12 +481,14 @@ class AmqpSource:
         try:
             event = decode_json_event(message.body)
         except InvalidEvent as exc:
-            reason = exc.message
+            reason, code = exc.message, "undecodable"
         else:
             if event_key(event) is not None:
                 return event
-            reason = "event has no Event-Name"
+            reason, code = "event has no Event-Name", "no_event_name"
         self.messages_rejected += 1
+        if self._on_dropped is not None:
+            self._on_dropped(code)
         excerpt = message.body[:_BODY_EXCERPT_CHARS].decode("utf-8", "replace")[:_BODY_EXCERPT_CHARS]
         logger.warning(
             "rejecting message from exchange %s, routing key %s: %s; body starts %r",

@@ -230,6 +230,7 @@ class EslSource:
         sink_retry_initial_s: float = 0.5,
         sink_retry_max_s: float = 30.0,
         backlog_max: int = BACKLOG_MAX_EVENTS,
+        on_dropped: Callable[[str], None] | None = None,
     ) -> None:
         if batch_max < 1 or backlog_max < 1:
             raise ValueError("batch_max and backlog_max must be at least 1")
@@ -243,6 +244,8 @@ class EslSource:
         self._sink_retry_initial_s = sink_retry_initial_s
         self._sink_retry_max_s = sink_retry_max_s
         self._backlog_max = backlog_max
+        # Told the reason (`undecodable`, `backlog_full`) of every event lost here: the runtime counts them.
+        self._on_dropped = on_dropped
 
         self.state: State = "disconnected"
         self.events_received = 0  # decoded from the socket
@@ -491,6 +494,7 @@ class EslSource:
             event = decode_frame_event(frame)
         except (InvalidEvent, ValueError) as exc:
             self.events_failed += 1
+            self._dropped("undecodable")
             logger.warning(
                 "ESL %s: dropping an undecodable %s frame (%s): %s",
                 self._url.address,
@@ -505,6 +509,7 @@ class EslSource:
         if len(self._backlog) >= self._backlog_max:
             self._backlog.popleft()
             self.events_dropped += 1
+            self._dropped("backlog_full")
             if not self._overflowing:
                 self._overflowing = True
                 logger.error(
@@ -516,6 +521,10 @@ class EslSource:
         self._backlog.append(event)
         self._idle.clear()
         self._wakeup.set()
+
+    def _dropped(self, reason: str) -> None:
+        if self._on_dropped is not None:
+            self._on_dropped(reason)
 
     async def _deliver_forever(self) -> None:
         while True:

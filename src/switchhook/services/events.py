@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import uuid
@@ -51,6 +52,7 @@ class AcceptResult:
     accepted: int = 0
     deliveries: int = 0
     dropped: int = 0
+    duplicates: int = 0
     by_source: dict[str, int] = field(default_factory=dict)
 
 
@@ -127,7 +129,7 @@ class EventsService:
                 result.dropped += 1
                 self._count_dropped(source, "invalid_unicode")
                 continue
-            row = EventRow(str(uuid.uuid4()), domain, key, source, payload, now)
+            row = EventRow(event_id(event, domain, payload, source), domain, key, source, payload, now)
             planned.append((row, event, key, hooks))
         if limiter is not None:
             per_domain: dict[str, int] = {}
@@ -141,6 +143,11 @@ class EventsService:
             return result
         deliveries, jobs = self._plan_deliveries(planned, now)
         async with self._store.transaction() as tx:
+            seen = await tx.existing_deliveries([d.id for d in deliveries if d.event_id.startswith(DEDUPED)])
+            if seen:  # a redelivered event: its deliveries exist (and may be done); never send them twice
+                deliveries = [d for d in deliveries if d.id not in seen]
+                jobs = [j for j in jobs if j.delivery_id not in seen]
+                result.duplicates = len(seen)
             await tx.insert_events([p[0] for p in planned])
             await tx.insert_deliveries(deliveries, now)
             if len(jobs) < len(deliveries):
@@ -161,7 +168,7 @@ class EventsService:
             for hook in hooks:
                 ttl = hook.ttl_s
                 expires_at = now + ttl if ttl is not None else None
-                delivery_id = "msg_" + uuid.uuid4().hex
+                delivery_id = delivery_id_for(row.id, hook.id)
                 leased = fast is not None and room > 0
                 if leased:
                     assert fast is not None
@@ -183,3 +190,25 @@ class EventsService:
 
 def decode_payload(payload: str) -> Any:
     return orjson.loads(payload)
+
+
+DEDUPED = "evt_"
+
+
+def event_id(event: Event, domain: str, payload: str, source: str) -> str:
+    """A content id for events that can arrive twice, a random one for the rest.
+
+    Brokers redeliver (an ack lost in a restart) and FreeSWITCH events are unique by Core-UUID and
+    Event-Sequence, so for those the id is a hash of what arrived: the same event stored twice is one event,
+    its deliveries keep their ids, and nothing is sent twice. HTTP posts of events without those headers
+    get random ids: posting the same test event twice means two events.
+    """
+    if source in ("amqp", "esl") or ("Core-UUID" in event and "Event-Sequence" in event):
+        digest = hashlib.blake2b(f"{domain}\n{payload}".encode(), digest_size=16).hexdigest()
+        return DEDUPED + digest
+    return uuid.uuid4().hex
+
+
+def delivery_id_for(event_id: str, hook_id: str) -> str:
+    """Stable per (event, hook): the message id receivers see, the same across retries and redeliveries."""
+    return "msg_" + hashlib.blake2b(f"{event_id}/{hook_id}".encode(), digest_size=16).hexdigest()

@@ -228,19 +228,29 @@ class SqlTx(ABC):
     # -- events and deliveries --------------------------------------------------------------------
     async def insert_events(self, rows: Sequence[EventRow]) -> None:
         await self.executemany(
-            "INSERT INTO events (id, domain, event_key, source, payload, received_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO events (id, domain, event_key, source, payload, received_at) VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
             [(r.id, r.domain, r.event_key, r.source, r.payload, r.received_at) for r in rows],
         )
 
     async def insert_deliveries(self, rows: Sequence[NewDelivery], now: float) -> None:
         await self.executemany(
             "INSERT INTO deliveries (id, event_id, hook_id, domain, status, attempts, next_at, lease_until, "
-            "leased_by, expires_at, created_at, updated_at) VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?, ?)",
+            "leased_by, expires_at, created_at, updated_at) VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
             [
                 (r.id, r.event_id, r.hook_id, r.domain, r.next_at, r.lease_until, r.leased_by, r.expires_at, now, now)
                 for r in rows
             ],
         )
+
+    async def existing_deliveries(self, delivery_ids: Sequence[str]) -> set[str]:
+        """Which of these delivery ids are stored already (a redelivered event's)."""
+        if not delivery_ids:
+            return set()
+        marks = ", ".join("?" for _ in delivery_ids)
+        rows = await self.fetch(f"SELECT id FROM deliveries WHERE id IN ({marks})", *delivery_ids)  # noqa: S608
+        return {r["id"] for r in rows}
 
     claim_lock_clause = ""  # PostgreSQL: FOR UPDATE SKIP LOCKED
 

@@ -17,7 +17,12 @@ router = APIRouter(prefix="/api/v2/events", tags=["events"])
 ACCEPTED = {
     "type": "object",
     "required": ["accepted", "deliveries"],
-    "properties": {"accepted": {"type": "integer"}, "deliveries": {"type": "integer"}, "dropped": {"type": "integer"}},
+    "properties": {
+        "accepted": {"type": "integer"},
+        "deliveries": {"type": "integer"},
+        "dropped": {"type": "integer"},
+        "duplicates": {"type": "integer", "description": "events stored before (same Core-UUID and Event-Sequence)"},
+    },
 }
 _REQUEST = {
     "requestBody": {
@@ -51,4 +56,7 @@ async def post_events(request: Request, caller: CallerDep, svc: ServicesDep) -> 
     result = await svc.events.accept(
         events, source="http", confine_to=caller.domain, strict=True, limiter=svc.ingest_limiter
     )
-    return ok({"accepted": result.accepted, "deliveries": result.deliveries, "dropped": result.dropped}, 202)
+    data = {"accepted": result.accepted, "deliveries": result.deliveries, "dropped": result.dropped}
+    if result.duplicates:
+        data["duplicates"] = result.duplicates  # already stored: a FreeSWITCH event posted twice
+    return ok(data, 202)
