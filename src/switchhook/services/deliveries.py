@@ -62,6 +62,10 @@ class DeliveriesService:
             row = item.delivery
             hook = self._index.get(row.hook_id)
             if hook is None or not hook.delivers or hook.domain != row.domain:
+                # This process may not have heard of the change yet (NOTIFY in flight, listener
+                # reconnecting): the store decides, never a stale index.
+                hook = await self._refresh_hook(row.domain, row.hook_id)
+            if hook is None or not hook.delivers:
                 reason = "hook deleted" if hook is None else "hook disabled"
                 orphans.append(Finish(row.id, "failed", row.attempts, now, None, reason, None))
                 continue
@@ -71,6 +75,15 @@ class DeliveriesService:
         if orphans:
             await self.record(orphans, worker_id)
         return jobs
+
+    async def _refresh_hook(self, domain: str, hook_id: str) -> Hook | None:
+        async with self._store.transaction() as tx:
+            row = await tx.get_hook(domain, hook_id)
+        if row is None:
+            self._index.remove(hook_id)
+            return None
+        self._index.put(row)
+        return self._index.get(hook_id)
 
     async def record(self, results: Sequence[Finish], worker_id: str | None) -> None:
         async with self._store.transaction() as tx:
