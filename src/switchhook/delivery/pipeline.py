@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from switchhook.delivery.sender import HttpResult, Sender
 from switchhook.domain.events import Event
 from switchhook.domain.hooks import Hook
@@ -109,7 +111,7 @@ class DeliveryPipeline:
             method=str(action.get("method", "POST")), url=str(action.get("url", "")), event_key=key,
             message_id=message_id, event=event, auth_values=auth, header_templates=hook.doc.get("headers") or {},
             fields=hook.doc.get("fields") or [], renames=hook.doc.get("map") or {},
-            custom_body=hook.doc.get("customBody") is True, raw_body=hook.doc.get("rawBody"),
+            custom_body=hook.doc.get("customBody") is True, raw_body=hook.doc.get("rawBody"), dumps=orjson.dumps,
         )  # fmt: skip
         secret = hook.doc.get("secret")
         if isinstance(secret, str) and secret:

@@ -131,7 +131,10 @@ def _number(value: Any) -> int | float | None:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, str) and len(value) < 64 and _NUMERIC.match(value):
-        return float(value)
+        try:
+            return float(value)
+        except ValueError:  # `\s` admits separators such as \x1f that float() refuses
+            return None
     return None
 
 
