@@ -90,7 +90,7 @@ class Runtime:
             # Printed once, on the console only: the hash is all that is stored.
             print(f"switchhook: generated root password: {self.generated_root_password}", flush=True)  # noqa: T201
         await self.index.reload(self.store)
-        await self.store.listen_hook_changes(self._hook_changed, self._deliveries_stored)
+        await self.store.listen_hook_changes(self._hook_changed, self._deliveries_stored, self._token_changed)
 
         deliveries = DeliveriesService(self.store, self.index)
         events = EventsService(
@@ -157,6 +157,10 @@ class Runtime:
             self.sources["esl"] = esl
             self.index.on_change(esl.resubscribe)
             self._tasks.append(asyncio.create_task(esl.run(), name="esl"))
+
+    def _token_changed(self, domain: str, token_id: str) -> None:
+        if self.services is not None:
+            self.services.auth.forget_token(domain, token_id)
 
     def _deliveries_stored(self) -> None:
         if self.worker is not None:

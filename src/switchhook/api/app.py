@@ -63,6 +63,8 @@ def create_app(services: Services, operations_only: bool = False) -> FastAPI:
             app.include_router(module.router)
     app.include_router(health.router)
     errors.install(app)
+    if not operations_only:
+        app.add_middleware(events.IngestFastPath, services=services)
     app.add_middleware(WebitelCors)
     _truthful_openapi(app)
     return app

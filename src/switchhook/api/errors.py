@@ -45,10 +45,15 @@ def status_of(exc: SwitchhookError) -> int:
     return next((status for kind, status in STATUS_BY_ERROR if isinstance(exc, kind)), 500)
 
 
-async def _switchhook_error(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, SwitchhookError)
+def error_for(exc: SwitchhookError) -> Response:
+    """The one mapping: status from the error's kind, Webitel's envelope, Retry-After when rate limited."""
     headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
     return error_response(status_of(exc), exc.message, headers)
+
+
+async def _switchhook_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SwitchhookError)
+    return error_for(exc)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> Response:

@@ -21,6 +21,8 @@ from switchhook.services.limits import LoginThrottle
 from switchhook.store.base import AccountRow, SessionRow, Store, TokenRow
 
 ROLES = ("root", "admin", "user")
+#: Safety net only: revocation is pushed at once (locally and over NOTIFY); this bounds a missed push.
+TOKEN_CACHE_S = 5.0
 ROOT = "root"
 _DOMAIN_NAME_MAX = 253
 _ROLE_PERMISSIONS: dict[str, dict[str, str]] = {
@@ -97,6 +99,9 @@ class AuthService:
         throttle: LoginThrottle | None = None,
     ) -> None:
         self._throttle = throttle or LoginThrottle()
+        # Domain-token rows by (domain, id): integrations send one per request, a lookup each is a
+        # round trip on the hot route. Revocation drops the entry here and, over NOTIFY, everywhere.
+        self._tokens: dict[tuple[str, str], tuple[float, TokenRow | None]] = {}
         self._store = store
         self._secret = secret
         self._session_ttl_s = session_ttl_s
@@ -192,13 +197,31 @@ class AuthService:
         domain, token_id = payload.get("d"), payload.get("id")
         if not isinstance(domain, str) or not isinstance(token_id, str):
             raise AuthError("Invalid token")
-        async with self._store.transaction() as tx:
-            row = await tx.get_token(domain, token_id)
+        row = await self._token_row(domain, token_id)
         if row is None or not row.enabled:
             raise AuthError("Not found token")
         if row.expires_ms <= self._clock() * 1000:
             raise AuthError("Token Expired")
         return Caller(f"{token_id}@{domain}", token_id, domain, row.role, "domain_token", row.expires_ms)
+
+    async def _token_row(self, domain: str, token_id: str) -> TokenRow | None:
+        now = time.monotonic()
+        cached = self._tokens.get((domain, token_id))
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        async with self._store.transaction() as tx:
+            row = await tx.get_token(domain, token_id)
+        if len(self._tokens) > 10_000:
+            self._tokens.clear()
+        self._tokens[(domain, token_id)] = (now + TOKEN_CACHE_S, row)
+        return row
+
+    def forget_token(self, domain: str, token_id: str) -> None:
+        """Drop a cached token ("*" forgets all): it was revoked, disabled or enabled somewhere."""
+        if domain == "*" or token_id == "*":
+            self._tokens.clear()
+        else:
+            self._tokens.pop((domain, token_id), None)
 
     async def _session_caller(self, key: str, token: str) -> Caller:
         async with self._store.transaction() as tx:
@@ -252,7 +275,10 @@ class AuthService:
     async def revoke_domain_token(self, caller: Caller, domain: str, token_id: str) -> int:
         self._require_domain_admin(caller, domain, "d")
         async with self._store.transaction() as tx:
-            return await tx.delete_token(domain, token_id)
+            removed = await tx.delete_token(domain, token_id)
+            await tx.notify_token_changed(domain, token_id)
+        self.forget_token(domain, token_id)
+        return removed
 
     async def set_domain_token_state(self, caller: Caller, domain: str, token_id: str, body: Any) -> int:
         self._require_domain_admin(caller, domain, "u")
@@ -260,7 +286,10 @@ class AuthService:
         if not isinstance(state, bool):
             raise ValidationFailed("Bad request: state must be true or false.")
         async with self._store.transaction() as tx:
-            return await tx.set_token_enabled(domain, token_id, state)
+            changed = await tx.set_token_enabled(domain, token_id, state)
+            await tx.notify_token_changed(domain, token_id)
+        self.forget_token(domain, token_id)
+        return changed
 
     def _require_domain_admin(self, caller: Caller, domain: str, permission: str) -> None:
         require(caller, "token", permission)
@@ -291,7 +320,9 @@ class AuthService:
             removed = await tx.delete_domain(name)
             # Its hooks went too (even of a domain never added explicitly): other processes must drop them.
             await tx.notify_hook_changed(name, "*")
-            return removed
+            await tx.notify_token_changed("*", "*")
+        self.forget_token("*", "*")
+        return removed
 
     async def add_account(self, caller: Caller, domain: str, body: Any) -> dict[str, Any]:
         require(caller, "account", "c")

@@ -19,6 +19,7 @@ logger = logging.getLogger("switchhook.store.postgres")
 
 HOOKS_CHANNEL = "switchhook_hooks"
 DELIVERIES_CHANNEL = "switchhook_deliveries"
+TOKENS_CHANNEL = "switchhook_tokens"
 _MIGRATION_LOCK = 0x5357484B  # pg_advisory_xact_lock key: one migrator at a time across processes
 _UNAVAILABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError)
 
@@ -45,6 +46,9 @@ class PostgresTx(SqlTx):
     async def notify_hook_changed(self, domain: str, hook_id: str) -> None:
         # Delivered at commit, to every process LISTENing, including this one.
         await self._conn.execute("SELECT pg_notify($1, $2)", HOOKS_CHANNEL, f"{domain}\n{hook_id}")
+
+    async def notify_token_changed(self, domain: str, token_id: str) -> None:
+        await self._conn.execute("SELECT pg_notify($1, $2)", TOKENS_CHANNEL, f"{domain}\n{token_id}")
 
     async def notify_new_deliveries(self) -> None:
         await self._conn.execute("SELECT pg_notify($1, '')", DELIVERIES_CHANNEL)
@@ -119,15 +123,22 @@ class PostgresStore:
         self,
         callback: Callable[[str, str], Awaitable[None]],
         on_new_deliveries: Callable[[], None] | None = None,
+        on_token_changed: Callable[[str, str], None] | None = None,
     ) -> None:
         """Run `callback(domain, hook_id)` for every change any process commits; ("*", "*") after a reconnect.
 
-        `on_new_deliveries()` runs when another process stored deliveries it did not hand to a worker.
+        `on_new_deliveries()` runs when another process stored deliveries it did not hand to a worker;
+        `on_token_changed(domain, token_id)` when a domain token was revoked or disabled ("*" for all).
         """
-        self._listener_task = asyncio.create_task(self._listen(callback, on_new_deliveries), name="pg-listen")
+        self._listener_task = asyncio.create_task(
+            self._listen(callback, on_new_deliveries, on_token_changed), name="pg-listen"
+        )
 
     async def _listen(
-        self, callback: Callable[[str, str], Awaitable[None]], on_new_deliveries: Callable[[], None] | None
+        self,
+        callback: Callable[[str, str], Awaitable[None]],
+        on_new_deliveries: Callable[[], None] | None,
+        on_token_changed: Callable[[str, str], None] | None,
     ) -> None:
         backoff = 0.5
         while True:
@@ -147,6 +158,15 @@ class PostgresStore:
                 if on_new_deliveries is not None:
                     wake = on_new_deliveries
                     await conn.add_listener(DELIVERIES_CHANNEL, lambda *_args: wake())
+                if on_token_changed is not None:
+                    forget = on_token_changed
+
+                    def on_token(_c: Any, _pid: int, _channel: str, payload: str) -> None:
+                        domain, _, token_id = payload.partition("\n")
+                        forget(domain, token_id)
+
+                    await conn.add_listener(TOKENS_CHANNEL, on_token)
+                    forget("*", "*")  # whatever changed while we were not listening
                 await callback("*", "*")  # changes may have been missed while disconnected
                 backoff = 0.5
                 while not lost.is_set():

@@ -225,6 +225,9 @@ class SqlTx(ABC):
     async def notify_new_deliveries(self) -> None:
         """Wake idle workers of other processes (PostgreSQL overrides this)."""
 
+    async def notify_token_changed(self, domain: str, token_id: str) -> None:
+        """Tell other processes to forget a cached token (PostgreSQL overrides this)."""
+
     # -- events and deliveries --------------------------------------------------------------------
     async def insert_events(self, rows: Sequence[EventRow]) -> None:
         await self.executemany(

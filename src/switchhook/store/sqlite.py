@@ -147,6 +147,7 @@ class SqliteStore:
         self,
         callback: Callable[[str, str], Awaitable[None]],
         on_new_deliveries: Callable[[], None] | None = None,
+        on_token_changed: Callable[[str, str], None] | None = None,
     ) -> None:
         """Single process: the in-process index is updated directly by the hooks service."""
 

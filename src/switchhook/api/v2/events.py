@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs
+
+import orjson
 from fastapi import APIRouter, Request
+from starlette.datastructures import Headers
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from switchhook.api import schemas as s
 from switchhook.api.deps import CallerDep, ServicesDep, read_body
+from switchhook.api.errors import error_for
 from switchhook.api.responses import ok
-from switchhook.domain.errors import InvalidEvent
+from switchhook.domain.errors import InvalidEvent, PayloadTooLarge, SwitchhookError
 from switchhook.domain.events import decode_json_events, decode_plain_event
-from switchhook.services.auth import require
+from switchhook.services.auth import Caller, require
+from switchhook.services.container import Services
 
 router = APIRouter(prefix="/api/v2/events", tags=["events"])
 
@@ -44,19 +51,72 @@ _REQUEST = {
                **s.error_responses(400, 401, 403, 413, 429, 503)},
 )  # fmt: skip
 async def post_events(request: Request, caller: CallerDep, svc: ServicesDep) -> Response:
+    # Normally answered by IngestFastPath below, before FastAPI's routing; this route documents it and
+    # serves it when the app runs without that middleware.
+    data = await ingest(svc, caller, request.headers.get("content-type", ""), await read_body(request))
+    return ok(data, 202)
+
+
+async def ingest(svc: Services, caller: Caller, content_type: str, raw: bytes) -> dict[str, int]:
+    """Decode the body as its content type says and accept the events; what the 202 answer carries."""
     require(caller, "event", "c")
-    raw = await read_body(request)
-    content_type = request.headers.get("content-type", "").lower()
-    if "event-plain" in content_type or content_type.startswith("text/plain"):
+    kind = content_type.lower()
+    if "event-plain" in kind or kind.startswith("text/plain"):
         events = [decode_plain_event(raw)]
     else:
         if not raw.strip():
             raise InvalidEvent("Bad request: a JSON event, an array of events or text/event-plain is required.")
-        events = decode_json_events(raw)
+        events = decode_json_events(raw, orjson.loads)
     result = await svc.events.accept(
         events, source="http", confine_to=caller.domain, strict=True, limiter=svc.ingest_limiter
     )
     data = {"accepted": result.accepted, "deliveries": result.deliveries, "dropped": result.dropped}
     if result.duplicates:
         data["duplicates"] = result.duplicates  # already stored: a FreeSWITCH event posted twice
-    return ok(data, 202)
+    return data
+
+
+class IngestFastPath:
+    """`POST /api/v2/events` straight from ASGI: the hot route skips FastAPI's routing and dependency
+    machinery (about a tenth of the CPU per delivery in the benchmark). Same auth, same answers."""
+
+    PATH = "/api/v2/events"
+
+    def __init__(self, app: ASGIApp, services: Services) -> None:
+        self.app = app
+        self.services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != self.PATH or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        token, key = headers.get("x-access-token"), headers.get("x-key")
+        if scope.get("query_string"):
+            query = parse_qs(scope["query_string"].decode("latin-1"))
+            token = token or next(iter(query.get("access_token", [])), None)
+            key = key or next(iter(query.get("x_key", [])), None)
+        try:
+            raw = await read_capped(receive, headers.get("content-length"), self.services.max_body_bytes)
+            caller = await self.services.auth.authenticate(token, key)
+            response = ok(await ingest(self.services, caller, headers.get("content-type", ""), raw), 202)
+        except SwitchhookError as exc:
+            response = error_for(exc)
+        await response(scope, receive, send)
+
+
+async def read_capped(receive: Receive, declared: str | None, cap: int) -> bytes:
+    if declared and declared.isdigit() and int(declared) > cap:
+        raise PayloadTooLarge(f"Request body is larger than {cap} bytes.")
+    chunks, size, more = [], 0, True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > cap:
+            raise PayloadTooLarge(f"Request body is larger than {cap} bytes.")
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
