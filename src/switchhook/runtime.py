@@ -186,6 +186,8 @@ class Runtime:
         while True:
             with contextlib.suppress(Exception):
                 self.metrics.queue_depth.set(await deliveries.pending())
+            if self.worker is not None:
+                self.metrics.in_flight(self.worker.in_flight)
             for name, source in self.sources.items():
                 self.metrics.source_connected.labels(name).set(1 if source.state == "connected" else 0)
             await asyncio.sleep(GAUGE_EVERY_S)

@@ -2,18 +2,59 @@
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
 from switchhook.delivery.pipeline import AttemptReport
 from switchhook.delivery.worker import Observer
 
 _LOG_EXTRAS = ("delivery_id", "hook_id", "domain", "status_code", "error", "source")
+
+
+LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
+
+
+class DeliveryCounters:
+    """Per-delivery counts kept as plain ints and exposed at scrape time.
+
+    prometheus_client takes a lock per increment; a delivery touches three series, so on the hot path
+    we count in the event loop (single-threaded) and let /metrics read the totals.
+    """
+
+    def __init__(self) -> None:
+        self.attempts: dict[str, int] = {}
+        self.deliveries: dict[str, int] = {}
+        self.latency_buckets = [0] * (len(LATENCY_BUCKETS_S) + 1)
+        self.latency_sum = 0.0
+
+    def collect(self) -> Iterator[Any]:
+        attempts = CounterMetricFamily(
+            "switchhook_delivery_attempts", "Delivery attempts by outcome", labels=["outcome"]
+        )
+        for outcome, value in sorted(self.attempts.items()):
+            attempts.add_metric([outcome], value)
+        deliveries = CounterMetricFamily(
+            "switchhook_deliveries", "Finished deliveries by outcome", labels=["outcome"]
+        )
+        for outcome, value in sorted(self.deliveries.items()):
+            deliveries.add_metric([outcome], value)
+        buckets, running = [], 0
+        for bound, count in zip((*LATENCY_BUCKETS_S, float("inf")), self.latency_buckets, strict=True):
+            running += count
+            buckets.append(("+Inf" if bound == float("inf") else str(bound), running))
+        latency = HistogramMetricFamily(
+            "switchhook_delivery_latency_seconds", "From event accepted to 2xx received", labels=[]
+        )
+        latency.add_metric([], buckets, self.latency_sum)
+        yield from (attempts, deliveries, latency)
 
 
 class Metrics(Observer):
@@ -23,16 +64,18 @@ class Metrics(Observer):
         self.registry = CollectorRegistry()
         r = self.registry
         self.events_received = Counter("switchhook_events_received", "Events received", ["source"], registry=r)
-        self.events_dropped = Counter("switchhook_events_dropped", "Events dropped", ["source", "reason"], registry=r)
-        self.attempts = Counter("switchhook_delivery_attempts", "Delivery attempts by outcome", ["outcome"], registry=r)
-        self.deliveries = Counter("switchhook_deliveries", "Finished deliveries by outcome", ["outcome"], registry=r)
-        self.latency = Histogram(
-            "switchhook_delivery_latency_seconds", "From event accepted to 2xx received", registry=r,
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
-        )  # fmt: skip
+        self.events_dropped = Counter(
+            "switchhook_events_dropped", "Events dropped", ["source", "reason"], registry=r
+        )
+        self.counters = DeliveryCounters()
+        r.register(self.counters)
         self.queue_depth = Gauge("switchhook_queue_depth", "Pending deliveries in the store", registry=r)
-        self.requests_in_flight = Gauge("switchhook_requests_in_flight", "Outgoing requests in flight", registry=r)
-        self.source_connected = Gauge("switchhook_source_connected", "1 when a source is connected", ["source"], registry=r)
+        self.requests_in_flight = Gauge(
+            "switchhook_requests_in_flight", "Outgoing requests in flight", registry=r
+        )
+        self.source_connected = Gauge(
+            "switchhook_source_connected", "1 when a source is connected", ["source"], registry=r
+        )
 
     # EventCounters (services.events)
     def received(self, source: str, count: int) -> None:
@@ -43,12 +86,16 @@ class Metrics(Observer):
 
     # Observer (delivery.worker)
     def attempt(self, report: AttemptReport, latency_s: float | None) -> None:
+        counters = self.counters
         status = report.finish.status
-        self.attempts.labels("retry" if status == "pending" else status).inc()
-        if status != "pending":
-            self.deliveries.labels(status).inc()
+        if status == "pending":
+            counters.attempts["retry"] = counters.attempts.get("retry", 0) + 1
+        else:
+            counters.attempts[status] = counters.attempts.get(status, 0) + 1
+            counters.deliveries[status] = counters.deliveries.get(status, 0) + 1
         if latency_s is not None:
-            self.latency.observe(latency_s)
+            counters.latency_buckets[bisect.bisect_left(LATENCY_BUCKETS_S, latency_s)] += 1
+            counters.latency_sum += latency_s
 
     def in_flight(self, count: int) -> None:
         self.requests_in_flight.set(count)

@@ -17,7 +17,7 @@ from switchhook.domain.hooks import Hook
 from switchhook.domain.redact import redact
 from switchhook.domain.render import RenderedRequest, auth_values, build_auth_request, build_request
 from switchhook.domain.retry import Delivered, GiveUp, Outcome, Retry, decide
-from switchhook.domain.signing import secret_key, signature_headers
+from switchhook.domain.signing import signature_headers
 from switchhook.services.events import Job
 from switchhook.store.base import AttemptRow, Finish
 
@@ -78,8 +78,8 @@ class DeliveryPipeline:
 
     # -- stages -----------------------------------------------------------------------------------
     async def authenticate(self, hook: Hook, event: Event, refresh: bool = False) -> dict[str, str]:
-        auth = hook.doc.get("auth")
-        if not isinstance(auth, dict) or auth.get("enabled") is not True or not auth.get("url"):
+        auth = hook.auth
+        if auth is None:
             return {}
         if not refresh:
             cached = self._auth_cache.get(hook.id)
@@ -113,9 +113,8 @@ class DeliveryPipeline:
             fields=hook.doc.get("fields") or [], renames=hook.doc.get("map") or {},
             custom_body=hook.doc.get("customBody") is True, raw_body=hook.doc.get("rawBody"), dumps=orjson.dumps,
         )  # fmt: skip
-        secret = hook.doc.get("secret")
-        if isinstance(secret, str) and secret:
-            signed = signature_headers(secret_key(secret), message_id, int(self._clock()), request.body or b"")
+        if hook.signing_key is not None:
+            signed = signature_headers(hook.signing_key, message_id, int(self._clock()), request.body or b"")
             request.headers.update(signed)
         return request
 
@@ -139,7 +138,7 @@ class DeliveryPipeline:
         if job.expires_at is not None and started >= job.expires_at:
             return self._report(job, started, GiveUp("ttl expired before the attempt"), None, None, "expired", False)
         try:
-            auth = await self.authenticate(hook, job.event)
+            auth = await self.authenticate(hook, job.event) if hook.auth is not None else {}
             request = self.render(hook, job.event, job.event_key, job.delivery_id, auth)
             result = await self.send(hook, request)
             if result.status == 401 and auth and self._auth_cache.get(hook.id) is not None:

@@ -188,7 +188,6 @@ class DeliveryWorker:
             self._ready.appendleft(parked.popleft())
             if not parked:
                 del self._parked[hook_id]
-        self._observer.in_flight(self._in_flight)
         self._wake.set()
         if not self._ready and self._in_flight == 0:
             self._record_wake.set()  # idle: record now rather than after the linger

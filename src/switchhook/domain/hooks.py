@@ -204,24 +204,31 @@ class Hook:
     enabled: bool
     doc: Mapping[str, Any]
     conditions: tuple[Condition, ...]
+    #: Only enabled `web` hooks send anything (Webitel).
+    delivers: bool = False
+    #: The HMAC key of `secret`, decoded once here rather than per request.
+    signing_key: bytes | None = None
+    #: The auth pre-request, when enabled with a URL.
+    auth: Mapping[str, Any] | None = None
 
     @classmethod
     def compile(cls, hook_id: str, domain: str, doc: Mapping[str, Any]) -> Hook:
         filter_spec = doc.get("filter") or {}
+        action = doc.get("action") or {}
+        enabled = doc.get("enable") is True
+        secret = doc.get("secret")
+        auth = doc.get("auth")
         return cls(
             id=hook_id,
             domain=domain,
             event=str(doc.get("event", "")),
-            enabled=doc.get("enable") is True,
+            enabled=enabled,
             doc=doc,
             conditions=compile_filter(filter_spec) if isinstance(filter_spec, Mapping) else (),
+            delivers=enabled and isinstance(action, Mapping) and action.get("type") == "web",
+            signing_key=secret_key(secret) if isinstance(secret, str) and secret else None,
+            auth=auth if isinstance(auth, Mapping) and auth.get("enabled") is True and auth.get("url") else None,
         )
-
-    @property
-    def delivers(self) -> bool:
-        """Only enabled `web` hooks send anything (Webitel)."""
-        action = self.doc.get("action") or {}
-        return self.enabled and action.get("type") == "web"
 
     def max_attempts(self, default_retries: int) -> int:
         retries = self.doc.get("retries")

@@ -32,6 +32,7 @@ class GiveUp:
 
 
 Outcome = Delivered | Retry | GiveUp
+_DELIVERED = {code: Delivered(code) for code in (200, 201, 202, 204)}  # immutable: shared, not rebuilt
 
 
 def backoff_s(attempts_done: int, delay_s: float | None, jitter_unit: float) -> float:
@@ -83,7 +84,7 @@ def decide(
 ) -> Outcome:
     """Classify one attempt's result into Delivered, Retry(at) or GiveUp(reason)."""
     if status is not None and 200 <= status < 300:
-        return Delivered(status)
+        return _DELIVERED.get(status) or Delivered(status)
     reason = f"HTTP {status}" if status is not None else (error or "request failed")
     if status == 410:
         return GiveUp("HTTP 410 Gone: hook disabled", disable_hook=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -206,7 +206,18 @@ def event_id(event: Event, domain: str, payload: str, source: str) -> str:
     if source in ("amqp", "esl") or ("Core-UUID" in event and "Event-Sequence" in event):
         digest = hashlib.blake2b(f"{domain}\n{payload}".encode(), digest_size=16).hexdigest()
         return DEDUPED + digest
-    return uuid.uuid4().hex
+    return next(_random_ids)
+
+
+def _random_id_stream() -> Iterator[str]:
+    """Unique ids at a fraction of uuid4's cost: 64 random bits per 65,536 ids plus a counter."""
+    while True:
+        prefix = os.urandom(8).hex()
+        for n in range(65_536):
+            yield f"{prefix}{n:04x}"
+
+
+_random_ids = _random_id_stream()
 
 
 def delivery_id_for(event_id: str, hook_id: str) -> str:

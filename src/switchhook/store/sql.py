@@ -286,6 +286,9 @@ class SqlTx(ABC):
         """
         if not results:
             return
+        if worker_id is not None and self.serialized_writes:
+            await self._finish_serialized(results, worker_id, now)
+            return
         if worker_id is not None:
             owned = await self._leased_to(worker_id, [r.delivery_id for r in results])
             results = [r for r in results if r.delivery_id in owned]
@@ -314,6 +317,32 @@ class SqlTx(ABC):
             await self.executemany(update, rows)
         else:
             await self.executemany(update + " AND leased_by = ?", [(*row, worker_id) for row in rows])
+
+    #: SQLite runs one write transaction at a time, so "still leased to me" can be checked per statement
+    #: instead of reading and locking the rows first (one round trip less on the hot path).
+    serialized_writes = False
+
+    async def _finish_serialized(self, results: Sequence[Finish], worker_id: str, now: float) -> None:
+        attempts = [(r.attempt, r.delivery_id) for r in results if r.attempt is not None]
+        if attempts:
+            await self.executemany(
+                "INSERT INTO attempts (delivery_id, n, started_at, duration_ms, status_code, error,"
+                " response_excerpt) SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS"
+                " (SELECT 1 FROM deliveries WHERE id = ? AND leased_by = ?) ON CONFLICT DO NOTHING",
+                [
+                    (a.delivery_id, a.n, a.started_at, a.duration_ms, a.status_code, a.error,
+                     a.response_excerpt, delivery_id, worker_id)
+                    for a, delivery_id in attempts
+                ],
+            )  # fmt: skip
+        await self.executemany(
+            "UPDATE deliveries SET status = ?, attempts = ?, next_at = ?, last_status = ?, last_error = ?,"
+            " lease_until = NULL, leased_by = NULL, updated_at = ? WHERE id = ? AND leased_by = ?",
+            [
+                (r.status, r.attempts, r.next_at, r.last_status, r.last_error, now, r.delivery_id, worker_id)
+                for r in results
+            ],
+        )
 
     row_lock_clause = ""  # PostgreSQL: FOR UPDATE (claims skip what a finishing worker holds)
 
