@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -128,6 +129,7 @@ class Runtime:
             self._start_sources(events)
             self._tasks.append(asyncio.create_task(self._purge_loop(deliveries), name="purge"))
         self._tasks.append(asyncio.create_task(self._gauge_loop(deliveries), name="gauges"))
+        tune_garbage_collector()
 
     def _start_sources(self, events: EventsService) -> None:
         settings = self.settings
@@ -225,6 +227,19 @@ class Runtime:
         if self._sender is not None:
             await self._sender.close()
         await self.store.close()
+
+
+def tune_garbage_collector() -> None:
+    """Keep the cyclic collector off the latency path.
+
+    Startup objects (modules, app, compiled hooks) are frozen out of collection, and young collections
+    run less often: the hot path allocates short-lived, acyclic objects that reference counting frees, while
+    a large backlog of queued deliveries made every full collection walk tens of thousands of live dicts
+    (10+ ms pauses in the benchmark's isolation scenario).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 class _LazyServices:

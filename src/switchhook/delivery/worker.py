@@ -21,6 +21,8 @@ from switchhook.store.base import Finish
 logger = logging.getLogger("switchhook.delivery")
 
 RECORD_BATCH = 500
+CLAIM_BATCH = 200
+SKIP_HOOKS_MAX = 200
 RECORD_LINGER_S = 0.01
 
 
@@ -73,6 +75,11 @@ class DeliveryWorker:
     # -- FastPath protocol (services.events) ------------------------------------------------------
     def capacity(self) -> int:
         return max(0, self._max_queued - len(self._held))
+
+    def accepts(self, hook_id: str) -> bool:
+        """False while the hook has a full backlog here: its new deliveries wait in the store, not in memory."""
+        parked = self._parked.get(hook_id)
+        return parked is None or len(parked) < self._per_hook_cap
 
     def submit(self, jobs: list[Job]) -> None:
         for job in jobs:
@@ -195,11 +202,13 @@ class DeliveryWorker:
     # -- polling for due deliveries (retries, other processes' leftovers, restarts) ---------------
     async def _poll_loop(self) -> None:
         while True:
-            room = min(self.capacity(), 1000)
+            # Small claims, one after another: a large one decodes hundreds of events in one go and stalls
+            # the loop (and everyone's latency) for milliseconds.
+            room = min(self.capacity(), CLAIM_BATCH)
             claimed = 0
             if room > 0 and not self._stopping:
                 try:
-                    jobs = await self._deliveries.claim(self.worker_id, room, self.lease_s)
+                    jobs = await self._deliveries.claim(self.worker_id, room, self.lease_s, self._saturated())
                     claimed = len(jobs)
                     self.submit(jobs)
                 except Exception as exc:
@@ -208,6 +217,11 @@ class DeliveryWorker:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._poke.wait(), self._poll_interval_s)
                 self._poke.clear()
+
+    def _saturated(self) -> list[str]:
+        """Hooks with a full backlog here: claiming more of theirs would only park them (a dead endpoint)."""
+        full = [hook_id for hook_id, parked in self._parked.items() if len(parked) >= self._per_hook_cap]
+        return full[:SKIP_HOOKS_MAX]
 
     # -- recording, batched -----------------------------------------------------------------------
     async def _record_loop(self) -> None:

@@ -52,11 +52,13 @@ class DeliveriesService:
         self.tester: TestSender | None = None
 
     # -- for workers ------------------------------------------------------------------------------
-    async def claim(self, worker_id: str, limit: int, lease_s: float) -> list[Job]:
+    async def claim(
+        self, worker_id: str, limit: int, lease_s: float, skip_hooks: Sequence[str] = ()
+    ) -> list[Job]:
         """Lease due deliveries; ones whose hook is gone or disabled are finished as failed right here."""
         now = self._clock()
         async with self._store.transaction() as tx:
-            claimed = await tx.claim_due(worker_id, now, now + lease_s, limit)
+            claimed = await tx.claim_due(worker_id, now, now + lease_s, limit, skip_hooks)
         jobs, orphans = [], []
         for item in claimed:
             row = item.delivery

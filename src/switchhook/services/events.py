@@ -44,6 +44,7 @@ class FastPath(Protocol):
     lease_s: float
 
     def capacity(self) -> int: ...
+    def accepts(self, hook_id: str) -> bool: ...
     def submit(self, jobs: list[Job]) -> None: ...
 
 
@@ -169,7 +170,7 @@ class EventsService:
                 ttl = hook.ttl_s
                 expires_at = now + ttl if ttl is not None else None
                 delivery_id = delivery_id_for(row.id, hook.id)
-                leased = fast is not None and room > 0
+                leased = fast is not None and room > 0 and fast.accepts(hook.id)
                 if leased:
                     assert fast is not None
                     room -= 1

@@ -257,14 +257,23 @@ class SqlTx(ABC):
 
     claim_lock_clause = ""  # PostgreSQL: FOR UPDATE SKIP LOCKED
 
-    async def claim_due(self, worker_id: str, now: float, lease_until: float, limit: int) -> list[ClaimedDelivery]:
-        """Lease up to `limit` due deliveries to `worker_id` and return them with their event payloads."""
+    async def claim_due(
+        self, worker_id: str, now: float, lease_until: float, limit: int, skip_hooks: Sequence[str] = ()
+    ) -> list[ClaimedDelivery]:
+        """Lease up to `limit` due deliveries to `worker_id` and return them with their event payloads.
+
+        `skip_hooks`: hooks this worker already has a backlog for; their due deliveries stay for later
+        (or for another worker) instead of queueing behind a slow endpoint here.
+        """
+        skip = ""
+        if skip_hooks:
+            skip = f" AND hook_id NOT IN ({', '.join('?' for _ in skip_hooks)})"
         rows = await self.fetch(
             "UPDATE deliveries SET lease_until = ?, leased_by = ? WHERE id IN ("
             " SELECT id FROM deliveries WHERE status = 'pending' AND next_at <= ?"
-            " AND (lease_until IS NULL OR lease_until < ?) ORDER BY next_at LIMIT ?"
+            f" AND (lease_until IS NULL OR lease_until < ?){skip} ORDER BY next_at LIMIT ?"
             f" {self.claim_lock_clause}) RETURNING {_DELIVERY_COLUMNS}",
-            lease_until, worker_id, now, now, limit,
+            lease_until, worker_id, now, now, *skip_hooks, limit,
         )  # fmt: skip
         if not rows:
             return []

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -15,6 +17,8 @@ from switchhook.store.migrations import migration_files
 from switchhook.store.sql import Row, SqlTx
 
 T = TypeVar("T")
+logger = logging.getLogger("switchhook.store.sqlite")
+CHECKPOINT_EVERY_S = 0.5
 
 
 class SqliteTx(SqlTx):
@@ -79,6 +83,8 @@ class SqliteStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._stopping = threading.Event()
+        self._checkpointer: threading.Thread | None = None
         self._lock = asyncio.Lock()
         self._conn: sqlite3.Connection | None = None
 
@@ -88,18 +94,37 @@ class SqliteStore:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
         conn.execute("PRAGMA busy_timeout=5000")
-        # Checkpoint less often (hot index pages are copied once per checkpoint, not once per 4 MB of WAL)
-        # and keep the working set in memory.
-        conn.execute("PRAGMA wal_autocheckpoint=10000")
+        # The writer never checkpoints: a checkpoint inside a commit stalls every transaction queued behind
+        # it (tens of ms). A separate connection on its own thread does them (see _checkpoint_loop).
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        conn.execute("PRAGMA journal_size_limit=67108864")
         conn.execute("PRAGMA cache_size=-65536")
         conn.execute("PRAGMA temp_store=MEMORY")
         conn.execute("PRAGMA foreign_keys=ON")
         return conn
 
+    def _checkpoint_loop(self) -> None:
+        """PASSIVE checkpoints never block the writer; run often enough that the WAL stays small."""
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA busy_timeout=1000")
+            while not self._stopping.wait(CHECKPOINT_EVERY_S):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:
+                    logger.warning("checkpoint failed: %s", exc)
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            logger.warning("checkpointer stopped: %s", exc)
+        finally:
+            conn.close()
+
     async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
         if self._conn is None:
             self._conn = await loop.run_in_executor(self._executor, self._open)
+            self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="sqlite-checkpoint", daemon=True)
+            self._checkpointer.start()
         conn = self._conn
         try:
             return await loop.run_in_executor(self._executor, fn, conn)
@@ -159,6 +184,9 @@ class SqliteStore:
         """Single process: the in-process index is updated directly by the hooks service."""
 
     async def close(self) -> None:
+        self._stopping.set()
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.join, 5)
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
