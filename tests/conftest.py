@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.app import Harness, running, make_settings
+from tests.support.app import Harness, make_settings, running
 from tests.support.postgres import drop_schema, new_schema, require_postgres
 from tests.support.receiver import Receiver
 from tests.support.services import amqp_url  # noqa: F401 - re-exported fixture

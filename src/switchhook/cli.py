@@ -35,9 +35,16 @@ def serve(
     both = api == worker  # neither flag, or both: run everything in this process
     runtime = Runtime(settings, api=both or api, worker=both or worker)
     config = uvicorn.Config(
-        runtime.app(), host=host or settings.host, port=port or settings.port, loop="uvloop", http="httptools",
-        lifespan="on", log_config=None, access_log=False, server_header=False,
-    )  # fmt: skip
+        runtime.app(),
+        host=host or settings.host,
+        port=port or settings.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+    )
     uvicorn.Server(config).run()
 
 

@@ -89,7 +89,7 @@ class Runtime:
         self.generated_root_password = await AuthService.bootstrap_root(self.store, settings.root_password)
         if self.generated_root_password:
             # Printed once, on the console only: the hash is all that is stored.
-            print(f"switchhook: generated root password: {self.generated_root_password}", flush=True)  # noqa: T201
+            print(f"switchhook: generated root password: {self.generated_root_password}", flush=True)
         await self.index.reload(self.store)
         await self.store.listen_hook_changes(self._hook_changed, self._deliveries_stored, self._token_changed)
 
@@ -98,11 +98,15 @@ class Runtime:
             self.store, self.index, domain_headers=settings.domain_header_list, counters=self.metrics
         )
         self._sender = Sender(
-            EgressPolicy(parse_networks(settings.egress_deny_list)), connect_timeout_s=settings.connect_timeout_s,
-            max_connections=settings.max_in_flight, user_agent=f"switchhook/{__version__}",
-        )  # fmt: skip
+            EgressPolicy(parse_networks(settings.egress_deny_list)),
+            connect_timeout_s=settings.connect_timeout_s,
+            max_connections=settings.max_in_flight,
+            user_agent=f"switchhook/{__version__}",
+        )
         pipeline = DeliveryPipeline(
-            self._sender, default_timeout_s=settings.default_timeout_s, default_retries=settings.default_retries
+            self._sender,
+            default_timeout_s=settings.default_timeout_s,
+            default_retries=settings.default_retries,
         )
         deliveries.tester = pipeline
         self.services = Services(
@@ -120,10 +124,14 @@ class Runtime:
             if self.store.backend == "sqlite":
                 await deliveries.release(None)  # one process on SQLite: every lease is from a previous run
             self.worker = DeliveryWorker(
-                deliveries, pipeline, lease_s=settings.lease_s, max_in_flight=settings.max_in_flight,
-                max_in_flight_per_hook=settings.max_in_flight_per_hook, poll_interval_s=settings.poll_interval_s,
+                deliveries,
+                pipeline,
+                lease_s=settings.lease_s,
+                max_in_flight=settings.max_in_flight,
+                max_in_flight_per_hook=settings.max_in_flight_per_hook,
+                poll_interval_s=settings.poll_interval_s,
                 observer=self.metrics,
-            )  # fmt: skip
+            )
             events.fast_path = self.worker
             self.worker.start()
             self._start_sources(events)
@@ -141,11 +149,14 @@ class Runtime:
             from switchhook.ingest.amqp import AmqpSource
 
             amqp = AmqpSource(
-                settings.amqp_url, lambda batch: sink_for("amqp", batch), self.index.event_keys,
-                queue_name=settings.amqp_queue, events_exchange=settings.amqp_events_exchange,
+                settings.amqp_url,
+                lambda batch: sink_for("amqp", batch),
+                self.index.event_keys,
+                queue_name=settings.amqp_queue,
+                events_exchange=settings.amqp_events_exchange,
                 cc_exchange=settings.amqp_cc_exchange,
                 on_dropped=lambda reason: self.metrics.dropped("amqp", reason, 1),
-            )  # fmt: skip
+            )
             self.sources["amqp"] = amqp
             self.index.on_change(lambda: _spawn(amqp.refresh_bindings()))
             self._tasks.append(asyncio.create_task(amqp.run(), name="amqp"))
@@ -153,9 +164,11 @@ class Runtime:
             from switchhook.ingest.esl import EslSource
 
             esl = EslSource(
-                settings.esl_url, lambda batch: sink_for("esl", batch), self.index.event_keys,
+                settings.esl_url,
+                lambda batch: sink_for("esl", batch),
+                self.index.event_keys,
                 on_dropped=lambda reason: self.metrics.dropped("esl", reason, 1),
-            )  # fmt: skip
+            )
             self.sources["esl"] = esl
             self.index.on_change(esl.resubscribe)
             self._tasks.append(asyncio.create_task(esl.run(), name="esl"))
@@ -206,8 +219,11 @@ class Runtime:
         for name, source in self.sources.items():
             report[name] = {"state": source.state, "received": source.events_received}
         if self.worker is not None:
-            report["worker"] = {"id": self.worker.worker_id, "inFlight": self.worker.in_flight,
-                                "queued": self.worker.queued}  # fmt: skip
+            report["worker"] = {
+                "id": self.worker.worker_id,
+                "inFlight": self.worker.in_flight,
+                "queued": self.worker.queued,
+            }
         if not database_ok or any(s.state != "connected" for s in self.sources.values()):
             report["status"] = "degraded"
         return report

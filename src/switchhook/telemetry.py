@@ -41,9 +41,7 @@ class DeliveryCounters:
         )
         for outcome, value in sorted(self.attempts.items()):
             attempts.add_metric([outcome], value)
-        deliveries = CounterMetricFamily(
-            "switchhook_deliveries", "Finished deliveries by outcome", labels=["outcome"]
-        )
+        deliveries = CounterMetricFamily("switchhook_deliveries", "Finished deliveries by outcome", labels=["outcome"])
         for outcome, value in sorted(self.deliveries.items()):
             deliveries.add_metric([outcome], value)
         buckets, running = [], 0
@@ -64,15 +62,11 @@ class Metrics(Observer):
         self.registry = CollectorRegistry()
         r = self.registry
         self.events_received = Counter("switchhook_events_received", "Events received", ["source"], registry=r)
-        self.events_dropped = Counter(
-            "switchhook_events_dropped", "Events dropped", ["source", "reason"], registry=r
-        )
+        self.events_dropped = Counter("switchhook_events_dropped", "Events dropped", ["source", "reason"], registry=r)
         self.counters = DeliveryCounters()
         r.register(self.counters)
         self.queue_depth = Gauge("switchhook_queue_depth", "Pending deliveries in the store", registry=r)
-        self.requests_in_flight = Gauge(
-            "switchhook_requests_in_flight", "Outgoing requests in flight", registry=r
-        )
+        self.requests_in_flight = Gauge("switchhook_requests_in_flight", "Outgoing requests in flight", registry=r)
         self.source_connected = Gauge(
             "switchhook_source_connected", "1 when a source is connected", ["source"], registry=r
         )

@@ -20,9 +20,7 @@ def token_headers(token: str) -> dict[str, str]:
     return {"X-Access-Token": token}
 
 
-def hook_body(
-    event: str = "CHANNEL_CREATE", url: str = "https://example.org/hook", **extra: Any
-) -> dict[str, Any]:
+def hook_body(event: str = "CHANNEL_CREATE", url: str = "https://example.org/hook", **extra: Any) -> dict[str, Any]:
     return {"event": event, "enable": True, "action": {"type": "web", "method": "POST", "url": url}, **extra}
 
 
@@ -35,9 +33,11 @@ async def add_account(
     app: Harness, domain: str, username: str, role: str, root: dict[str, str], password: str = PASSWORD
 ) -> None:
     response = await app.client.post(
-        "/api/v2/accounts", params={"domain": domain}, headers=root,
+        "/api/v2/accounts",
+        params={"domain": domain},
+        headers=root,
         json={"username": username, "password": password, "role": role},
-    )  # fmt: skip
+    )
     assert response.status_code == 200, response.text
 
 

@@ -151,9 +151,7 @@ async def test_wrong_credentials_are_401(app: Harness, body: dict[str, str]) -> 
 
 async def test_login_needs_a_json_object(app: Harness) -> None:
     for content in (b"", b"{nope", b'["root", "pw"]'):
-        response = await app.client.post(
-            "/login", content=content, headers={"Content-Type": "application/json"}
-        )
+        response = await app.client.post("/login", content=content, headers={"Content-Type": "application/json"})
         assert response.status_code == 400, content
         assert response.json()["status"] == "error"
 
@@ -175,9 +173,17 @@ async def test_domain_user_logs_in_as_user_at_domain_and_whoami_names_it(app: Ha
     whoami = await app.client.get("/api/v2/whoami", headers=headers)
     assert answer(whoami) == (
         200,
-        {"status": "OK", "data": {"id": f"alice@{DOMAIN}", "domain": DOMAIN, "roleName": "admin",
-                                  "expires": session["expires"], "kind": "session"}},
-    )  # fmt: skip
+        {
+            "status": "OK",
+            "data": {
+                "id": f"alice@{DOMAIN}",
+                "domain": DOMAIN,
+                "roleName": "admin",
+                "expires": session["expires"],
+                "kind": "session",
+            },
+        },
+    )
 
 
 async def test_whoami_of_root_and_of_a_domain_token(app: Harness) -> None:
@@ -190,9 +196,12 @@ async def test_whoami_of_root_and_of_a_domain_token(app: Harness) -> None:
 
     assert (as_root["id"], as_root["domain"], as_root["roleName"]) == ("root", None, "root")
     assert as_token == {
-        "id": f"{payload['id']}@{DOMAIN}", "domain": DOMAIN, "roleName": "user", "expires": payload["exp"],
+        "id": f"{payload['id']}@{DOMAIN}",
+        "domain": DOMAIN,
+        "roleName": "user",
+        "expires": payload["exp"],
         "kind": "domain_token",
-    }  # fmt: skip
+    }
 
 
 async def test_logout_ends_the_session_and_sweeps_only_that_one(app: Harness) -> None:
@@ -238,8 +247,12 @@ async def test_root_mints_lists_and_revokes_domain_tokens(app: Harness) -> None:
     assert jwt.get_unverified_header(token)["alg"] == "HS256"
     data = body["info"]["data"]
     assert (data["uuid"], data["domain"], data["roleName"], data["expire"], data["enabled"]) == (
-        payload["id"], DOMAIN, "admin", expire, True,
-    )  # fmt: skip
+        payload["id"],
+        DOMAIN,
+        "admin",
+        expire,
+        True,
+    )
 
     # The token works on its own, without X-Key.
     assert (await app.client.get(HOOKS, headers=token_headers(token))).status_code == 200

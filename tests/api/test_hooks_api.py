@@ -153,7 +153,7 @@ async def test_bad_filters_are_400_naming_the_key(app: Harness) -> None:
         "regex not a string": ({"operation": "reg", "value": 5}, f"{ani} with operation reg needs a string"),
         "entry not an object": ("100", f"{ani} must be an object"),
         "value an object": ({"operation": "==", "value": {}}, f"{ani} value must be"),
-    }  # fmt: skip
+    }
     for name, (spec, start) in cases.items():
         body = {**with_action(), "filter": {"Caller-ANI": spec}}
         response = await app.client.post(HOOKS, json=body, headers=headers)
@@ -170,17 +170,13 @@ async def test_malformed_json_and_empty_bodies_are_400(app: Harness) -> None:
         broken = await app.client.request(method, path, content=b'{"event": "X",', headers=headers)
         empty = await app.client.request(method, path, content=b"", headers=headers)
         not_utf8 = await app.client.request(method, path, content=b"\xff\xfe{}", headers=headers)
-        assert broken.status_code == 400 and broken.json()["info"].startswith(
-            "Bad request: malformed JSON"
-        ), method
+        assert broken.status_code == 400 and broken.json()["info"].startswith("Bad request: malformed JSON"), method
         assert set(broken.json()) == {"status", "info"} and broken.json()["status"] == "error"
         assert answer(empty) == (400, error("Bad request: a JSON body is required.")), method
         assert not_utf8.status_code == 400, method
 
 
-@pytest.mark.parametrize(
-    "bad_id", ["123", "nope", "0123456789ABCDEF01234567", "0123456789abcdef012345678", "x" * 24]
-)
+@pytest.mark.parametrize("bad_id", ["123", "nope", "0123456789ABCDEF01234567", "0123456789abcdef012345678", "x" * 24])
 async def test_a_malformed_id_is_400_on_every_route(app: Harness, bad_id: str) -> None:
     headers = token_headers(await app.domain_token(DOMAIN))
     expected = (400, error("Bad request: hook id must be 24 hex characters."))

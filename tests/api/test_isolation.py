@@ -30,9 +30,7 @@ async def test_a_domain_admin_never_reaches_another_domain(any_app: Harness, rec
     app = any_app
     root = await app.root_headers()
     for name in (A, B):
-        assert (
-            await app.client.post("/api/v2/domains", headers=root, json={"name": name})
-        ).status_code == 200
+        assert (await app.client.post("/api/v2/domains", headers=root, json={"name": name})).status_code == 200
     b_body = hook_body(
         url=receiver.url(), description="B's own", filter={"Unique-ID": {"operation": "==", "value": "u-1"}}
     )
@@ -49,9 +47,7 @@ async def test_a_domain_admin_never_reaches_another_domain(any_app: Harness, rec
         "admin session": await login(app, f"alice@{A}"),
     }
     for name, headers in callers.items():
-        own = await app.client.post(
-            f"/api/v2/hooks?domain={A}", json=hook_body(description=name), headers=headers
-        )
+        own = await app.client.post(f"/api/v2/hooks?domain={A}", json=hook_body(description=name), headers=headers)
         a_hook = own.json()["data"]["insertedIds"][0]
         for query in (f"?domain={B}", "", f"?domain={A}"):
             why = (name, query)
@@ -59,20 +55,14 @@ async def test_a_domain_admin_never_reaches_another_domain(any_app: Harness, rec
 
             read = await app.client.get(hook_url, headers=headers)
             listed = await app.client.get(f"/api/v2/hooks{query}", headers=headers)
-            replaced = await app.client.put(
-                hook_url, json=hook_body(url="https://evil.example/"), headers=headers
-            )
+            replaced = await app.client.put(hook_url, json=hook_body(url="https://evil.example/"), headers=headers)
             deleted = await app.client.delete(hook_url, headers=headers)
             deliveries = await app.client.get(f"/api/v2/hooks/{b_hook}/deliveries{query}", headers=headers)
-            dry_run = await app.client.post(
-                f"/api/v2/hooks/{b_hook}/test{query}", json=EVENT_B, headers=headers
-            )
+            dry_run = await app.client.post(f"/api/v2/hooks/{b_hook}/test{query}", json=EVENT_B, headers=headers)
             send_url = f"/api/v2/hooks/{b_hook}/test" + (f"{query}&send=true" if query else "?send=true")
             sent = await app.client.post(send_url, json=EVENT_B, headers=headers)
             delivery = await app.client.get(f"/api/v2/deliveries/{b_delivery['id']}{query}", headers=headers)
-            retried = await app.client.post(
-                f"/api/v2/deliveries/{b_delivery['id']}/retry{query}", headers=headers
-            )
+            retried = await app.client.post(f"/api/v2/deliveries/{b_delivery['id']}/retry{query}", headers=headers)
             injected = await app.client.post(f"/api/v2/events{query}", json=EVENT_B, headers=headers)
 
             assert answer(read) == (200, {"status": "OK", "data": None}), why
@@ -98,9 +88,7 @@ async def test_a_domain_admin_never_reaches_another_domain(any_app: Harness, rec
     assert (await app.client.get(f"/api/v2/hooks/{b_hook}?domain={B}", headers=root)).json()["data"] == b_view
     b_list = (await app.client.get(f"/api/v2/hooks?domain={B}", headers=root)).json()["data"]
     assert b_list == [b_view]
-    after = (await app.client.get(f"/api/v2/deliveries/{b_delivery['id']}?domain={B}", headers=root)).json()[
-        "data"
-    ]
+    after = (await app.client.get(f"/api/v2/deliveries/{b_delivery['id']}?domain={B}", headers=root)).json()["data"]
     assert (after["status"], after["attempts"]) == ("delivered", 1)
     await asyncio.sleep(0.1)
     assert len(receiver.on("/hook")) == 1
@@ -127,9 +115,7 @@ async def test_root_must_name_the_domain_on_every_hook_route(app: Harness) -> No
         assert answer(response) == expected, (method, path)
     # With the domain named, the same requests work.
     assert (await app.client.get(f"/api/v2/hooks?domain={A}", headers=root)).status_code == 200
-    assert (
-        await app.client.post(f"/api/v2/hooks?domain={A}", headers=root, json=hook_body())
-    ).status_code == 200
+    assert (await app.client.post(f"/api/v2/hooks?domain={A}", headers=root, json=hook_body())).status_code == 200
 
 
 async def test_the_user_role_gets_403_on_every_hook_route(app: Harness) -> None:

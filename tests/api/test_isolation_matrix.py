@@ -29,9 +29,16 @@ async def b_state(app: Harness, hook_id: str) -> Any:
 @pytest.fixture
 async def world(app: Harness, receiver: Receiver) -> dict[str, Any]:
     token_b = await app.domain_token(B)
-    hook_b = await app.create_hook(B, {"event": "CHANNEL_CREATE", "enable": True, "retries": 0,
-                                       "action": {"type": "web", "method": "POST", "url": receiver.url("/b")}},
-                                   token_b)  # fmt: skip
+    hook_b = await app.create_hook(
+        B,
+        {
+            "event": "CHANNEL_CREATE",
+            "enable": True,
+            "retries": 0,
+            "action": {"type": "web", "method": "POST", "url": receiver.url("/b")},
+        },
+        token_b,
+    )
     receiver.answer(500)
     await app.post_events({"Event-Name": "CHANNEL_CREATE", "variable_domain_name": B}, token_b)
     await receiver.wait_for(1)
@@ -52,19 +59,26 @@ async def world(app: Harness, receiver: Receiver) -> dict[str, Any]:
     login = await app.client.post("/login", json={"username": f"alice@{A}", "password": "password-a-1"})
     session_a = {"X-Access-Token": login.json()["token"], "X-Key": login.json()["key"]}
     return {
-        "hook_b": hook_b, "delivery_b": delivery_b, "token_b_id": token_ids[0],
+        "hook_b": hook_b,
+        "delivery_b": delivery_b,
+        "token_b_id": token_ids[0],
         "callers": {
-            "admin-token": {"X-Access-Token": admin_a}, "user-token": {"X-Access-Token": user_a},
-            "revoked-token": {"X-Access-Token": revoked_a}, "admin-session": session_a,
+            "admin-token": {"X-Access-Token": admin_a},
+            "user-token": {"X-Access-Token": user_a},
+            "revoked-token": {"X-Access-Token": revoked_a},
+            "admin-session": session_a,
         },
-    }  # fmt: skip
+    }
 
 
 def attempts(world: dict[str, Any]) -> list[tuple[str, str, Any]]:
     hook, delivery, token_id = world["hook_b"], world["delivery_b"], world["token_b_id"]
     event_b = {"Event-Name": "CHANNEL_CREATE", "variable_domain_name": B}
-    new_hook = {"event": "CHANNEL_CREATE", "enable": True, "action": {"type": "web", "method": "POST",
-                                                                      "url": "http://127.0.0.1:9/x"}}  # fmt: skip
+    new_hook = {
+        "event": "CHANNEL_CREATE",
+        "enable": True,
+        "action": {"type": "web", "method": "POST", "url": "http://127.0.0.1:9/x"},
+    }
     rows: list[tuple[str, str, Any]] = []
     for q in ("", f"?domain={B}"):
         rows += [
@@ -80,7 +94,11 @@ def attempts(world: dict[str, Any]) -> list[tuple[str, str, Any]]:
             ("POST", f"/api/v2/deliveries/{delivery}/retry{q}", None),
             ("POST", f"/api/v2/events{q}", event_b),
             ("POST", f"/api/v2/events{q}", [event_b]),
-            ("POST", f"/api/v2/accounts{q}", {"username": "mallory", "password": "password-m-1", "role": "admin"}),
+            (
+                "POST",
+                f"/api/v2/accounts{q}",
+                {"username": "mallory", "password": "password-m-1", "role": "admin"},
+            ),
             ("GET", f"/api/v2/accounts{q}", None),
             ("DELETE", f"/api/v2/accounts/bob{q}", None),
         ]
@@ -111,8 +129,12 @@ async def test_domain_a_reaches_nothing_of_domain_b(app: Harness, receiver: Rece
             text = response.text
             if "/hooks/" in path or "/deliveries/" in path or "/settings/token/" in path:
                 # The id was the caller's own input: it may only come back as "not found"-shaped answers.
-                assert response.status_code != 200 or json.loads(text)["data"] in (None, [], {"n": 0, "ok": 1},
-                                                                                   {"n": 0, "nModified": 0, "ok": 1}), label  # fmt: skip
+                assert response.status_code != 200 or json.loads(text)["data"] in (
+                    None,
+                    [],
+                    {"n": 0, "ok": 1},
+                    {"n": 0, "nModified": 0, "ok": 1},
+                ), label
             for secret in secrets_of_b:
                 if secret not in path:
                     assert secret not in text, f"{label} leaked {secret}: {text[:300]}"
@@ -122,4 +144,4 @@ async def test_domain_a_reaches_nothing_of_domain_b(app: Harness, receiver: Rece
     assert await b_state(app, world["hook_b"]) == before
     assert len(receiver.requests) == requests_before, "a request reached domain B's endpoint"
     assert tried == 4 * len(attempts(world))
-    print(f"\nisolation matrix: {tried} cross-tenant requests, 0 reached domain B")  # noqa: T201
+    print(f"\nisolation matrix: {tried} cross-tenant requests, 0 reached domain B")

@@ -64,18 +64,31 @@ async def test_every_served_route_is_documented_with_its_methods(app: Harness) -
     assert served == documented
     # The routes SPEC §3, §4 and §8.6 promise are among them.
     for route in [
-        ("GET", "/api/v2/hooks"), ("POST", "/api/v2/hooks"), ("GET", "/api/v2/hooks/{hook_id}"),
-        ("PUT", "/api/v2/hooks/{hook_id}"), ("DELETE", "/api/v2/hooks/{hook_id}"),
-        ("GET", "/api/v2/hooks/{hook_id}/deliveries"), ("POST", "/api/v2/hooks/{hook_id}/test"),
-        ("GET", "/api/v2/deliveries/{delivery_id}"), ("POST", "/api/v2/deliveries/{delivery_id}/retry"),
-        ("POST", "/login"), ("POST", "/logout"), ("GET", "/api/v2/whoami"),
-        ("POST", "/api/v2/domains/{name}/settings/token"), ("GET", "/api/v2/domains/{name}/settings/token"),
+        ("GET", "/api/v2/hooks"),
+        ("POST", "/api/v2/hooks"),
+        ("GET", "/api/v2/hooks/{hook_id}"),
+        ("PUT", "/api/v2/hooks/{hook_id}"),
+        ("DELETE", "/api/v2/hooks/{hook_id}"),
+        ("GET", "/api/v2/hooks/{hook_id}/deliveries"),
+        ("POST", "/api/v2/hooks/{hook_id}/test"),
+        ("GET", "/api/v2/deliveries/{delivery_id}"),
+        ("POST", "/api/v2/deliveries/{delivery_id}/retry"),
+        ("POST", "/login"),
+        ("POST", "/logout"),
+        ("GET", "/api/v2/whoami"),
+        ("POST", "/api/v2/domains/{name}/settings/token"),
+        ("GET", "/api/v2/domains/{name}/settings/token"),
         ("DELETE", "/api/v2/domains/{name}/settings/token/{token_id}"),
         ("PATCH", "/api/v2/domains/{name}/settings/token/{token_id}"),
-        ("POST", "/api/v2/domains"), ("GET", "/api/v2/domains"), ("DELETE", "/api/v2/domains/{name}"),
-        ("POST", "/api/v2/accounts"), ("GET", "/api/v2/accounts"), ("DELETE", "/api/v2/accounts/{username}"),
-        ("GET", "/health"), ("GET", "/metrics"),
-    ]:  # fmt: skip
+        ("POST", "/api/v2/domains"),
+        ("GET", "/api/v2/domains"),
+        ("DELETE", "/api/v2/domains/{name}"),
+        ("POST", "/api/v2/accounts"),
+        ("GET", "/api/v2/accounts"),
+        ("DELETE", "/api/v2/accounts/{username}"),
+        ("GET", "/health"),
+        ("GET", "/metrics"),
+    ]:
         assert route in documented, route
 
 

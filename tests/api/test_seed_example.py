@@ -22,9 +22,20 @@ CREATE_BODY = {
     "headers": {"Content-Type": "application/json"},
 }
 LIST_EXAMPLE_KEYS = [
-    "_id", "domain", "event", "enable", "description", "action", "fields", "map", "filter", "headers", "auth",
-    "customBody", "rawBody",
-]  # fmt: skip
+    "_id",
+    "domain",
+    "event",
+    "enable",
+    "description",
+    "action",
+    "fields",
+    "map",
+    "filter",
+    "headers",
+    "auth",
+    "customBody",
+    "rawBody",
+]
 
 
 async def test_create_answers_mongo_insert_result_and_list_shows_every_field(app: Harness) -> None:
@@ -43,12 +54,20 @@ async def test_create_answers_mongo_insert_result_and_list_shows_every_field(app
             "result": {"ok": 1, "n": 1},
             "ops": [
                 {
-                    "domain": DOMAIN, "event": CREATE_BODY["event"], "enable": True,
-                    "description": "dialer finished member", "action": CREATE_BODY["action"], "fields": [],
-                    "map": {}, "filter": {}, "headers": {"Content-Type": "application/json"},
-                    "auth": {"headers": {}, "map": {}, "enabled": False}, "customBody": True,
-                    "rawBody": CREATE_BODY["rawBody"], "_id": hook_id,
-                }  # fmt: skip
+                    "domain": DOMAIN,
+                    "event": CREATE_BODY["event"],
+                    "enable": True,
+                    "description": "dialer finished member",
+                    "action": CREATE_BODY["action"],
+                    "fields": [],
+                    "map": {},
+                    "filter": {},
+                    "headers": {"Content-Type": "application/json"},
+                    "auth": {"headers": {}, "map": {}, "enabled": False},
+                    "customBody": True,
+                    "rawBody": CREATE_BODY["rawBody"],
+                    "_id": hook_id,
+                }
             ],
             "insertedCount": 1,
             "insertedIds": [hook_id],

@@ -20,9 +20,18 @@ def sender(deny: tuple[Any, ...] = ()) -> Sender:
 
 @pytest.mark.parametrize(
     "address",
-    ["169.254.169.254", "169.254.1.1", "0.0.0.0", "fe80::1", "::ffff:169.254.169.254", "fd00:ec2::254",
-     "100.100.100.200", "::", "224.0.0.1"],
-)  # fmt: skip
+    [
+        "169.254.169.254",
+        "169.254.1.1",
+        "0.0.0.0",
+        "fe80::1",
+        "::ffff:169.254.169.254",
+        "fd00:ec2::254",
+        "100.100.100.200",
+        "::",
+        "224.0.0.1",
+    ],
+)
 def test_always_refused_ranges(address: str) -> None:
     assert EgressPolicy().refusal(address) is not None
 
@@ -122,10 +131,17 @@ async def test_a_refused_destination_is_a_terminal_failure_with_its_reason_in_th
 
     async with running(make_settings(tmp_path, egress_deny="127.0.0.0/8,::1/128")) as app:
         token = await app.domain_token("d.example")
-        hook_id = await app.create_hook("d.example", {
-            "event": "CHANNEL_CREATE", "enable": True, "retries": 5, "delay": 0.1,
-            "action": {"type": "web", "method": "POST", "url": f"http://localhost:{receiver.port}/x"},
-        }, token)  # fmt: skip
+        hook_id = await app.create_hook(
+            "d.example",
+            {
+                "event": "CHANNEL_CREATE",
+                "enable": True,
+                "retries": 5,
+                "delay": 0.1,
+                "action": {"type": "web", "method": "POST", "url": f"http://localhost:{receiver.port}/x"},
+            },
+            token,
+        )
         await app.post_events({"Event-Name": "CHANNEL_CREATE", "variable_domain_name": "d.example"}, token)
         for _ in range(100):
             rows = await app.services.deliveries.list_for_hook(ROOT, "d.example", hook_id, None, None, None)

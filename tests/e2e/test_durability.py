@@ -24,8 +24,13 @@ async def crash_and_recover(receiver: Receiver, env: dict[str, str], log_dir: Pa
     headers = {"X-Access-Token": token}
     first = ServerProcess(env, log_dir, name="first").start()
     try:
-        hook = {"event": "CHANNEL_CREATE", "enable": True, "retries": 5, "delay": 0.2,
-                "action": {"type": "web", "method": "POST", "url": receiver.url("/hold")}}  # fmt: skip
+        hook = {
+            "event": "CHANNEL_CREATE",
+            "enable": True,
+            "retries": 5,
+            "delay": 0.2,
+            "action": {"type": "web", "method": "POST", "url": receiver.url("/hold")},
+        }
         created = first.request("POST", "/api/v2/hooks", json=hook, headers=headers)
         assert created.status_code == 200, created.text
         hook_id = created.json()["data"]["insertedIds"][0]

@@ -33,7 +33,7 @@ SECRET = "whsec_" + base64.b64encode(b"faults-signing-key-0123456789ab").decode(
 
 
 def run(*command: str) -> None:
-    subprocess.run(command, check=True, capture_output=True, timeout=120)  # noqa: S603
+    subprocess.run(command, check=True, capture_output=True, timeout=120)
 
 
 def pg_version() -> str:
@@ -65,17 +65,23 @@ async def publish_steadily(url: str, exchange: str, stop_at: float) -> list[str]
                 channel = await connection.channel(publisher_confirms=True)
                 target = await channel.get_exchange(exchange, ensure=False)
             unique_id = f"call-{n}"
-            event = {"Event-Name": "CHANNEL_CREATE", "Unique-ID": unique_id, "variable_domain_name": DOMAIN,
-                     "FreeSWITCH-Hostname": "fs1", "Channel-Presence-ID": f"100@{DOMAIN}"}  # fmt: skip
+            event = {
+                "Event-Name": "CHANNEL_CREATE",
+                "Unique-ID": unique_id,
+                "variable_domain_name": DOMAIN,
+                "FreeSWITCH-Hostname": "fs1",
+                "Channel-Presence-ID": f"100@{DOMAIN}",
+            }
             message = aio_pika.Message(
-                __import__("json").dumps(event).encode(), content_type="text/json",
+                __import__("json").dumps(event).encode(),
+                content_type="text/json",
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            )  # fmt: skip
+            )
             await asyncio.wait_for(target.publish(message, routing_key=routing_key_for(event)), 5)
             confirmed.append(unique_id)
             n += 1
             await asyncio.sleep(1 / RATE_PER_S)
-        except Exception:  # noqa: BLE001 - broker down: the event was not accepted; try again shortly
+        except Exception:
             n += 1
             if connection is not None:
                 with __import__("contextlib").suppress(Exception):
@@ -92,16 +98,26 @@ async def test_restarts_and_a_killed_worker_lose_nothing(receiver: Receiver, tmp
     amqp = require_amqp()
     schema, tag = new_schema(), uuid.uuid4().hex[:8]
     env = {
-        "SWITCHHOOK_DATABASE_URL": dsn, "SWITCHHOOK_DATABASE_SCHEMA": schema, "SWITCHHOOK_LEASE_S": "3",
-        "SWITCHHOOK_AMQP_URL": amqp, "SWITCHHOOK_AMQP_QUEUE": f"test.{tag}.q",
-        "SWITCHHOOK_AMQP_EVENTS_EXCHANGE": f"test.{tag}.TAP.Events", "SWITCHHOOK_AMQP_CC_EXCHANGE": f"test.{tag}.CC",
-    }  # fmt: skip
+        "SWITCHHOOK_DATABASE_URL": dsn,
+        "SWITCHHOOK_DATABASE_SCHEMA": schema,
+        "SWITCHHOOK_LEASE_S": "3",
+        "SWITCHHOOK_AMQP_URL": amqp,
+        "SWITCHHOOK_AMQP_QUEUE": f"test.{tag}.q",
+        "SWITCHHOOK_AMQP_EVENTS_EXCHANGE": f"test.{tag}.TAP.Events",
+        "SWITCHHOOK_AMQP_CC_EXCHANGE": f"test.{tag}.CC",
+    }
     token = domain_token(env, DOMAIN)
     first = ServerProcess(env, tmp_path, name="one").start()
     second = ServerProcess(env, tmp_path, name="two").start()
     try:
-        hook = {"event": "CHANNEL_CREATE", "enable": True, "retries": 20, "delay": 0.5, "secret": SECRET,
-                "action": {"type": "web", "method": "POST", "url": receiver.url("/hook")}}  # fmt: skip
+        hook = {
+            "event": "CHANNEL_CREATE",
+            "enable": True,
+            "retries": 20,
+            "delay": 0.5,
+            "secret": SECRET,
+            "action": {"type": "web", "method": "POST", "url": receiver.url("/hook")},
+        }
         created = first.request("POST", "/api/v2/hooks", json=hook, headers={"X-Access-Token": token})
         assert created.status_code == 200, created.text
         for server in (first, second):  # both consumers bound before the flow starts
@@ -137,7 +153,7 @@ async def test_restarts_and_a_killed_worker_lose_nothing(receiver: Receiver, tmp
             counts[unique_id] += 1
         lost = expected - set(by_id)
         duplicates = sum(n - 1 for n in counts.values())
-        print(  # noqa: T201 - the figures this test exists to produce
+        print(
             f"\nfaults: {len(expected)} events accepted, 3 faults injected (RabbitMQ restart, PostgreSQL "
             f"restart, worker SIGKILL), lost {len(lost)}, duplicates {duplicates}"
         )

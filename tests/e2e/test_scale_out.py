@@ -81,9 +81,7 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
         api, *workers = await asyncio.gather(
             start("--api", "api"), start("--worker", "worker1"), start("--worker", "worker2")
         )
-        async with httpx.AsyncClient(
-            base_url=api.url, headers={"X-Access-Token": token}, timeout=30
-        ) as client:
+        async with httpx.AsyncClient(base_url=api.url, headers={"X-Access-Token": token}, timeout=30) as client:
             yield Cluster(api, workers, client)
     finally:
         await asyncio.gather(*(asyncio.to_thread(p.stop) for p in processes))
@@ -114,9 +112,7 @@ async def delivered_by(worker: ServerProcess) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-async def eventually(
-    predicate: Callable[[], Any], what: str, timeout_s: float, details: Callable[[], str]
-) -> None:
+async def eventually(predicate: Callable[[], Any], what: str, timeout_s: float, details: Callable[[], str]) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         result = predicate()
@@ -149,9 +145,7 @@ def unique_ids(receiver: Receiver) -> Counter[str]:
     return Counter(r.json()["data"]["Unique-ID"] for r in receiver.requests)
 
 
-async def test_workers_share_the_work_of_the_api_process_exactly_once(
-    tmp_path: Path, receiver: Receiver
-) -> None:
+async def test_workers_share_the_work_of_the_api_process_exactly_once(tmp_path: Path, receiver: Receiver) -> None:
     total, batch = 200, 10
     async with cluster(tmp_path) as c:
         # The API process matches; the workers must know the hook the moment its deliveries show up.
@@ -167,9 +161,7 @@ async def test_workers_share_the_work_of_the_api_process_exactly_once(
             statuses.update(await c.delivery_statuses(hook_id))
             return statuses == {"delivered": total}
 
-        await eventually(
-            all_delivered, "every delivery recorded as delivered", 10, lambda: f"{statuses}\n{c.logs()}"
-        )
+        await eventually(all_delivered, "every delivery recorded as delivered", 10, lambda: f"{statuses}\n{c.logs()}")
         counts = unique_ids(receiver)
         duplicates = {uid: n for uid, n in counts.items() if n > 1}
         assert not duplicates, f"duplicated deliveries in normal operation: {duplicates}"
@@ -206,9 +198,11 @@ async def test_a_killed_workers_in_flight_deliveries_are_finished_by_the_survivo
 
         wanted = {f"call-{n}" for n in range(total)}
         await eventually(
-            lambda: set(unique_ids(receiver)) >= wanted, "every event delivered after the kill", 30,
+            lambda: set(unique_ids(receiver)) >= wanted,
+            "every event delivered after the kill",
+            30,
             lambda: f"missing {sorted(wanted - set(unique_ids(receiver)))}\n{c.logs()}",
-        )  # fmt: skip
+        )
         statuses: Counter[str] = Counter()
 
         async def all_delivered() -> bool:
@@ -216,9 +210,7 @@ async def test_a_killed_workers_in_flight_deliveries_are_finished_by_the_survivo
             statuses.update(await c.delivery_statuses(hook_id))
             return statuses == {"delivered": total}
 
-        await eventually(
-            all_delivered, "every delivery recorded as delivered", 10, lambda: f"{statuses}\n{c.logs()}"
-        )
+        await eventually(all_delivered, "every delivery recorded as delivered", 10, lambda: f"{statuses}\n{c.logs()}")
         counts = unique_ids(receiver)
         duplicates = sum(n - 1 for n in counts.values())
         report = (

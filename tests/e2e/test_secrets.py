@@ -14,40 +14,62 @@ from tests.support.receiver import Receiver, Reply
 
 DOMAIN = "secret.example"
 HOOK_SECRET = "whsec_" + base64.b64encode(b"hook-signing-key-0123456789abcdef").decode()
-AUTH_PASSWORD = "auth-pre-request-password-4711"  # noqa: S105
+AUTH_PASSWORD = "auth-pre-request-password-4711"
 AUTH_HEADER = "Basic YXV0aC11c2VyOnN1cGVyLXNlY3JldA=="
-STATIC_BEARER = "static-bearer-token-9a8b7c"  # noqa: S105
-URL_PASSWORD = "url-userinfo-password-55"  # noqa: S105
-ACCOUNT_PASSWORD = "account-password-8c3d2e"  # noqa: S105
-TOKEN_SECRET = "token-secret-" + "s" * 40  # noqa: S105
+STATIC_BEARER = "static-bearer-token-9a8b7c"
+URL_PASSWORD = "url-userinfo-password-55"
+ACCOUNT_PASSWORD = "account-password-8c3d2e"
+TOKEN_SECRET = "token-secret-" + "s" * 40
 
 
 async def test_secrets_appear_nowhere(receiver: Receiver, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    receiver.routes["/auth"] = Reply(200, json.dumps({"token": "issued-token-1"}).encode(),
-                                     {"Content-Type": "application/json"})  # fmt: skip
+    receiver.routes["/auth"] = Reply(
+        200, json.dumps({"token": "issued-token-1"}).encode(), {"Content-Type": "application/json"}
+    )
     receiver.answer(500, 200)
     settings = make_settings(tmp_path, token_secret=TOKEN_SECRET, log_level="DEBUG")
-    secrets = [HOOK_SECRET, AUTH_PASSWORD, AUTH_HEADER, STATIC_BEARER, URL_PASSWORD, ACCOUNT_PASSWORD, TOKEN_SECRET,
-               ROOT_PASSWORD]  # fmt: skip
+    secrets = [
+        HOOK_SECRET,
+        AUTH_PASSWORD,
+        AUTH_HEADER,
+        STATIC_BEARER,
+        URL_PASSWORD,
+        ACCOUNT_PASSWORD,
+        TOKEN_SECRET,
+        ROOT_PASSWORD,
+    ]
     seen: list[str] = []
     async with running(settings) as app:
         root = await app.root_headers()
         bad_login = await app.client.post("/login", json={"username": "root", "password": ROOT_PASSWORD + "x"})
         seen.append(bad_login.text)
         account = await app.client.post(
-            f"/api/v2/accounts?domain={DOMAIN}", headers=root,
+            f"/api/v2/accounts?domain={DOMAIN}",
+            headers=root,
             json={"username": "ops", "password": ACCOUNT_PASSWORD, "role": "admin"},
-        )  # fmt: skip
+        )
         seen.append(account.text)
         hook = {
-            "event": "CHANNEL_CREATE", "enable": True, "retries": 2, "delay": 0.1, "secret": HOOK_SECRET,
-            "action": {"type": "web", "method": "POST",
-                       "url": f"http://hooker:{URL_PASSWORD}@127.0.0.1:{receiver.port}/hook"},
+            "event": "CHANNEL_CREATE",
+            "enable": True,
+            "retries": 2,
+            "delay": 0.1,
+            "secret": HOOK_SECRET,
+            "action": {
+                "type": "web",
+                "method": "POST",
+                "url": f"http://hooker:{URL_PASSWORD}@127.0.0.1:{receiver.port}/hook",
+            },
             "headers": {"X-Api-Key": STATIC_BEARER, "X-Token": "${auth:body:token}"},
-            "auth": {"enabled": True, "url": receiver.url("/auth"), "method": "POST",
-                     "headers": {"Authorization": AUTH_HEADER}, "map": {"password": AUTH_PASSWORD}},
-        }  # fmt: skip
+            "auth": {
+                "enabled": True,
+                "url": receiver.url("/auth"),
+                "method": "POST",
+                "headers": {"Authorization": AUTH_HEADER},
+                "map": {"password": AUTH_PASSWORD},
+            },
+        }
         created = await app.client.post(f"/api/v2/hooks?domain={DOMAIN}", json=hook, headers=root)
         seen.append(created.text)
         hook_id = created.json()["data"]["insertedIds"][0]
@@ -60,8 +82,9 @@ async def test_secrets_appear_nowhere(receiver: Receiver, tmp_path: Path, caplog
         event = {"Event-Name": "CHANNEL_CREATE", "variable_domain_name": DOMAIN}
         seen.append((await app.client.post("/api/v2/events", json=event, headers=root)).text)
         requests = await receiver.wait_for(2, path="/hook")
-        seen.append((await app.client.post(f"/api/v2/hooks/{hook_id}/test?domain={DOMAIN}", json=event,
-                                           headers=root)).text)  # fmt: skip
+        seen.append(
+            (await app.client.post(f"/api/v2/hooks/{hook_id}/test?domain={DOMAIN}", json=event, headers=root)).text
+        )
         deliveries = await app.client.get(f"/api/v2/hooks/{hook_id}/deliveries?domain={DOMAIN}", headers=root)
         seen.append(deliveries.text)
         for row in deliveries.json()["data"]:

@@ -10,9 +10,15 @@ from tests.support.receiver import Receiver
 
 async def test_claim_reads_the_store_when_the_index_is_stale(app: Harness, receiver: Receiver) -> None:
     token = await app.domain_token("stale.example")
-    hook_id = await app.create_hook("stale.example", {
-        "event": "CHANNEL_CREATE", "enable": True, "action": {"type": "web", "method": "POST", "url": receiver.url()},
-    }, token)  # fmt: skip
+    hook_id = await app.create_hook(
+        "stale.example",
+        {
+            "event": "CHANNEL_CREATE",
+            "enable": True,
+            "action": {"type": "web", "method": "POST", "url": receiver.url()},
+        },
+        token,
+    )
     worker = app.runtime.worker
     assert worker is not None
     app.services.events.fast_path = None  # leave the delivery to the poller

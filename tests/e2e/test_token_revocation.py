@@ -35,4 +35,3 @@ async def test_revocation_through_one_process_is_refused_by_another(tmp_path: Pa
             assert answer.json() == {"status": "error", "info": "Not found token"}
     finally:
         await drop_schema(dsn, schema)
-

@@ -269,15 +269,11 @@ async def test_custom_subclass_is_bound_on_both_exchanges(broker: Broker) -> Non
         await broker.publish(from_dialer, ".CUSTOM.engine%3A%3Adialer_member_end..")
         # The callcenter profile's words: Hostname.Event-Subclass.CC-Action.CC-Queue.Unique-ID.
         from_cc = json.dumps({**DIALER_MEMBER_END, "Unique-ID": "cc"}).encode()
-        await broker.publish(
-            from_cc, "core.engine%3A%3Adialer_member_end.end.q1.cc", exchange=broker.cc_exchange
-        )
+        await broker.publish(from_cc, "core.engine%3A%3Adialer_member_end.end.q1.cc", exchange=broker.cc_exchange)
         with pytest.raises(PublishError):
             await broker.publish(b"{}", ".CUSTOM.engine%3A%3Acallback_member_add..")
         with pytest.raises(PublishError):
-            await broker.publish(
-                b"{}", "core.engine%3A%3Acallback_member_add.x.y.z", exchange=broker.cc_exchange
-            )
+            await broker.publish(b"{}", "core.engine%3A%3Acallback_member_add.x.y.z", exchange=broker.cc_exchange)
         await eventually(lambda: len(sink.events) == 2, "the event from both exchanges")
     assert unique_ids(sink.events) == {"dialer", "cc"}
 
@@ -460,9 +456,7 @@ async def test_unreachable_broker_is_retried_and_the_password_never_logged(
         "amqp://guest:s3cret-pw@127.0.0.1:1/vh", Recorder(), lambda: {"CHANNEL_CREATE"}, reconnect_max_s=0.2
     )
     task = asyncio.create_task(source.run())
-    await eventually(
-        lambda: sum("unavailable" in r.getMessage() for r in caplog.records) >= 2, "two failed attempts"
-    )
+    await eventually(lambda: sum("unavailable" in r.getMessage() for r in caplog.records) >= 2, "two failed attempts")
     states = [source.state]
     await source.refresh_bindings()  # a key change while away is kept for later, not an error
     await source.stop()

@@ -168,9 +168,13 @@ async def amqp_connected(app: Harness) -> bool:
 async def ingesting(tap: Tap, tmp_path: Path, **overrides: Any) -> AsyncIterator[Harness]:
     """switchhook (SQLite) consuming this test's queue, once its AMQP source is connected."""
     settings = make_settings(
-        tmp_path, amqp_url=tap.url, amqp_queue=tap.queue, amqp_events_exchange=tap.events_exchange,
-        amqp_cc_exchange=tap.cc_exchange, **overrides,
-    )  # fmt: skip
+        tmp_path,
+        amqp_url=tap.url,
+        amqp_queue=tap.queue,
+        amqp_events_exchange=tap.events_exchange,
+        amqp_cc_exchange=tap.cc_exchange,
+        **overrides,
+    )
     async with running(settings) as app:
         await eventually(lambda: amqp_connected(app), "the AMQP source to connect")
         yield app
@@ -208,19 +212,30 @@ async def test_mod_amqp_fixtures_are_delivered_as_rendered_requests(
     # Webitel's dialer event as mod_amqp would carry it: the decoded dump re-encoded as one JSON object.
     dialer = json.loads(json.dumps(load_fixture_event(DIALER_END)))
     async with ingesting(tap, tmp_path) as app:
-        await app.create_hook(CREATE_DOMAIN, {"event": "CHANNEL_CREATE", "enable": True,
-                                              "action": web(receiver.url("/create"))})  # fmt: skip
-        await app.create_hook(CALLSTATE_DOMAIN, {
-            "event": "CHANNEL_CALLSTATE", "enable": True, "action": web(receiver.url("/callstate"), "GET"),
-            "fields": ["Unique-ID", "Channel-Call-State", "Caller-Caller-ID-Number"],
-            "map": {"Unique-ID": "call_id"},
-        })  # fmt: skip
-        await app.create_hook(DIALER_DOMAIN, {
-            "event": "CUSTOM->engine::dialer_member_end", "enable": True,
-            "action": web(receiver.url("/dialer"), "PUT"), "customBody": True,
-            "headers": {"Content-Type": "application/json", "X-Dialer": "${dialerName}"},
-            "rawBody": '{"member": "${name}", "number": "${currentNumber}", "end_cause": "${endCause}"}',
-        })  # fmt: skip
+        await app.create_hook(
+            CREATE_DOMAIN, {"event": "CHANNEL_CREATE", "enable": True, "action": web(receiver.url("/create"))}
+        )
+        await app.create_hook(
+            CALLSTATE_DOMAIN,
+            {
+                "event": "CHANNEL_CALLSTATE",
+                "enable": True,
+                "action": web(receiver.url("/callstate"), "GET"),
+                "fields": ["Unique-ID", "Channel-Call-State", "Caller-Caller-ID-Number"],
+                "map": {"Unique-ID": "call_id"},
+            },
+        )
+        await app.create_hook(
+            DIALER_DOMAIN,
+            {
+                "event": "CUSTOM->engine::dialer_member_end",
+                "enable": True,
+                "action": web(receiver.url("/dialer"), "PUT"),
+                "customBody": True,
+                "headers": {"Content-Type": "application/json", "X-Dialer": "${dialerName}"},
+                "rawBody": '{"member": "${name}", "number": "${currentNumber}", "end_cause": "${endCause}"}',
+            },
+        )
         for event in (create, callstate, dialer):
             await tap.wait_routed(routing_key_for(event))
 
@@ -271,8 +286,9 @@ async def test_a_hook_created_later_gets_its_binding_without_restart(
     callstate = with_id(load_fixture_event(CALLSTATE), "after-hook")
     key = routing_key_for(callstate)
     async with ingesting(tap, tmp_path) as app:
-        await app.create_hook(CREATE_DOMAIN, {"event": "CHANNEL_CREATE", "enable": True,
-                                              "action": web(receiver.url("/create"))})  # fmt: skip
+        await app.create_hook(
+            CREATE_DOMAIN, {"event": "CHANNEL_CREATE", "enable": True, "action": web(receiver.url("/create"))}
+        )
         await tap.wait_routed(routing_key_for(load_fixture_event(CREATE)))
 
         # No hook uses CHANNEL_CALLSTATE yet: the broker has nowhere to route it.
@@ -300,8 +316,9 @@ async def test_poison_messages_never_block_the_queue(tap: Tap, tmp_path: Path, r
     create = load_fixture_event(CREATE)
     key = routing_key_for(create)
     async with ingesting(tap, tmp_path) as app:
-        await app.create_hook(CREATE_DOMAIN, {"event": "CHANNEL_CREATE", "enable": True,
-                                              "action": web(receiver.url("/create"))})  # fmt: skip
+        await app.create_hook(
+            CREATE_DOMAIN, {"event": "CHANNEL_CREATE", "enable": True, "action": web(receiver.url("/create"))}
+        )
         await tap.wait_routed(key)
         source = app.runtime.sources["amqp"]
         # The one probe that got routed is consumed (and matches no hook); the others were returned.
@@ -309,9 +326,7 @@ async def test_poison_messages_never_block_the_queue(tap: Tap, tmp_path: Path, r
 
         await tap.publish(b"this is {not JSON", key, persistent=True)
         await tap.publish(json.dumps([with_id(create, "in-an-array")]).encode(), key, persistent=True)
-        await tap.publish(
-            json.dumps({"Unique-ID": "no-event-name", "Channel-Presence-ID": "1@x"}).encode(), key
-        )
+        await tap.publish(json.dumps({"Unique-ID": "no-event-name", "Channel-Presence-ID": "1@x"}).encode(), key)
         await tap.publish(with_id(create, "after-the-poison"))
 
         (request,) = await receiver.wait_for(1)
@@ -345,8 +360,9 @@ async def test_consumer_resumes_after_a_broker_restart_and_loses_no_stored_event
     need_rabbitmqctl()
     create = load_fixture_event(CREATE)
     async with ingesting(tap, tmp_path) as app:
-        await app.create_hook(CREATE_DOMAIN, {"event": "CHANNEL_CREATE", "enable": True,
-                                              "action": web(receiver.url("/create"))})  # fmt: skip
+        await app.create_hook(
+            CREATE_DOMAIN, {"event": "CHANNEL_CREATE", "enable": True, "action": web(receiver.url("/create"))}
+        )
         await tap.wait_routed(routing_key_for(create))
         for n in range(5):
             await tap.publish(with_id(create, f"pre-{n}"), persistent=True)

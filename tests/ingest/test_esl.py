@@ -65,9 +65,7 @@ class RecordingSink:
         return [event_key(event) for event in self.events]
 
 
-def make_source(
-    url: str, sink: RecordingSink, keys: Collection[str] | None = None, **options: Any
-) -> EslSource:
+def make_source(url: str, sink: RecordingSink, keys: Collection[str] | None = None, **options: Any) -> EslSource:
     hooked = HOOKED if keys is None else keys
     timings: dict[str, Any] = {
         "reconnect_initial_s": 0.01,
@@ -165,9 +163,7 @@ def test_esl_url_never_shows_the_password() -> None:
     assert EslUrl.parse("esl://:x@[::1]:8022").address == "[::1]:8022"
 
 
-@pytest.mark.parametrize(
-    "url", ["http://:TopSecret42@host:8021", "esl://:TopSecret42@:8021", "esl://:TopSecret42@h:x"]
-)
+@pytest.mark.parametrize("url", ["http://:TopSecret42@host:8021", "esl://:TopSecret42@:8021", "esl://:TopSecret42@h:x"])
 def test_esl_url_errors_do_not_quote_the_url(url: str) -> None:
     with pytest.raises(ValueError, match="ESL URL") as info:
         EslUrl.parse(url)
@@ -223,9 +219,7 @@ async def test_wrong_password_never_connects_backs_off_and_never_logs_the_passwo
     secret = "Wr0ng-Secret-991"
     states: set[str] = set()
     async with EslPeer(password="ClueCon") as peer:
-        source = make_source(
-            peer.url(password=secret), RecordingSink(), reconnect_initial_s=0.05, reconnect_max_s=1
-        )
+        source = make_source(peer.url(password=secret), RecordingSink(), reconnect_initial_s=0.05, reconnect_max_s=1)
 
         async def watch() -> None:
             while True:
@@ -243,9 +237,7 @@ async def test_wrong_password_never_connects_backs_off_and_never_logs_the_passwo
     opened = [conn.opened_at for conn in peer.connections]
     gaps = [later - earlier for earlier, later in itertools.pairwise(opened)]
     assert gaps[2] > gaps[0]  # exponential: ~0.1-0.2 s after ~0.025-0.05 s
-    assert any(
-        r.levelno == logging.ERROR and "authentication failed" in r.getMessage() for r in caplog.records
-    )
+    assert any(r.levelno == logging.ERROR and "authentication failed" in r.getMessage() for r in caplog.records)
     assert secret not in caplog.text
     assert all(secret not in r.getMessage() for r in caplog.records)
 
@@ -447,9 +439,7 @@ async def test_resubscribe_sends_only_the_difference_and_events_keep_flowing() -
 async def test_resubscribe_while_disconnected_uses_fresh_keys_on_reconnect() -> None:
     keys = {"CHANNEL_CREATE"}
     async with EslPeer() as peer:
-        source = make_source(
-            peer.url(), RecordingSink(), keys=keys, reconnect_initial_s=0.1, reconnect_max_s=0.1
-        )
+        source = make_source(peer.url(), RecordingSink(), keys=keys, reconnect_initial_s=0.1, reconnect_max_s=0.1)
         async with running(source):
             await peer.wait_subscribed()
             peer.drop()

@@ -94,8 +94,13 @@ async def test_subscribes_to_the_hooked_keys_and_follows_hook_changes(tmp_path: 
         token = await app.domain_token(DOMAIN)
         deleted = await app.client.delete(f"/api/v2/hooks/{create_id}", headers={"X-Access-Token": token})
         assert deleted.status_code == 200, deleted.text
-        everything = {"CHANNEL_CALLSTATE", "CHANNEL_CREATE", "CUSTOM", "CUSTOM->engine::dialer_member_end",
-                      "CUSTOM->callcenter::info"}  # fmt: skip
+        everything = {
+            "CHANNEL_CALLSTATE",
+            "CHANNEL_CREATE",
+            "CUSTOM",
+            "CUSTOM->engine::dialer_member_end",
+            "CUSTOM->callcenter::info",
+        }
         await eventually(lambda: conn.subscription == everything, "the full subscription")
         assert conn.commands[2:] == ["event json CHANNEL_CALLSTATE", "event json CUSTOM callcenter::info"]
         assert len(peer.connections) == 1  # all of it without reconnecting
@@ -104,25 +109,22 @@ async def test_subscribes_to_the_hooked_keys_and_follows_hook_changes(tmp_path: 
         other_token = await app.domain_token("other.example")
         listed = await app.client.get("/api/v2/hooks", headers={"X-Access-Token": other_token})
         (other,) = listed.json()["data"]
-        deleted = await app.client.delete(
-            f"/api/v2/hooks/{other['_id']}", headers={"X-Access-Token": other_token}
-        )
+        deleted = await app.client.delete(f"/api/v2/hooks/{other['_id']}", headers={"X-Access-Token": other_token})
         assert deleted.status_code == 200, deleted.text
         await resubscribed(conn, "nixevent CHANNEL_CREATE")
         await eventually(lambda: "CHANNEL_CREATE" not in conn.subscription, "CHANNEL_CREATE to be nixed")
         assert len(peer.connections) == 1
 
 
-async def test_json_and_plain_frames_split_across_writes_are_delivered(
-    tmp_path: Path, receiver: Receiver
-) -> None:
+async def test_json_and_plain_frames_split_across_writes_are_delivered(tmp_path: Path, receiver: Receiver) -> None:
     async with switch_and_engine(tmp_path) as (peer, app):
         await app.create_hook(DOMAIN, hook("CHANNEL_CREATE", receiver.url("/create")))
-        await app.create_hook(CALLSTATE_DOMAIN, hook("CHANNEL_CALLSTATE", receiver.url("/callstate"),
-                                                     fields=["Unique-ID", "Channel-Call-State"]))  # fmt: skip
+        await app.create_hook(
+            CALLSTATE_DOMAIN,
+            hook("CHANNEL_CALLSTATE", receiver.url("/callstate"), fields=["Unique-ID", "Channel-Call-State"]),
+        )
         template = (
-            '{"member": "${name}", "number": "${currentNumber}", '
-            '"cause": "${endCause}", "dialer": "${dialerName}"}'
+            '{"member": "${name}", "number": "${currentNumber}", "cause": "${endCause}", "dialer": "${dialerName}"}'
         )
         await app.create_hook(
             DOMAIN,
@@ -135,10 +137,7 @@ async def test_json_and_plain_frames_split_across_writes_are_delivered(
         )
         conn = peer.current
         await eventually(
-            lambda: (
-                conn.subscription
-                >= {"CHANNEL_CREATE", "CHANNEL_CALLSTATE", "CUSTOM->engine::dialer_member_end"}
-            ),
+            lambda: conn.subscription >= {"CHANNEL_CREATE", "CHANNEL_CALLSTATE", "CUSTOM->engine::dialer_member_end"},
             "the subscription to the three keys",
         )
 
@@ -204,9 +203,7 @@ async def test_a_dropped_connection_is_reestablished_and_later_events_delivered(
         # The switch goes away, and for a while refuses us: /health says so.
         peer.rude_rejection = True
         peer.drop()
-        await eventually(
-            lambda: _health_is(app, (503, "degraded")), "/health to report the lost event socket"
-        )
+        await eventually(lambda: _health_is(app, (503, "degraded")), "/health to report the lost event socket")
         assert (await esl_health(app))[2] in ("connecting", "disconnected")
         await eventually(lambda: len(peer.connections) >= 2, "a reconnection attempt")
 
@@ -215,9 +212,7 @@ async def test_a_dropped_connection_is_reestablished_and_later_events_delivered(
         second = await peer.wait_subscribed(count=2, timeout_s=10)
         assert second is not first
         assert second.commands == ["auth ClueCon", "event json CHANNEL_CREATE"]
-        await eventually(
-            lambda: _health_is(app, (200, "ok", "connected")), "/health to report the reconnection"
-        )
+        await eventually(lambda: _health_is(app, (200, "ok", "connected")), "/health to report the reconnection")
 
         await peer.send(event_json_frame(create_event("after-reconnect")))
         await receiver.wait_for(2)

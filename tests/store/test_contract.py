@@ -80,13 +80,9 @@ def hook_doc(event: str = "CHANNEL_CREATE", **extra: Any) -> dict[str, Any]:
     return {**doc, **extra}
 
 
-def event_row(
-    event_id: str | None = None, domain: str = A, received_at: float = NOW, **payload: str
-) -> EventRow:
+def event_row(event_id: str | None = None, domain: str = A, received_at: float = NOW, **payload: str) -> EventRow:
     body = {"Event-Name": "CHANNEL_CREATE", "variable_domain_name": domain, **payload}
-    return EventRow(
-        event_id or str(uuid.uuid4()), domain, "CHANNEL_CREATE", "http", json.dumps(body), received_at
-    )
+    return EventRow(event_id or str(uuid.uuid4()), domain, "CHANNEL_CREATE", "http", json.dumps(body), received_at)
 
 
 def delivery(
@@ -98,27 +94,19 @@ def delivery(
     lease_until: float | None = None,
     expires_at: float | None = None,
 ) -> NewDelivery:
-    return NewDelivery(
-        "msg_" + uuid.uuid4().hex, event_id, hook, domain, next_at, expires_at, leased_by, lease_until
-    )
+    return NewDelivery("msg_" + uuid.uuid4().hex, event_id, hook, domain, next_at, expires_at, leased_by, lease_until)
 
 
 def attempt(delivery_id: str, n: int, status_code: int | None = 200, error: str | None = None) -> AttemptRow:
     return AttemptRow(delivery_id, n, NOW + n, 12.5, status_code, error, "ok" if status_code == 200 else None)
 
 
-def done(
-    delivery_id: str, status: str, attempts: int, code: int | None = 200, next_at: float = NOW
-) -> Finish:
+def done(delivery_id: str, status: str, attempts: int, code: int | None = 200, next_at: float = NOW) -> Finish:
     error = None if code == 200 else "boom"
-    return Finish(
-        delivery_id, status, attempts, next_at, code, error, attempt(delivery_id, attempts, code, error)
-    )
+    return Finish(delivery_id, status, attempts, next_at, code, error, attempt(delivery_id, attempts, code, error))
 
 
-async def seed(
-    tx: Tx, count: int, domain: str = A, hook: str | None = None, **kwargs: Any
-) -> list[NewDelivery]:
+async def seed(tx: Tx, count: int, domain: str = A, hook: str | None = None, **kwargs: Any) -> list[NewDelivery]:
     """`count` events, one delivery each, for one hook."""
     hook = hook or hook_id()
     events = [event_row(domain=domain, n=str(i)) for i in range(count)]
@@ -195,9 +183,7 @@ async def test_deleting_a_domain_removes_its_accounts_tokens_hooks_and_sessions_
         for domain in (A, B):
             await tx.add_domain(domain, NOW)
             await tx.add_account(AccountRow(domain, "alice", "hash", "admin"), NOW)
-            await tx.add_token(
-                TokenRow(f"tok-{domain}", domain, "admin", 2_000_000_000_000, True, "root", NOW)
-            )
+            await tx.add_token(TokenRow(f"tok-{domain}", domain, "admin", 2_000_000_000_000, True, "root", NOW))
             await tx.insert_hook(HookRow(hooks[domain], domain, hook_doc()), NOW)
             await tx.add_session(SessionRow(f"key-{domain}", "th", "alice", domain, "admin", NOW + 100), NOW)
     async with store.transaction() as tx:
@@ -295,10 +281,15 @@ async def test_tokens_add_get_list_enable_disable_delete(store: Store) -> None:
 # -- hooks ----------------------------------------------------------------------------------------
 async def test_hook_round_trips_its_document(store: Store) -> None:
     doc = hook_doc(
-        "CUSTOM->engine::dialer_member_end", description="ünïcode ✓",
-        filter={"x": {"operation": "==", "value": 1}}, headers={"X-A": "${Unique-ID}"}, fields=["a", "b"],
-        retries=3, delay=1.5, secret="whsec_abc",
-    )  # fmt: skip
+        "CUSTOM->engine::dialer_member_end",
+        description="ünïcode ✓",
+        filter={"x": {"operation": "==", "value": 1}},
+        headers={"X-A": "${Unique-ID}"},
+        fields=["a", "b"],
+        retries=3,
+        delay=1.5,
+        secret="whsec_abc",
+    )
     row = HookRow(hook_id(), A, doc)
     async with store.transaction() as tx:
         await tx.insert_hook(row, NOW)
@@ -431,22 +422,29 @@ async def test_finish_records_attempts_and_moves_status(store: Store) -> None:
                 done(retry_row.id, "pending", 1, code=500, next_at=NOW + 100),
                 Finish(dead_row.id, "failed", 0, NOW, None, "hook deleted", None),
             ],
-            "w1", NOW + 1,
-        )  # fmt: skip
+            "w1",
+            NOW + 1,
+        )
     async with store.transaction() as tx:
         delivered = await tx.get_delivery(A, ok_row.id)
         assert delivered is not None
         assert (delivered.status, delivered.attempts, delivered.last_status, delivered.last_error) == (
-            "delivered", 1, 200, None,
-        )  # fmt: skip
+            "delivered",
+            1,
+            200,
+            None,
+        )
         assert delivered.updated_at == NOW + 1
         assert delivered.created_at == NOW
         assert await tx.list_attempts(ok_row.id) == [attempt(ok_row.id, 1)]
         retrying = await tx.get_delivery(A, retry_row.id)
         assert retrying is not None
         assert (retrying.status, retrying.attempts, retrying.next_at, retrying.last_status) == (
-            "pending", 1, NOW + 100, 500,
-        )  # fmt: skip
+            "pending",
+            1,
+            NOW + 100,
+            500,
+        )
         assert retrying.last_error == "boom"
         assert await tx.list_attempts(retry_row.id) == [attempt(retry_row.id, 1, 500, "boom")]
         failed = await tx.get_delivery(A, dead_row.id)
@@ -542,8 +540,11 @@ async def test_requeue_makes_a_finished_delivery_due_now_in_its_domain_only(stor
         requeued = await tx.get_delivery(A, row.id)
     assert requeued is not None
     assert (requeued.status, requeued.attempts, requeued.next_at, requeued.expires_at) == (
-        "pending", 4, NOW + 500, None,
-    )  # fmt: skip
+        "pending",
+        4,
+        NOW + 500,
+        None,
+    )
     assert await claim(store, "w2", NOW + 499) == []
     assert await claim(store, "w2", NOW + 500) == [row.id]
 
@@ -556,9 +557,7 @@ async def test_list_deliveries_filters_by_hook_status_and_domain(store: Store) -
         (foreign,) = await seed(tx, 1, domain=B, hook=hook)  # same hook id in B must never show in A
     await claim(store, "w1", NOW, limit=100)
     async with store.transaction() as tx:
-        await tx.finish(
-            [done(rows[0].id, "delivered", 1), done(rows[1].id, "failed", 1, code=500)], "w1", NOW
-        )
+        await tx.finish([done(rows[0].id, "delivered", 1), done(rows[1].id, "failed", 1, code=500)], "w1", NOW)
     async with store.transaction() as tx:
         everything = await tx.list_deliveries(A, hook, None, 100, 0)
         assert sorted(d.id for d in everything) == sorted(r.id for r in rows)
@@ -586,11 +585,15 @@ async def test_purge_removes_old_finished_deliveries_attempts_and_orphan_events_
     await claim(store, "w1", NOW)
     async with store.transaction() as tx:
         await tx.finish(
-            [done(old_done.id, "delivered", 1), done(old_failed.id, "failed", 1, code=500),
-             done(old_pending.id, "pending", 1, code=500, next_at=NOW + 10**6),
-             done(shared[0].id, "delivered", 1)],
-            "w1", NOW + 10,
-        )  # fmt: skip
+            [
+                done(old_done.id, "delivered", 1),
+                done(old_failed.id, "failed", 1, code=500),
+                done(old_pending.id, "pending", 1, code=500, next_at=NOW + 10**6),
+                done(shared[0].id, "delivered", 1),
+            ],
+            "w1",
+            NOW + 10,
+        )
         await tx.finish([done(recent_done.id, "delivered", 1)], "w1", NOW + 1000)
     async with store.transaction() as tx:
         assert await tx.purge_finished(NOW + 500) == 3  # old_done, old_failed, shared[0]

@@ -12,7 +12,7 @@ from switchhook.config import Settings
 from switchhook.runtime import Runtime
 from switchhook.services.auth import Caller
 
-ROOT_PASSWORD = "root-password-for-tests"  # noqa: S105 - a test fixture
+ROOT_PASSWORD = "root-password-for-tests"
 
 
 class Harness:
@@ -52,9 +52,12 @@ ROOT = Caller("root", "root", None, "root", "root")
 
 def make_settings(tmp_path: Any, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "data_dir": tmp_path, "root_password": ROOT_PASSWORD, "token_secret": "test-secret-" + "x" * 32,
-        "poll_interval_s": 0.05, "log_format": "text",
-    }  # fmt: skip
+        "data_dir": tmp_path,
+        "root_password": ROOT_PASSWORD,
+        "token_secret": "test-secret-" + "x" * 32,
+        "poll_interval_s": 0.05,
+        "log_format": "text",
+    }
     values.update(overrides)
     return Settings(**values)
 

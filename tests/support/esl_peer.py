@@ -20,8 +20,7 @@ from tests.support.fixtures import FIXTURES_DIR
 
 DISCONNECT_MESSAGE = b"Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n"
 DISCONNECT_NOTICE = (
-    b"Content-Type: text/disconnect-notice\nContent-Length: %d\n\n" % len(DISCONNECT_MESSAGE)
-    + DISCONNECT_MESSAGE
+    b"Content-Type: text/disconnect-notice\nContent-Length: %d\n\n" % len(DISCONNECT_MESSAGE) + DISCONNECT_MESSAGE
 )
 REJECTION_MESSAGE = b"Access Denied, go away.\n"
 RUDE_REJECTION = (
@@ -43,8 +42,7 @@ def reply_frame(text: str) -> bytes:
 def url_encode(value: str) -> str:
     """Encode a header value as switch_url_encode does (uppercase %XX, a space is %20 and never '+')."""
     return "".join(
-        f"%{byte:02X}" if byte in _URL_UNSAFE or byte < 0x20 or byte > 0x7E else chr(byte)
-        for byte in value.encode()
+        f"%{byte:02X}" if byte in _URL_UNSAFE or byte < 0x20 or byte > 0x7E else chr(byte) for byte in value.encode()
     )
 
 
@@ -76,9 +74,7 @@ def chunked(data: bytes, size: int) -> list[bytes]:
     return [data[start : start + size] for start in range(0, len(data), size)]
 
 
-async def wait_until(
-    predicate: Callable[[], object], timeout_s: float = 3.0, what: str = "condition"
-) -> None:
+async def wait_until(predicate: Callable[[], object], timeout_s: float = 3.0, what: str = "condition") -> None:
     """Poll `predicate` every few milliseconds until it is truthy; fail the test after timeout_s."""
     deadline = time.monotonic() + timeout_s
     while not predicate():
@@ -119,9 +115,7 @@ class EslPeer:
     `rude_rejection` refuses every client as an ACL would; `silent` accepts TCP but never says anything.
     """
 
-    def __init__(
-        self, password: str = "ClueCon", *, rude_rejection: bool = False, silent: bool = False
-    ) -> None:
+    def __init__(self, password: str = "ClueCon", *, rude_rejection: bool = False, silent: bool = False) -> None:
         self.password = password
         self.rude_rejection = rude_rejection
         self.silent = silent

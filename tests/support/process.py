@@ -15,7 +15,7 @@ import httpx
 
 from tests.support.app import ROOT_PASSWORD
 
-TOKEN_SECRET = "process-tests-secret-" + "y" * 24  # noqa: S105 - a test fixture
+TOKEN_SECRET = "process-tests-secret-" + "y" * 24
 
 
 def free_port() -> int:
@@ -31,10 +31,14 @@ class ServerProcess:
         self.port = free_port()
         self.args = args
         self.env = {
-            **os.environ, "SWITCHHOOK_PORT": str(self.port), "SWITCHHOOK_ROOT_PASSWORD": ROOT_PASSWORD,
-            "SWITCHHOOK_TOKEN_SECRET": TOKEN_SECRET, "SWITCHHOOK_LOG_FORMAT": "text",
-            "SWITCHHOOK_POLL_INTERVAL_S": "0.1", **env,
-        }  # fmt: skip
+            **os.environ,
+            "SWITCHHOOK_PORT": str(self.port),
+            "SWITCHHOOK_ROOT_PASSWORD": ROOT_PASSWORD,
+            "SWITCHHOOK_TOKEN_SECRET": TOKEN_SECRET,
+            "SWITCHHOOK_LOG_FORMAT": "text",
+            "SWITCHHOOK_POLL_INTERVAL_S": "0.1",
+            **env,
+        }
         self.log_path = log_dir / f"{name}-{self.port}.log"
         self._log: IO[bytes] | None = None
         self.proc: subprocess.Popen[bytes] | None = None
@@ -45,10 +49,12 @@ class ServerProcess:
 
     def start(self, timeout_s: float = 20.0) -> ServerProcess:
         self._log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(  # noqa: S603 - our own CLI
-            [sys.executable, "-m", "switchhook", "serve", *self.args], env=self.env, stdout=self._log,
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "switchhook", "serve", *self.args],
+            env=self.env,
+            stdout=self._log,
             stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -92,8 +98,11 @@ class ServerProcess:
 def domain_token(env: dict[str, str], domain: str) -> str:
     """Mint a domain token with the CLI, against the same store as the servers."""
     full_env = {**os.environ, "SWITCHHOOK_TOKEN_SECRET": TOKEN_SECRET, **env}
-    out = subprocess.run(  # noqa: S603
+    out = subprocess.run(
         [sys.executable, "-m", "switchhook", "token", "create", "--domain", domain, "--role", "admin"],
-        env=full_env, check=True, capture_output=True, text=True,
-    )  # fmt: skip
+        env=full_env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return out.stdout.strip().splitlines()[-1]

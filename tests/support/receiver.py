@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -100,7 +101,5 @@ class Receiver:
             if left <= 0:
                 raise AssertionError(f"expected {count} requests, got {len(got)}")
             self._arrived.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._arrived.wait(), min(left, 0.2))
-            except TimeoutError:
-                pass

@@ -180,10 +180,7 @@ def test_plus_is_not_a_space() -> None:
 
 def test_genesis_body_lands_in_body_exactly() -> None:
     event = load_fixture_event("esl-plain-CUSTOM-mod_audio_stream__play-genesis.txt")
-    expected = (
-        '{"audioDataType":"raw","sampleRate":16000,'
-        '"file":"/tmp/84e7dad0-dc1e-4234-8c56-5688e2069d99_0.tmp.r16"}'
-    )
+    expected = '{"audioDataType":"raw","sampleRate":16000,"file":"/tmp/84e7dad0-dc1e-4234-8c56-5688e2069d99_0.tmp.r16"}'
     assert event["_body"] == expected
     assert len(event["_body"].encode()) == 103
     assert event["Content-Length"] == "103"

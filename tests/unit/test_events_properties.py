@@ -33,9 +33,7 @@ URL_UNSAFE = frozenset('\r\n #%&+:;<=>?@[\\]^`{|}"')
 def fs_url_encode(value: str) -> str:
     """Percent-encode a header value the way FreeSWITCH does on the wire (uppercase hex, space -> %20)."""
     return "".join(
-        "".join(f"%{byte:02X}" for byte in char.encode())
-        if char in URL_UNSAFE or not char.isascii()
-        else char
+        "".join(f"%{byte:02X}" for byte in char.encode()) if char in URL_UNSAFE or not char.isascii() else char
         for char in value
     )
 
@@ -105,9 +103,7 @@ def test_plain_round_trip(event_name: str, headers: dict[str, str], eol: str) ->
 # Raw values a hand-made event might carry: stray and half escapes, backslashes, raw non-ASCII.
 escapy_values = st.lists(
     st.one_of(
-        st.sampled_from(
-            ["%", "%2", "%25", "%41", "%c3%a9", "%C3", "%A9", "%FF", "%zz", "%%", "\\", "\\x41", "x", "+"]
-        ),
+        st.sampled_from(["%", "%2", "%25", "%41", "%c3%a9", "%C3", "%A9", "%FF", "%zz", "%%", "\\", "\\x41", "x", "+"]),
         st.text(alphabet=st.characters(blacklist_characters="\n\r", blacklist_categories=["Cs"]), max_size=3),
     ),
     max_size=12,

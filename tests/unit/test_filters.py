@@ -253,9 +253,7 @@ def test_ordering_is_numeric_for_numbers(operation: str, value: Any, actual: Any
         ("<", "CS_INIT", "CS_EXECUTE", True),
     ],
 )
-def test_ordering_is_lexicographic_for_other_strings(
-    operation: str, value: Any, actual: Any, expected: bool
-) -> None:
+def test_ordering_is_lexicographic_for_other_strings(operation: str, value: Any, actual: Any, expected: bool) -> None:
     assert holds(operation, value, actual) is expected
 
 

@@ -42,9 +42,21 @@ WEBITEL_HOOK: dict[str, Any] = {
     "delay": 60,
 }
 WEBITEL_ORDER = [
-    "domain", "event", "retries", "delay", "enable", "description", "action", "fields", "map", "filter",
-    "headers", "auth", "customBody", "rawBody",
-]  # fmt: skip
+    "domain",
+    "event",
+    "retries",
+    "delay",
+    "enable",
+    "description",
+    "action",
+    "fields",
+    "map",
+    "filter",
+    "headers",
+    "auth",
+    "customBody",
+    "rawBody",
+]
 
 
 def minimal(**extra: Any) -> dict[str, Any]:
@@ -174,9 +186,7 @@ def test_invalid_ports_are_rejected(url: str) -> None:
     assert "action.url" in rejected(minimal(action={"type": "web", "method": "POST", "url": url}))
 
 
-@pytest.mark.parametrize(
-    "url", ["http://h.example/a\r\nX-Injected: 1", "http://h.exa\tmple/", "http://h.example/\x00"]
-)
+@pytest.mark.parametrize("url", ["http://h.example/a\r\nX-Injected: 1", "http://h.exa\tmple/", "http://h.example/\x00"])
 def test_urls_with_control_characters_are_rejected(url: str) -> None:
     assert "action.url" in rejected(minimal(action={"type": "web", "method": "POST", "url": url}))
 
@@ -199,9 +209,7 @@ def test_action_is_copied_not_aliased() -> None:
 
 
 def test_unknown_keys_are_dropped() -> None:
-    body = minimal(
-        _id="ffffffffffffffffffffffff", domain="evil.example", unknown=1, createdOn=5, Enable=True, ENABLE=1
-    )
+    body = minimal(_id="ffffffffffffffffffffffff", domain="evil.example", unknown=1, createdOn=5, Enable=True, ENABLE=1)
     assert validate_hook(body) == minimal()
 
 
@@ -223,9 +231,7 @@ def test_stored_key_order_is_webitels_whatever_the_input_order() -> None:
 
 
 def test_validate_does_not_mutate_the_body() -> None:
-    body = copy.deepcopy(
-        {**WEBITEL_HOOK, "junk": 1, "action": {"type": "web", "method": "post", "url": "http://h/"}}
-    )
+    body = copy.deepcopy({**WEBITEL_HOOK, "junk": 1, "action": {"type": "web", "method": "post", "url": "http://h/"}})
     before = copy.deepcopy(body)
     validate_hook(body)
     assert body == before

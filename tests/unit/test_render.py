@@ -83,9 +83,7 @@ def test_empty_variable_falls_back_to_the_plain_name() -> None:
 
 
 def test_full_variable_name_also_works() -> None:
-    assert (
-        render("${variable_domain_name}", {"variable_domain_name": "demo.webitel.com"}) == "demo.webitel.com"
-    )
+    assert render("${variable_domain_name}", {"variable_domain_name": "demo.webitel.com"}) == "demo.webitel.com"
 
 
 def test_dotted_paths_walk_nested_objects() -> None:
@@ -681,9 +679,7 @@ def test_auth_response_end_to_end_into_the_main_request() -> None:
         "application/json; charset=utf-8",
         True,
     )
-    rendered = request(
-        header_templates={"Authorization": "Bearer ${auth:body:access_token}"}, auth_values=values
-    )
+    rendered = request(header_templates={"Authorization": "Bearer ${auth:body:access_token}"}, auth_values=values)
     assert rendered.headers == {
         "Authorization": "Bearer tok",
         "Cookie": "sid=abc",
@@ -695,7 +691,16 @@ def test_get_query_template_values_cannot_inject_parameters() -> None:
     from switchhook.domain.render import build_request
 
     request = build_request(
-        method="GET", url="http://h/x", event_key="E", message_id="m", event={"n": "1&admin=true"},
-        auth_values={}, header_templates={}, fields=[], renames={}, custom_body=True, raw_body="n=${n}&k=v",
-    )  # fmt: skip
+        method="GET",
+        url="http://h/x",
+        event_key="E",
+        message_id="m",
+        event={"n": "1&admin=true"},
+        auth_values={},
+        header_templates={},
+        fields=[],
+        renames={},
+        custom_body=True,
+        raw_body="n=${n}&k=v",
+    )
     assert request.url == "http://h/x?n=1%26admin%3Dtrue&k=v"

@@ -64,10 +64,18 @@ def test_json_template_with_any_values_is_valid_json_with_those_values(x: str, y
 @given(x=any_text, y=any_text)
 def test_json_raw_body_with_any_values_is_sent_as_json(x: str, y: str) -> None:
     rendered = build_request(
-        method="POST", url="https://example.org/h", event_key="E", message_id="m",
-        event={"x": x, "y": y}, auth_values={}, header_templates={"X-Y": "${y}"}, fields=[], renames={},
-        custom_body=True, raw_body='{"a": "${x}", "b": "${y}"}',
-    )  # fmt: skip
+        method="POST",
+        url="https://example.org/h",
+        event_key="E",
+        message_id="m",
+        event={"x": x, "y": y},
+        auth_values={},
+        header_templates={"X-Y": "${y}"},
+        fields=[],
+        renames={},
+        custom_body=True,
+        raw_body='{"a": "${x}", "b": "${y}"}',
+    )
     assert rendered.body is not None
     assert rendered.json_body is True
     assert json.loads(rendered.body.decode("utf-8")) == {"a": x, "b": y}
@@ -100,10 +108,18 @@ def test_build_request_never_raises_and_always_encodes(
     renames: dict[str, str],
 ) -> None:
     rendered = build_request(
-        method=method, url="https://example.org/h?x=1", event_key="E", message_id="m", event=event,
-        auth_values={}, header_templates=headers, fields=fields, renames=renames,
-        custom_body=raw_body is not None, raw_body=raw_body,
-    )  # fmt: skip
+        method=method,
+        url="https://example.org/h?x=1",
+        event_key="E",
+        message_id="m",
+        event=event,
+        auth_values={},
+        header_templates=headers,
+        fields=fields,
+        renames=renames,
+        custom_body=raw_body is not None,
+        raw_body=raw_body,
+    )
     for value in rendered.headers.values():
         assert "\r" not in value
         assert "\n" not in value
@@ -126,9 +142,7 @@ def test_query_string_round_trips_through_parse_qsl(data: dict[str, str]) -> Non
     value=st.none() | st.booleans() | st.integers() | big_integers | st.floats() | any_text,
     event=st.dictionaries(st.sampled_from(["k", "other"]), json_values, max_size=2),
 )
-def test_check_never_raises_for_compiled_conditions(
-    operation: str, value: Any, event: dict[str, Any]
-) -> None:
+def test_check_never_raises_for_compiled_conditions(operation: str, value: Any, event: dict[str, Any]) -> None:
     try:
         conditions = compile_filter({"k": {"operation": operation, "value": value}})
     except InvalidHook:

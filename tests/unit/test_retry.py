@@ -178,9 +178,7 @@ def test_3xx_is_a_failure_not_followed(status: int) -> None:
     assert result.reason == f"HTTP {status}"
 
 
-@pytest.mark.parametrize(
-    "status", [100, 199, 400, 401, 403, 404, 408, 409, 422, 429, 500, 502, 503, 504, 599]
-)
+@pytest.mark.parametrize("status", [100, 199, 400, 401, 403, 404, 408, 409, 422, 429, 500, 502, 503, 504, 599])
 def test_other_statuses_retry(status: int) -> None:
     result = outcome(status=status)
     assert isinstance(result, Retry)

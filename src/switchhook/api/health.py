@@ -13,12 +13,28 @@ router = APIRouter(tags=["operations"])
 HEALTH = {"type": "object", "required": ["status"], "properties": {"status": {"enum": ["ok", "degraded"]}}}
 
 
-@router.get("/health", summary="Database, broker and ESL state", responses={200: {"description": "Healthy", "content": {"application/json": {"schema": HEALTH}}}, 503: {"description": "A dependency is down", "content": {"application/json": {"schema": HEALTH}}}})
+@router.get(
+    "/health",
+    summary="Database, broker and ESL state",
+    responses={
+        200: {"description": "Healthy", "content": {"application/json": {"schema": HEALTH}}},
+        503: {"description": "A dependency is down", "content": {"application/json": {"schema": HEALTH}}},
+    },
+)
 async def health(svc: ServicesDep) -> Response:
     report = await svc.health()
     return json_response(report, 200 if report.get("status") == "ok" else 503)
 
 
-@router.get("/metrics", summary="Prometheus metrics", responses={200: {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}})
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    responses={
+        200: {
+            "description": "Prometheus text format",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def metrics(svc: ServicesDep) -> Response:
     return Response(svc.metrics(), media_type="text/plain; version=0.0.4; charset=utf-8")

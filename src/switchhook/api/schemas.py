@@ -52,7 +52,11 @@ HOOK_PROPERTIES: dict[str, Any] = {
     "rawBody": {"type": "string"},
     "timeout": {"type": "number", "minimum": 0.1, "maximum": 60},
     "ttl": {"type": "number", "minimum": 1, "maximum": 2592000},
-    "secret": {"type": "string", "pattern": "^whsec_", "description": "write-only; reads show whsec_********"},
+    "secret": {
+        "type": "string",
+        "pattern": "^whsec_",
+        "description": "write-only; reads show whsec_********",
+    },
 }
 HOOK_INPUT = {"type": "object", "required": ["event", "action"], "properties": HOOK_PROPERTIES}
 HOOK_OUTPUT = {
@@ -68,7 +72,11 @@ HOOK_OUTPUT = {
 
 
 def envelope(data: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "object", "required": ["status", "data"], "properties": {"status": {"const": "OK"}, "data": data}}
+    return {
+        "type": "object",
+        "required": ["status", "data"],
+        "properties": {"status": {"const": "OK"}, "data": data},
+    }
 
 
 ERROR = {
@@ -124,10 +132,15 @@ EVENT_INPUT = {
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """Declare every error a route can answer, so the OpenAPI document is true."""
     text = {
-        400: "Bad request", 401: "No, invalid or expired credentials", 403: "Permission denied",
-        404: "Not found", 409: "Already exists", 413: "Body too large", 429: "Rate limited",
+        400: "Bad request",
+        401: "No, invalid or expired credentials",
+        403: "Permission denied",
+        404: "Not found",
+        409: "Already exists",
+        413: "Body too large",
+        429: "Rate limited",
         503: "Dependency unavailable",
-    }  # fmt: skip
+    }
     return {c: {"description": text[c], "content": {"application/json": {"schema": ERROR}}} for c in codes}
 
 

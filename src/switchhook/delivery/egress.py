@@ -19,10 +19,17 @@ IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 ALWAYS_DENIED: tuple[IpNetwork, ...] = tuple(
     ipaddress.ip_network(cidr)
     for cidr in (
-        "0.0.0.0/8", "169.254.0.0/16", "100.100.100.200/32", "192.0.0.192/32",
-        "::/128", "fe80::/10", "fd00:ec2::254/128", "ff00::/8", "224.0.0.0/4",
+        "0.0.0.0/8",
+        "169.254.0.0/16",
+        "100.100.100.200/32",
+        "192.0.0.192/32",
+        "::/128",
+        "fe80::/10",
+        "fd00:ec2::254/128",
+        "ff00::/8",
+        "224.0.0.0/4",
     )
-)  # fmt: skip
+)
 
 
 _NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+)){0,3}$", re.IGNORECASE)
@@ -83,7 +90,9 @@ class GuardedResolver(AbstractResolver):
     def __init__(self, policy: EgressPolicy) -> None:
         self._policy = policy
 
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         loop = asyncio.get_running_loop()
         try:
             infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, family=family)
@@ -98,9 +107,15 @@ class GuardedResolver(AbstractResolver):
                 reasons.append(reason)
                 continue
             results.append(
-                ResolveResult(hostname=host, host=address, port=int(sockaddr[1]), family=fam, proto=proto,
-                              flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV)
-            )  # fmt: skip
+                ResolveResult(
+                    hostname=host,
+                    host=address,
+                    port=int(sockaddr[1]),
+                    family=fam,
+                    proto=proto,
+                    flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+                )
+            )
         if not results:
             raise EgressRefused(f"{host}: " + ("; ".join(sorted(set(reasons))) or "no address"))
         return results

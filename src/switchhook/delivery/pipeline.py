@@ -92,9 +92,13 @@ class DeliveryPipeline:
             body = json.dumps(request.json_body).encode()
             headers.setdefault("Content-Type", "application/json")
         result = await self._sender.send(
-            request.method, request.url, headers, body, min(AUTH_TIMEOUT_S, hook.timeout_s(self._default_timeout_s)),
+            request.method,
+            request.url,
+            headers,
+            body,
+            min(AUTH_TIMEOUT_S, hook.timeout_s(self._default_timeout_s)),
             params=request.query or None,
-        )  # fmt: skip
+        )
         if result.status is None or not 200 <= result.status < 300:
             raise AuthFailed(f"auth pre-request failed: {result.error or f'HTTP {result.status}'}")
         values = auth_values(
@@ -108,11 +112,19 @@ class DeliveryPipeline:
     def render(self, hook: Hook, event: Event, key: str, message_id: str, auth: dict[str, str]) -> RenderedRequest:
         action = hook.doc.get("action") or {}
         request = build_request(
-            method=str(action.get("method", "POST")), url=str(action.get("url", "")), event_key=key,
-            message_id=message_id, event=event, auth_values=auth, header_templates=hook.doc.get("headers") or {},
-            fields=hook.doc.get("fields") or [], renames=hook.doc.get("map") or {},
-            custom_body=hook.doc.get("customBody") is True, raw_body=hook.doc.get("rawBody"), dumps=orjson.dumps,
-        )  # fmt: skip
+            method=str(action.get("method", "POST")),
+            url=str(action.get("url", "")),
+            event_key=key,
+            message_id=message_id,
+            event=event,
+            auth_values=auth,
+            header_templates=hook.doc.get("headers") or {},
+            fields=hook.doc.get("fields") or [],
+            renames=hook.doc.get("map") or {},
+            custom_body=hook.doc.get("customBody") is True,
+            raw_body=hook.doc.get("rawBody"),
+            dumps=orjson.dumps,
+        )
         if hook.signing_key is not None:
             signed = signature_headers(hook.signing_key, message_id, int(self._clock()), request.body or b"")
             request.headers.update(signed)
@@ -120,16 +132,26 @@ class DeliveryPipeline:
 
     async def send(self, hook: Hook, request: RenderedRequest) -> HttpResult:
         return await self._sender.send(
-            request.method, request.url, request.headers, request.body, hook.timeout_s(self._default_timeout_s)
+            request.method,
+            request.url,
+            request.headers,
+            request.body,
+            hook.timeout_s(self._default_timeout_s),
         )
 
     def classify(self, hook: Hook, job: Job, result: HttpResult) -> Outcome:
         return decide(
-            status=result.status, error=result.error, terminal_error=result.terminal,
-            retry_after=result.header("Retry-After"), attempts_done=job.attempts + 1,
-            max_attempts=hook.max_attempts(self._default_retries), delay_s=hook.delay_s,
-            expires_at=job.expires_at, now=self._clock(), jitter_unit=self._rng.random(),
-        )  # fmt: skip
+            status=result.status,
+            error=result.error,
+            terminal_error=result.terminal,
+            retry_after=result.header("Retry-After"),
+            attempts_done=job.attempts + 1,
+            max_attempts=hook.max_attempts(self._default_retries),
+            delay_s=hook.delay_s,
+            expires_at=job.expires_at,
+            now=self._clock(),
+            jitter_unit=self._rng.random(),
+        )
 
     # -- the whole attempt ------------------------------------------------------------------------
     async def attempt(self, job: Job) -> AttemptReport:
@@ -152,9 +174,15 @@ class DeliveryPipeline:
         return self._report(job, started, outcome, request, result, None, True)
 
     def _report(
-        self, job: Job, started: float, outcome: Outcome, request: RenderedRequest | None,
-        result: HttpResult | None, status: str | None, attempted: bool,
-    ) -> AttemptReport:  # fmt: skip
+        self,
+        job: Job,
+        started: float,
+        outcome: Outcome,
+        request: RenderedRequest | None,
+        result: HttpResult | None,
+        status: str | None,
+        attempted: bool,
+    ) -> AttemptReport:
         attempts = job.attempts + (1 if attempted else 0)
         if isinstance(outcome, Delivered):
             status, next_at, error = "delivered", self._clock(), None
@@ -165,9 +193,14 @@ class DeliveryPipeline:
         attempt = None
         if attempted and result is not None:
             attempt = AttemptRow(
-                job.delivery_id, attempts, started, result.duration_ms, result.status, result.error,
+                job.delivery_id,
+                attempts,
+                started,
+                result.duration_ms,
+                result.status,
+                result.error,
                 result.body.decode("utf-8", "replace") if result.body else None,
-            )  # fmt: skip
+            )
         finish = Finish(job.delivery_id, status, attempts, next_at, result.status if result else None, error, attempt)
         return AttemptReport(finish, outcome, request, result)
 
@@ -186,8 +219,13 @@ def request_view(request: RenderedRequest) -> dict[str, Any]:
     """The request as the dry run shows it: credential-like header values masked, like hook reads."""
     body = request.body.decode("utf-8", "replace") if request.body is not None else None
     shown = redact({"headers": request.headers, "action": {"url": request.url}})
-    return {"method": request.method, "url": shown["action"]["url"], "headers": shown["headers"], "body": body,
-            "notes": request.notes}  # fmt: skip
+    return {
+        "method": request.method,
+        "url": shown["action"]["url"],
+        "headers": shown["headers"],
+        "body": body,
+        "notes": request.notes,
+    }
 
 
 async def _send_test(pipeline: DeliveryPipeline, hook: Hook, event: Event, key: str, message_id: str) -> dict[str, Any]:
@@ -198,6 +236,9 @@ async def _send_test(pipeline: DeliveryPipeline, hook: Hook, event: Event, key: 
     request = pipeline.render(hook, event, key, message_id, auth)
     result = await pipeline.send(hook, request)
     return {
-        "status": result.status, "error": result.error, "durationMs": round(result.duration_ms, 3),
-        "headers": dict(result.headers), "body": result.body.decode("utf-8", "replace"),
-    }  # fmt: skip
+        "status": result.status,
+        "error": result.error,
+        "durationMs": round(result.duration_ms, 3),
+        "headers": dict(result.headers),
+        "body": result.body.decode("utf-8", "replace"),
+    }

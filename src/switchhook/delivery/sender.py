@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -50,13 +49,17 @@ class Sender:
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
             connector = aiohttp.TCPConnector(
-                limit=self._max_connections, resolver=GuardedResolver(self._policy), ttl_dns_cache=30,
+                limit=self._max_connections,
+                resolver=GuardedResolver(self._policy),
+                ttl_dns_cache=30,
                 enable_cleanup_closed=True,
-            )  # fmt: skip
+            )
             self._session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=True, headers={"User-Agent": self._user_agent},
+                connector=connector,
+                auto_decompress=True,
+                headers={"User-Agent": self._user_agent},
                 skip_auto_headers=("Content-Type",),
-            )  # fmt: skip
+            )
         return self._session
 
     async def send(
@@ -85,16 +88,24 @@ class Sender:
                 timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(self._connect_timeout_s, timeout_s))
                 self._timeouts[timeout_s] = timeout
             async with self._client().request(
-                method, target, headers=headers, data=body, params=params, allow_redirects=False, timeout=timeout
+                method,
+                target,
+                headers=headers,
+                data=body,
+                params=params,
+                allow_redirects=False,
+                timeout=timeout,
             ) as response:
                 excerpt = await response.content.read(MAX_RESPONSE_BYTES)
                 return HttpResult(
-                    response.status, response.headers, excerpt,
+                    response.status,
+                    response.headers,
+                    excerpt,
                     duration_ms=(time.perf_counter() - started) * 1000,
-                )  # fmt: skip
+                )
         except EgressRefused as exc:
             return _failed(started, f"egress refused: {exc}", terminal=True)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             return _failed(started, f"timeout after {timeout_s:g} s")
         except aiohttp.ClientError as exc:
             reason = refused_reason(exc)

@@ -1,4 +1,4 @@
-"""The delivery worker: takes fresh jobs at once (fast path), polls for due ones, sends with caps, records in batches."""
+"""The delivery worker: fresh jobs at once (fast path), due ones by polling, sends under caps, records in batches."""
 
 from __future__ import annotations
 
@@ -173,10 +173,17 @@ class DeliveryWorker:
             logger.log(
                 level,
                 "delivery %s attempt %d: %s",
-                job.delivery_id, finish.attempts, "retry scheduled" if finish.status == "pending" else finish.status,
-                extra={"delivery_id": job.delivery_id, "hook_id": job.hook.id, "domain": job.hook.domain,
-                       "status_code": finish.last_status, "error": finish.last_error},
-            )  # fmt: skip
+                job.delivery_id,
+                finish.attempts,
+                "retry scheduled" if finish.status == "pending" else finish.status,
+                extra={
+                    "delivery_id": job.delivery_id,
+                    "hook_id": job.hook.id,
+                    "domain": job.hook.domain,
+                    "status_code": finish.last_status,
+                    "error": finish.last_error,
+                },
+            )
         self._results.append(finish)
         if len(self._results) >= RECORD_BATCH:
             self._record_wake.set()

@@ -1,16 +1,16 @@
 """The one error tree of switchhook. Errors carry no HTTP status; `api/errors.py` maps them.
 
-    SwitchhookError
-    ├── ValidationFailed      bad input a client can fix (-> 400)
-    │   ├── InvalidEvent      an event that cannot be decoded or has no Event-Name
-    │   └── InvalidHook       a hook document that breaks the rules of SPEC §2/§6
-    ├── AuthError             no, bad or expired credentials (-> 401)
-    ├── PermissionDenied      authenticated but not allowed (-> 403)
-    ├── NotFound              addressed resource absent (-> 404)
-    ├── Conflict              resource already exists (-> 409)
-    ├── PayloadTooLarge       request body over the cap (-> 413)
-    ├── RateLimited           ingest over the per-domain rate (-> 429, carries retry_after_s)
-    └── Unavailable           a dependency (database, broker) is down (-> 503)
+SwitchhookError
+├── ValidationFailed      bad input a client can fix (-> 400)
+│   ├── InvalidEvent      an event that cannot be decoded or has no Event-Name
+│   └── InvalidHook       a hook document that breaks the rules of SPEC §2/§6
+├── AuthError             no, bad or expired credentials (-> 401)
+├── PermissionDenied      authenticated but not allowed (-> 403)
+├── NotFound              addressed resource absent (-> 404)
+├── Conflict              resource already exists (-> 409)
+├── PayloadTooLarge       request body over the cap (-> 413)
+├── RateLimited           ingest over the per-domain rate (-> 429, carries retry_after_s)
+└── Unavailable           a dependency (database, broker) is down (-> 503)
 """
 
 from __future__ import annotations

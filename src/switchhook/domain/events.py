@@ -317,9 +317,7 @@ class FrameDecoder:
                     continue
                 size = _content_length(length, "ESL frame")
                 if size > MAX_FRAME_BODY_BYTES:
-                    raise InvalidEvent(
-                        f"ESL frame Content-Length {size} exceeds the {MAX_FRAME_BODY_BYTES}-byte limit"
-                    )
+                    raise InvalidEvent(f"ESL frame Content-Length {size} exceeds the {MAX_FRAME_BODY_BYTES}-byte limit")
                 self._headers = headers
                 self._body_size = size
             if end - pos < self._body_size:

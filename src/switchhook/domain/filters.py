@@ -42,8 +42,7 @@ def compile_filter(spec: Mapping[str, Any]) -> tuple[Condition, ...]:
         operation = entry.get("operation")
         if operation not in OPERATIONS:
             raise InvalidHook(
-                f"Bad request: filter '{key}' has unknown operation {operation!r}; "
-                f"use one of {', '.join(OPERATIONS)}."
+                f"Bad request: filter '{key}' has unknown operation {operation!r}; use one of {', '.join(OPERATIONS)}."
             )
         value = entry.get("value")
         if value is not None and not isinstance(value, str | int | float | bool):
@@ -108,9 +107,7 @@ def _search(condition: Condition, text: str) -> bool:
     try:
         return condition.pattern.search(text, timeout=REGEX_TIMEOUT_S) is not None
     except TimeoutError:
-        logger.warning(
-            "filter regex on key %r timed out after %.0f ms", condition.key, REGEX_TIMEOUT_S * 1000
-        )
+        logger.warning("filter regex on key %r timed out after %.0f ms", condition.key, REGEX_TIMEOUT_S * 1000)
         return False
 
 

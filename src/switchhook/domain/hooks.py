@@ -16,9 +16,24 @@ from switchhook.domain.signing import secret_key
 
 #: Webitel's whitelist, in the order its service copied them, plus switchhook's extensions.
 HOOK_KEYS = (
-    "domain", "event", "retries", "delay", "enable", "description", "action", "fields", "map",
-    "filter", "headers", "auth", "customBody", "rawBody", "timeout", "ttl", "secret",
-)  # fmt: skip
+    "domain",
+    "event",
+    "retries",
+    "delay",
+    "enable",
+    "description",
+    "action",
+    "fields",
+    "map",
+    "filter",
+    "headers",
+    "auth",
+    "customBody",
+    "rawBody",
+    "timeout",
+    "ttl",
+    "secret",
+)
 STORED_KEYS = HOOK_KEYS[1:]
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 MAX_RETRIES = 100
@@ -183,9 +198,7 @@ def _validate_auth(value: Any) -> dict[str, Any]:
     return auth
 
 
-def public_view(
-    doc: Mapping[str, Any], hook_id: str, domain: str, *, id_first: bool = True
-) -> dict[str, Any]:
+def public_view(doc: Mapping[str, Any], hook_id: str, domain: str, *, id_first: bool = True) -> dict[str, Any]:
     """The document as the API shows it: Webitel key order, secret and credentials masked."""
     doc = redact(doc)
     body = {"domain": domain, **{k: doc[k] for k in STORED_KEYS if k in doc}}

@@ -43,9 +43,7 @@ def redact(doc: Mapping[str, Any]) -> dict[str, Any]:
         for key in ("headers", "map"):
             values = masked.get(key)
             if isinstance(values, Mapping):
-                masked[key] = {
-                    k: MASK if isinstance(v, str) and v and "${" not in v else v for k, v in values.items()
-                }
+                masked[key] = {k: MASK if isinstance(v, str) and v and "${" not in v else v for k, v in values.items()}
         out["auth"] = masked
     return out
 

@@ -118,18 +118,14 @@ def render(template: str, context: Mapping[str, Any], escape: Escape = no_escape
     return _PLACEHOLDER.sub(lambda m: escape(to_text(lookup(context, m.group(1)))), template)
 
 
-def render_mapping(
-    templates: Mapping[str, Any], context: Mapping[str, Any], escape: Escape
-) -> dict[str, str]:
+def render_mapping(templates: Mapping[str, Any], context: Mapping[str, Any], escape: Escape) -> dict[str, str]:
     """Render each string value of a `{name: template}` object; non-string values are dropped (Webitel)."""
     return {key: render(value, context, escape) for key, value in templates.items() if isinstance(value, str)}
 
 
 def render_headers(templates: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, str]:
     """Render header templates; the whole value (template text included) never carries CR or LF."""
-    return {
-        key: header_escape(value) for key, value in render_mapping(templates, context, header_escape).items()
-    }
+    return {key: header_escape(value) for key, value in render_mapping(templates, context, header_escape).items()}
 
 
 def build_data(event: Mapping[str, Any], fields: list[str], renames: Mapping[str, str]) -> dict[str, Any]:

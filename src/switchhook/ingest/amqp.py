@@ -181,12 +181,7 @@ class AmqpSource:
     async def stop(self) -> None:
         """Stop consuming; an in-flight batch gets `stop_timeout_s` to finish, unacked ones are requeued."""
         queue, tag = self._queue, self._consumer_tag
-        if (
-            queue is not None
-            and tag is not None
-            and self.state == "connected"
-            and not self._stopping.is_set()
-        ):
+        if queue is not None and tag is not None and self.state == "connected" and not self._stopping.is_set():
             # Stop the broker pushing more before the batch loop closes the channel (so this RPC is not
             # cut off by our own close); failure is harmless: closing the channel requeues anyway.
             try:
@@ -250,9 +245,7 @@ class AmqpSource:
         # Same arguments as mod_amqp's own declaration (durable topic), so both sides can declare first.
         for name in (self._events_exchange, self._cc_exchange):
             await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)
-        queue = await channel.declare_queue(
-            self._queue_name, durable=True, exclusive=False, auto_delete=False
-        )
+        queue = await channel.declare_queue(self._queue_name, durable=True, exclusive=False, auto_delete=False)
         self._queue = queue
         # A robust queue re-binds what it bound on reconnect; this also re-applies key changes made
         # while the broker was away (or after a channel-level error).
@@ -320,9 +313,7 @@ class AmqpSource:
         if self._stopping.is_set() or self.state != "connected":
             return
         self.state = "connecting"
-        logger.warning(
-            "lost RabbitMQ at %s (%s); reconnecting", self._where, self._redact(exc) if exc else "closed"
-        )
+        logger.warning("lost RabbitMQ at %s (%s); reconnecting", self._where, self._redact(exc) if exc else "closed")
         if self._backoff_task is None or self._backoff_task.done():
             self._backoff_task = asyncio.get_running_loop().create_task(self._back_off_reconnects())
 
@@ -379,11 +370,7 @@ class AmqpSource:
             self._spawn(self._retry_bindings())
 
     async def _retry_bindings(self) -> None:
-        if (
-            not await self._wait_stopping(_BIND_RETRY_S)
-            and self._bindings_stale
-            and self.state == "connected"
-        ):
+        if not await self._wait_stopping(_BIND_RETRY_S) and self._bindings_stale and self.state == "connected":
             await self._reconcile_bindings()
 
     async def _apply_bindings(self) -> None:
@@ -460,9 +447,7 @@ class AmqpSource:
         except Exception:
             self.sink_failures += 1
             self._consecutive_sink_failures += 1
-            delay = min(
-                _SINK_BACKOFF_FIRST_S * 2 ** (self._consecutive_sink_failures - 1), _SINK_BACKOFF_MAX_S
-            )
+            delay = min(_SINK_BACKOFF_FIRST_S * 2 ** (self._consecutive_sink_failures - 1), _SINK_BACKOFF_MAX_S)
             logger.warning(
                 "sink failed on a batch of %d events; requeueing it in %.1f s",
                 len(events),

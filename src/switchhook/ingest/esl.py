@@ -87,9 +87,7 @@ def _subscription_keys(event_keys: Collection[str]) -> frozenset[str]:
             continue
         if name.upper() in _EVERY_EVENT:
             # No event is named ALL, so no hook could match what it subscribes: the whole switch's traffic.
-            logger.warning(
-                "ESL: not subscribing to event key %r: it would subscribe to every event", key[:80]
-            )
+            logger.warning("ESL: not subscribing to event key %r: it would subscribe to every event", key[:80])
             continue
         if name != _CUSTOM:
             # FreeSWITCH filters subclasses of CUSTOM only; other names subscribe whole, matching sorts them.
@@ -314,9 +312,7 @@ class EslSource:
                 async with asyncio.timeout(drain_timeout_s):
                     await self._idle.wait()
             except TimeoutError:
-                logger.error(
-                    "ESL: stopping with %d events the sink has not stored; they are lost", self.backlog_size
-                )
+                logger.error("ESL: stopping with %d events the sink has not stored; they are lost", self.backlog_size)
             while not deliver.done():
                 deliver.cancel()
                 await asyncio.wait({deliver}, timeout=0.1)
@@ -441,9 +437,7 @@ class EslSource:
             self._accept_event_frame(frame)
         elif content_type in ("command/reply", "api/response"):
             self._on_reply(frame)
-        elif (
-            content_type == "text/disconnect-notice" and frame.headers.get("Content-Disposition") == "linger"
-        ):
+        elif content_type == "text/disconnect-notice" and frame.headers.get("Content-Disposition") == "linger":
             # A controlled channel hung up but the socket lingers (outbound mode): more events follow.
             logger.info("ESL %s: disconnect-notice with linger; staying connected", self._url.address)
         elif content_type in ("text/disconnect-notice", "text/rude-rejection"):

@@ -27,7 +27,14 @@ ROOT = "root"
 _DOMAIN_NAME_MAX = 253
 _ROLE_PERMISSIONS: dict[str, dict[str, str]] = {
     # resource -> letters (c r u d); root is allowed everything and is not listed.
-    "admin": {"hook": "crud", "event": "c", "delivery": "ru", "account": "crud", "token": "crud", "domain": "r"},
+    "admin": {
+        "hook": "crud",
+        "event": "c",
+        "delivery": "ru",
+        "account": "crud",
+        "token": "crud",
+        "domain": "r",
+    },
     "user": {"domain": "r"},
 }
 _password_hasher = PasswordHasher()
@@ -161,10 +168,15 @@ class AuthService:
         key = str(uuid.uuid4())
         token = jwt.encode({"exp": expires_ms, "key": key, "u": username}, self._secret, algorithm="HS256")
         async with self._store.transaction() as tx:
-            await tx.add_session(
-                SessionRow(key, _token_digest(token), name, domain, role, expires_ms / 1000), now
-            )
-        return {"key": key, "token": token, "username": username, "domain": domain, "role": role, "expires": expires_ms}
+            await tx.add_session(SessionRow(key, _token_digest(token), name, domain, role, expires_ms / 1000), now)
+        return {
+            "key": key,
+            "token": token,
+            "username": username,
+            "domain": domain,
+            "role": role,
+            "expires": expires_ms,
+        }
 
     async def logout(self, key: str | None, token: str | None) -> None:
         caller = await self.authenticate(token, key)
@@ -179,7 +191,10 @@ class AuthService:
             raise AuthError("Invalid token")
         try:
             payload = jwt.decode(
-                token, self._secret, algorithms=["HS256"], options={"verify_exp": False, "verify_signature": True}
+                token,
+                self._secret,
+                algorithms=["HS256"],
+                options={"verify_exp": False, "verify_signature": True},
             )
         except jwt.PyJWTError:
             raise AuthError("Invalid token") from None
@@ -218,7 +233,7 @@ class AuthService:
 
     def forget_token(self, domain: str, token_id: str) -> None:
         """Drop a cached token ("*" forgets all): it was revoked, disabled or enabled somewhere."""
-        if domain == "*" or token_id == "*":
+        if domain == "*" or token_id == "*":  # noqa: S105 - a wildcard, not a password
             self._tokens.clear()
         else:
             self._tokens.pop((domain, token_id), None)
@@ -231,8 +246,14 @@ class AuthService:
         if row.expires_at <= self._clock():
             raise AuthError("Token Expired")
         username = row.username if row.domain is None else f"{row.username}@{row.domain}"
-        return Caller(username, row.username, row.domain, row.role, "root" if row.role == ROOT else "session",
-                      int(row.expires_at * 1000))  # fmt: skip
+        return Caller(
+            username,
+            row.username,
+            row.domain,
+            row.role,
+            "root" if row.role == ROOT else "session",
+            int(row.expires_at * 1000),
+        )
 
     # -- domain tokens (SPEC §4.3) ----------------------------------------------------------------
     def mint_domain_token(self, token_id: str, domain: str, expires_ms: int) -> str:
@@ -360,6 +381,11 @@ class AuthService:
 def token_view(row: TokenRow) -> dict[str, Any]:
     """A domain token's record as the API shows it (never the JWT itself, which is shown once on create)."""
     return {
-        "uuid": row.id, "domain": row.domain, "roleName": row.role, "expire": row.expires_ms,
-        "enabled": row.enabled, "createdBy": row.created_by, "createdOn": int(row.created_at * 1000),
-    }  # fmt: skip
+        "uuid": row.id,
+        "domain": row.domain,
+        "roleName": row.role,
+        "expire": row.expires_ms,
+        "enabled": row.enabled,
+        "createdBy": row.created_by,
+        "createdOn": int(row.created_at * 1000),
+    }

@@ -30,18 +30,30 @@ class TestSender(Protocol):
 
 def delivery_view(row: DeliveryRow) -> dict[str, Any]:
     return {
-        "id": row.id, "hookId": row.hook_id, "eventId": row.event_id, "domain": row.domain, "status": row.status,
-        "attempts": row.attempts, "nextAttemptAt": row.next_at if row.status == "pending" else None,
-        "expiresAt": row.expires_at, "lastStatus": row.last_status, "lastError": row.last_error,
-        "createdAt": row.created_at, "updatedAt": row.updated_at,
-    }  # fmt: skip
+        "id": row.id,
+        "hookId": row.hook_id,
+        "eventId": row.event_id,
+        "domain": row.domain,
+        "status": row.status,
+        "attempts": row.attempts,
+        "nextAttemptAt": row.next_at if row.status == "pending" else None,
+        "expiresAt": row.expires_at,
+        "lastStatus": row.last_status,
+        "lastError": row.last_error,
+        "createdAt": row.created_at,
+        "updatedAt": row.updated_at,
+    }
 
 
 def attempt_view(row: AttemptRow) -> dict[str, Any]:
     return {
-        "n": row.n, "at": row.started_at, "durationMs": round(row.duration_ms, 3), "statusCode": row.status_code,
-        "error": row.error, "response": row.response_excerpt,
-    }  # fmt: skip
+        "n": row.n,
+        "at": row.started_at,
+        "durationMs": round(row.duration_ms, 3),
+        "statusCode": row.status_code,
+        "error": row.error,
+        "response": row.response_excerpt,
+    }
 
 
 class DeliveriesService:
@@ -52,9 +64,7 @@ class DeliveriesService:
         self.tester: TestSender | None = None
 
     # -- for workers ------------------------------------------------------------------------------
-    async def claim(
-        self, worker_id: str, limit: int, lease_s: float, skip_hooks: Sequence[str] = ()
-    ) -> list[Job]:
+    async def claim(self, worker_id: str, limit: int, lease_s: float, skip_hooks: Sequence[str] = ()) -> list[Job]:
         """Lease due deliveries; ones whose hook is gone or disabled are finished as failed right here."""
         now = self._clock()
         async with self._store.transaction() as tx:
@@ -117,9 +127,14 @@ class DeliveriesService:
 
     # -- for the API ------------------------------------------------------------------------------
     async def list_for_hook(
-        self, caller: Caller, domain: str | None, hook_id: str, status: str | None, limit: str | None,
+        self,
+        caller: Caller,
+        domain: str | None,
+        hook_id: str,
+        status: str | None,
+        limit: str | None,
         page: str | None,
-    ) -> list[dict[str, Any]]:  # fmt: skip
+    ) -> list[dict[str, Any]]:
         require(caller, "delivery", "r")
         scope = effective_domain(caller, domain)
         check_hook_id(hook_id)
@@ -154,9 +169,7 @@ class DeliveriesService:
             raise NotFound("Delivery not found.")
         return {"n": changed, "ok": 1}
 
-    async def test(
-        self, caller: Caller, domain: str | None, hook_id: str, event: Any, send: bool
-    ) -> dict[str, Any]:
+    async def test(self, caller: Caller, domain: str | None, hook_id: str, event: Any, send: bool) -> dict[str, Any]:
         """Dry run: filter result per key and the request that would go out; `send` really sends it."""
         require(caller, "hook", "r")
         scope = effective_domain(caller, domain)
@@ -174,10 +187,13 @@ class DeliveriesService:
         assert self.tester is not None
         message_id = "msg_test_" + hook.id
         report: dict[str, Any] = {
-            "eventKey": key, "eventMatches": key == hook.event, "enabled": hook.delivers,
-            "filter": explain(hook.conditions, event), "filterPasses": passes(hook.conditions, event),
+            "eventKey": key,
+            "eventMatches": key == hook.event,
+            "enabled": hook.delivers,
+            "filter": explain(hook.conditions, event),
+            "filterPasses": passes(hook.conditions, event),
             "request": self.tester.preview(hook, event, key, message_id),
-        }  # fmt: skip
+        }
         if send:
             require(caller, "hook", "u")
             report["response"] = await self.tester.send_test(hook, event, key, message_id)

@@ -126,7 +126,9 @@ class EventsService:
                 payload = orjson.dumps(event).decode()
             except orjson.JSONEncodeError:  # e.g. a lone surrogate from a "\ud800" JSON escape
                 if strict:
-                    raise InvalidEvent(f"Bad request: event {position} contains text that is not valid Unicode.") from None
+                    raise InvalidEvent(
+                        f"Bad request: event {position} contains text that is not valid Unicode."
+                    ) from None
                 result.dropped += 1
                 self._count_dropped(source, "invalid_unicode")
                 continue
@@ -177,10 +179,15 @@ class EventsService:
                     jobs.append(Job(delivery_id, row.id, hook, event, key, 0, now, expires_at))
                 deliveries.append(
                     NewDelivery(
-                        id=delivery_id, event_id=row.id, hook_id=hook.id, domain=row.domain, next_at=now,
-                        expires_at=expires_at, leased_by=fast.worker_id if leased and fast else None,
+                        id=delivery_id,
+                        event_id=row.id,
+                        hook_id=hook.id,
+                        domain=row.domain,
+                        next_at=now,
+                        expires_at=expires_at,
+                        leased_by=fast.worker_id if leased and fast else None,
                         lease_until=now + fast.lease_s if leased and fast else None,
-                    )  # fmt: skip
+                    )
                 )
         return deliveries, jobs
 

@@ -21,7 +21,12 @@ HOOKS_CHANNEL = "switchhook_hooks"
 DELIVERIES_CHANNEL = "switchhook_deliveries"
 TOKENS_CHANNEL = "switchhook_tokens"
 _MIGRATION_LOCK = 0x5357484B  # pg_advisory_xact_lock key: one migrator at a time across processes
-_UNAVAILABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError)
+_UNAVAILABLE = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+)
 
 
 class PostgresTx(SqlTx):
@@ -72,9 +77,12 @@ class PostgresStore:
         if self._pool is None:
             try:
                 self._pool = await asyncpg.create_pool(
-                    self._dsn, min_size=self._min_size, max_size=self._max_size,
-                    server_settings=self._server_settings(), command_timeout=30,
-                )  # fmt: skip
+                    self._dsn,
+                    min_size=self._min_size,
+                    max_size=self._max_size,
+                    server_settings=self._server_settings(),
+                    command_timeout=30,
+                )
             except _UNAVAILABLE as exc:
                 raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
         return self._pool
@@ -146,7 +154,7 @@ class PostgresStore:
             try:
                 conn = await asyncpg.connect(self._dsn, server_settings=self._server_settings())
                 lost = asyncio.Event()
-                conn.add_termination_listener(lambda _c: lost.set())
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
 
                 def on_notify(_c: Any, _pid: int, _channel: str, payload: str) -> None:
                     domain, _, hook_id = payload.partition("\n")
@@ -156,17 +164,10 @@ class PostgresStore:
 
                 await conn.add_listener(HOOKS_CHANNEL, on_notify)
                 if on_new_deliveries is not None:
-                    wake = on_new_deliveries
-                    await conn.add_listener(DELIVERIES_CHANNEL, lambda *_args: wake())
+                    await conn.add_listener(DELIVERIES_CHANNEL, lambda *_args, wake=on_new_deliveries: wake())
                 if on_token_changed is not None:
-                    forget = on_token_changed
-
-                    def on_token(_c: Any, _pid: int, _channel: str, payload: str) -> None:
-                        domain, _, token_id = payload.partition("\n")
-                        forget(domain, token_id)
-
-                    await conn.add_listener(TOKENS_CHANNEL, on_token)
-                    forget("*", "*")  # whatever changed while we were not listening
+                    await conn.add_listener(TOKENS_CHANNEL, _token_listener(on_token_changed))
+                    on_token_changed("*", "*")  # whatever changed while we were not listening
                 await callback("*", "*")  # changes may have been missed while disconnected
                 backoff = 0.5
                 while not lost.is_set():
@@ -193,3 +194,11 @@ class PostgresStore:
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
+
+
+def _token_listener(forget: Callable[[str, str], None]) -> Callable[[Any, int, str, str], None]:
+    def on_token(_c: Any, _pid: int, _channel: str, payload: str) -> None:
+        domain, _, token_id = payload.partition("\n")
+        forget(domain, token_id)
+
+    return on_token

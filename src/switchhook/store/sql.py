@@ -60,9 +60,14 @@ def _hook(row: Row) -> HookRow:
 
 def _token(row: Row) -> TokenRow:
     return TokenRow(
-        row["id"], row["domain"], row["role"], int(row["expires_ms"]), bool(row["enabled"]),
-        row["created_by"], row["created_at"],
-    )  # fmt: skip
+        row["id"],
+        row["domain"],
+        row["role"],
+        int(row["expires_ms"]),
+        bool(row["enabled"]),
+        row["created_by"],
+        row["created_at"],
+    )
 
 
 class SqlTx(ABC):
@@ -96,8 +101,10 @@ class SqlTx(ABC):
     async def set_setting(self, name: str, value: str) -> None:
         await self.execute(
             "INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = ?",
-            name, value, value,
-        )  # fmt: skip
+            name,
+            value,
+            value,
+        )
 
     # -- domains and accounts ---------------------------------------------------------------------
     async def add_domain(self, name: str, now: float) -> bool:
@@ -131,8 +138,7 @@ class SqlTx(ABC):
     async def list_accounts(self, domain: str) -> list[AccountRow]:
         sql = "SELECT domain, username, password_hash, role FROM accounts WHERE domain = ? ORDER BY username"
         return [
-            AccountRow(r["domain"], r["username"], r["password_hash"], r["role"])
-            for r in await self.fetch(sql, domain)
+            AccountRow(r["domain"], r["username"], r["password_hash"], r["role"]) for r in await self.fetch(sql, domain)
         ]
 
     async def delete_account(self, domain: str, username: str) -> int:
@@ -144,17 +150,21 @@ class SqlTx(ABC):
         await self.execute(
             "INSERT INTO sessions (key, token_hash, username, domain, role, expires_at, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            row.key, row.token_hash, row.username, row.domain, row.role, row.expires_at, now,
-        )  # fmt: skip
+            row.key,
+            row.token_hash,
+            row.username,
+            row.domain,
+            row.role,
+            row.expires_at,
+            now,
+        )
 
     async def get_session(self, key: str) -> SessionRow | None:
         sql = "SELECT key, token_hash, username, domain, role, expires_at FROM sessions WHERE key = ?"
         row = await self.fetchrow(sql, key)
         if row is None:
             return None
-        return SessionRow(
-            row["key"], row["token_hash"], row["username"], row["domain"], row["role"], row["expires_at"]
-        )
+        return SessionRow(row["key"], row["token_hash"], row["username"], row["domain"], row["role"], row["expires_at"])
 
     async def delete_session(self, key: str, now: float) -> int:
         # Webitel's logout also sweeps every expired session.
@@ -164,8 +174,14 @@ class SqlTx(ABC):
         await self.execute(
             "INSERT INTO domain_tokens (id, domain, role, expires_ms, enabled, created_by, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            row.id, row.domain, row.role, row.expires_ms, int(row.enabled), row.created_by, row.created_at,
-        )  # fmt: skip
+            row.id,
+            row.domain,
+            row.role,
+            row.expires_ms,
+            int(row.enabled),
+            row.created_by,
+            row.created_at,
+        )
 
     async def get_token(self, domain: str, token_id: str) -> TokenRow | None:
         sql = "SELECT * FROM domain_tokens WHERE domain = ? AND id = ?"
@@ -187,8 +203,13 @@ class SqlTx(ABC):
     async def insert_hook(self, row: HookRow, now: float) -> None:
         await self.execute(
             "INSERT INTO hooks (id, domain, event, doc, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-            row.id, row.domain, str(row.doc.get("event", "")), json.dumps(row.doc), now, now,
-        )  # fmt: skip
+            row.id,
+            row.domain,
+            str(row.doc.get("event", "")),
+            json.dumps(row.doc),
+            now,
+            now,
+        )
 
     async def get_hook(self, domain: str, hook_id: str) -> HookRow | None:
         sql = "SELECT id, domain, doc, disabled_reason FROM hooks WHERE domain = ? AND id = ?"
@@ -202,8 +223,12 @@ class SqlTx(ABC):
     async def replace_hook(self, row: HookRow, now: float) -> int:
         return await self.execute(
             "UPDATE hooks SET event = ?, doc = ?, disabled_reason = NULL, updated_at = ? WHERE domain = ? AND id = ?",
-            str(row.doc.get("event", "")), json.dumps(row.doc), now, row.domain, row.id,
-        )  # fmt: skip
+            str(row.doc.get("event", "")),
+            json.dumps(row.doc),
+            now,
+            row.domain,
+            row.id,
+        )
 
     async def delete_hook(self, domain: str, hook_id: str) -> int:
         return await self.execute("DELETE FROM hooks WHERE domain = ? AND id = ?", domain, hook_id)
@@ -219,13 +244,13 @@ class SqlTx(ABC):
     async def all_hooks(self) -> list[HookRow]:
         return [_hook(r) for r in await self.fetch("SELECT id, domain, doc, disabled_reason FROM hooks ORDER BY seq")]
 
-    async def notify_hook_changed(self, domain: str, hook_id: str) -> None:
+    async def notify_hook_changed(self, domain: str, hook_id: str) -> None:  # noqa: B027 - no-op on SQLite
         """Tell other processes (PostgreSQL overrides this; SQLite has one process)."""
 
-    async def notify_new_deliveries(self) -> None:
+    async def notify_new_deliveries(self) -> None:  # noqa: B027 - no-op on SQLite
         """Wake idle workers of other processes (PostgreSQL overrides this)."""
 
-    async def notify_token_changed(self, domain: str, token_id: str) -> None:
+    async def notify_token_changed(self, domain: str, token_id: str) -> None:  # noqa: B027 - no-op on SQLite
         """Tell other processes to forget a cached token (PostgreSQL overrides this)."""
 
     # -- events and deliveries --------------------------------------------------------------------
@@ -242,7 +267,18 @@ class SqlTx(ABC):
             "leased_by, expires_at, created_at, updated_at) VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT DO NOTHING",
             [
-                (r.id, r.event_id, r.hook_id, r.domain, r.next_at, r.lease_until, r.leased_by, r.expires_at, now, now)
+                (
+                    r.id,
+                    r.event_id,
+                    r.hook_id,
+                    r.domain,
+                    r.next_at,
+                    r.lease_until,
+                    r.leased_by,
+                    r.expires_at,
+                    now,
+                    now,
+                )
                 for r in rows
             ],
         )
@@ -267,14 +303,19 @@ class SqlTx(ABC):
         """
         skip = ""
         if skip_hooks:
-            skip = f" AND hook_id NOT IN ({', '.join('?' for _ in skip_hooks)})"
+            skip = f" AND hook_id NOT IN ({', '.join('?' for _ in skip_hooks)})"  # placeholders only
         rows = await self.fetch(
-            "UPDATE deliveries SET lease_until = ?, leased_by = ? WHERE id IN ("
+            "UPDATE deliveries SET lease_until = ?, leased_by = ? WHERE id IN ("  # noqa: S608 - placeholders only
             " SELECT id FROM deliveries WHERE status = 'pending' AND next_at <= ?"
             f" AND (lease_until IS NULL OR lease_until < ?){skip} ORDER BY next_at LIMIT ?"
             f" {self.claim_lock_clause}) RETURNING {_DELIVERY_COLUMNS}",
-            lease_until, worker_id, now, now, *skip_hooks, limit,
-        )  # fmt: skip
+            lease_until,
+            worker_id,
+            now,
+            now,
+            *skip_hooks,
+            limit,
+        )
         if not rows:
             return []
         deliveries = sorted((_delivery(r) for r in rows), key=lambda d: d.next_at)  # RETURNING has no order
@@ -309,19 +350,23 @@ class SqlTx(ABC):
                 "INSERT INTO attempts (delivery_id, n, started_at, duration_ms, status_code, error,"
                 " response_excerpt) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 [
-                    (a.delivery_id, a.n, a.started_at, a.duration_ms, a.status_code, a.error,
-                     a.response_excerpt)
+                    (
+                        a.delivery_id,
+                        a.n,
+                        a.started_at,
+                        a.duration_ms,
+                        a.status_code,
+                        a.error,
+                        a.response_excerpt,
+                    )
                     for a in attempts
                 ],
-            )  # fmt: skip
+            )
         update = (
             "UPDATE deliveries SET status = ?, attempts = ?, next_at = ?, last_status = ?, last_error = ?,"
             " lease_until = NULL, leased_by = NULL, updated_at = ? WHERE id = ?"
         )
-        rows = [
-            (r.status, r.attempts, r.next_at, r.last_status, r.last_error, now, r.delivery_id)
-            for r in results
-        ]
+        rows = [(r.status, r.attempts, r.next_at, r.last_status, r.last_error, now, r.delivery_id) for r in results]
         if worker_id is None:
             await self.executemany(update, rows)
         else:
@@ -339,11 +384,20 @@ class SqlTx(ABC):
                 " response_excerpt) SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS"
                 " (SELECT 1 FROM deliveries WHERE id = ? AND leased_by = ?) ON CONFLICT DO NOTHING",
                 [
-                    (a.delivery_id, a.n, a.started_at, a.duration_ms, a.status_code, a.error,
-                     a.response_excerpt, delivery_id, worker_id)
+                    (
+                        a.delivery_id,
+                        a.n,
+                        a.started_at,
+                        a.duration_ms,
+                        a.status_code,
+                        a.error,
+                        a.response_excerpt,
+                        delivery_id,
+                        worker_id,
+                    )
                     for a, delivery_id in attempts
                 ],
-            )  # fmt: skip
+            )
         await self.executemany(
             "UPDATE deliveries SET status = ?, attempts = ?, next_at = ?, last_status = ?, last_error = ?,"
             " lease_until = NULL, leased_by = NULL, updated_at = ? WHERE id = ? AND leased_by = ?",
@@ -377,9 +431,7 @@ class SqlTx(ABC):
         row = await self.fetchrow(sql, event_id)
         if row is None:
             return None
-        return EventRow(
-            row["id"], row["domain"], row["event_key"], row["source"], row["payload"], row["received_at"]
-        )
+        return EventRow(row["id"], row["domain"], row["event_key"], row["source"], row["payload"], row["received_at"])
 
     async def list_deliveries(
         self, domain: str, hook_id: str, status: str | None, limit: int, offset: int
@@ -396,9 +448,14 @@ class SqlTx(ABC):
         )
         return [
             AttemptRow(
-                r["delivery_id"], r["n"], r["started_at"], r["duration_ms"], r["status_code"], r["error"],
+                r["delivery_id"],
+                r["n"],
+                r["started_at"],
+                r["duration_ms"],
+                r["status_code"],
+                r["error"],
                 r["response_excerpt"],
-            )  # fmt: skip
+            )
             for r in await self.fetch(sql, delivery_id)
         ]
 
@@ -407,8 +464,11 @@ class SqlTx(ABC):
         return await self.execute(
             "UPDATE deliveries SET status = 'pending', next_at = ?, lease_until = NULL, leased_by = NULL,"
             " expires_at = NULL, updated_at = ? WHERE domain = ? AND id = ?",
-            now, now, domain, delivery_id,
-        )  # fmt: skip
+            now,
+            now,
+            domain,
+            delivery_id,
+        )
 
     async def extend_leases(self, worker_id: str, delivery_ids: Sequence[str], lease_until: float) -> None:
         """Keep holding deliveries still queued or in flight in this worker."""
@@ -420,7 +480,8 @@ class SqlTx(ABC):
     async def release_leases(self, worker_id: str | None) -> int:
         if worker_id is None:
             return await self.execute(
-                "UPDATE deliveries SET lease_until = NULL, leased_by = NULL WHERE status = 'pending' AND leased_by IS NOT NULL"
+                "UPDATE deliveries SET lease_until = NULL, leased_by = NULL"
+                " WHERE status = 'pending' AND leased_by IS NOT NULL"
             )
         sql = "UPDATE deliveries SET lease_until = NULL, leased_by = NULL WHERE status = 'pending' AND leased_by = ?"
         return await self.execute(sql, worker_id)

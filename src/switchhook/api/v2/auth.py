@@ -23,21 +23,33 @@ SESSION = {
     "type": "object",
     "required": ["key", "token", "username", "role", "expires"],
     "properties": {
-        "key": {"type": "string"}, "token": {"type": "string"}, "username": {"type": "string"},
-        "domain": {"type": ["string", "null"]}, "role": {"type": "string"}, "expires": {"type": "integer"},
+        "key": {"type": "string"},
+        "token": {"type": "string"},
+        "username": {"type": "string"},
+        "domain": {"type": ["string", "null"]},
+        "role": {"type": "string"},
+        "expires": {"type": "integer"},
     },
-}  # fmt: skip
+}
 WHOAMI = {
     "type": "object",
     "required": ["id", "roleName"],
     "properties": {
-        "id": {"type": "string"}, "domain": {"type": ["string", "null"]}, "roleName": {"type": "string"},
-        "expires": {"type": ["integer", "null"]}, "kind": {"type": "string"},
+        "id": {"type": "string"},
+        "domain": {"type": ["string", "null"]},
+        "roleName": {"type": "string"},
+        "expires": {"type": ["integer", "null"]},
+        "kind": {"type": "string"},
     },
-}  # fmt: skip
+}
 
 
-@router.post("/login", summary="Log in as root or user@domain", openapi_extra=s.json_request(LOGIN_INPUT), responses={**s.ok(SESSION), **s.error_responses(400, 401, 413, 503)})
+@router.post(
+    "/login",
+    summary="Log in as root or user@domain",
+    openapi_extra=s.json_request(LOGIN_INPUT),
+    responses={**s.ok(SESSION), **s.error_responses(400, 401, 413, 503)},
+)
 async def login(request: Request, svc: ServicesDep) -> Response:
     body = await json_body(request)
     if not isinstance(body, dict):
@@ -45,7 +57,14 @@ async def login(request: Request, svc: ServicesDep) -> Response:
     return json_response(await svc.auth.login(body.get("username"), body.get("password")))
 
 
-@router.post("/logout", summary="End the session", responses={**s.ok({"type": "object", "properties": {"status": {"const": "OK"}, "info": {"type": "string"}}}), **s.error_responses(401, 503)})
+@router.post(
+    "/logout",
+    summary="End the session",
+    responses={
+        **s.ok({"type": "object", "properties": {"status": {"const": "OK"}, "info": {"type": "string"}}}),
+        **s.error_responses(401, 503),
+    },
+)
 async def logout(
     svc: ServicesDep,
     x_access_token: Annotated[str | None, Header()] = None,
@@ -57,7 +76,18 @@ async def logout(
     return json_response({"status": "OK", "info": "Successful logout."})
 
 
-@router.get("/api/v2/whoami", summary="Who the credentials belong to", responses={**s.ok(s.envelope(WHOAMI)), **s.error_responses(401, 503)})
+@router.get(
+    "/api/v2/whoami",
+    summary="Who the credentials belong to",
+    responses={**s.ok(s.envelope(WHOAMI)), **s.error_responses(401, 503)},
+)
 async def whoami(caller: CallerDep) -> Response:
-    return ok({"id": caller.id, "domain": caller.domain, "roleName": caller.role, "expires": caller.expires_ms,
-               "kind": caller.kind})  # fmt: skip
+    return ok(
+        {
+            "id": caller.id,
+            "domain": caller.domain,
+            "roleName": caller.role,
+            "expires": caller.expires_ms,
+            "kind": caller.kind,
+        }
+    )

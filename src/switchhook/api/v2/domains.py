@@ -12,81 +12,161 @@ from switchhook.services.auth import effective_domain
 
 router = APIRouter(prefix="/api/v2", tags=["domains"])
 
-NAME_INPUT = {"type": "object", "required": ["name"], "properties": {"name": {"type": "string", "minLength": 1}}}
+NAME_INPUT = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {"name": {"type": "string", "minLength": 1}},
+}
 TOKEN_INPUT = {
     "type": "object",
     "required": ["expire", "role"],
-    "properties": {"expire": {"type": "integer", "description": "ms since epoch"}, "role": {"enum": ["admin", "user"]}},
+    "properties": {
+        "expire": {"type": "integer", "description": "ms since epoch"},
+        "role": {"enum": ["admin", "user"]},
+    },
 }
 TOKEN = {
     "type": "object",
     "properties": {
-        "uuid": {"type": "string"}, "domain": {"type": "string"}, "roleName": {"type": "string"},
-        "expire": {"type": "integer"}, "enabled": {"type": "boolean"}, "createdBy": {"type": "string"},
+        "uuid": {"type": "string"},
+        "domain": {"type": "string"},
+        "roleName": {"type": "string"},
+        "expire": {"type": "integer"},
+        "enabled": {"type": "boolean"},
+        "createdBy": {"type": "string"},
         "createdOn": {"type": "integer"},
     },
-}  # fmt: skip
+}
 ACCOUNT_INPUT = {
     "type": "object",
     "required": ["username", "password"],
-    "properties": {"username": {"type": "string"}, "password": {"type": "string", "minLength": 8},
-                   "role": {"enum": ["admin", "user"]}},
-}  # fmt: skip
-ACCOUNT = {"type": "object", "properties": {"username": {"type": "string"}, "domain": {"type": "string"}, "role": {"type": "string"}}}
+    "properties": {
+        "username": {"type": "string"},
+        "password": {"type": "string", "minLength": 8},
+        "role": {"enum": ["admin", "user"]},
+    },
+}
+ACCOUNT = {
+    "type": "object",
+    "properties": {"username": {"type": "string"}, "domain": {"type": "string"}, "role": {"type": "string"}},
+}
 COUNT = {"type": "object", "properties": {"n": {"type": "integer"}, "ok": {"type": "integer"}}}
 
 
-@router.post("/domains", summary="Create a domain (root)", openapi_extra=s.json_request(NAME_INPUT), responses={**s.ok(s.envelope({"type": "object"})), **s.error_responses(400, 401, 403, 409, 413, 503)})
+@router.post(
+    "/domains",
+    summary="Create a domain (root)",
+    openapi_extra=s.json_request(NAME_INPUT),
+    responses={**s.ok(s.envelope({"type": "object"})), **s.error_responses(400, 401, 403, 409, 413, 503)},
+)
 async def create_domain(request: Request, caller: CallerDep, svc: ServicesDep) -> Response:
     return ok(await svc.auth.create_domain(caller, await json_body(request)))
 
 
-@router.get("/domains", summary="List domains", responses={**s.ok(s.envelope({"type": "array", "items": {"type": "object"}})), **s.error_responses(401, 503)})
+@router.get(
+    "/domains",
+    summary="List domains",
+    responses={
+        **s.ok(s.envelope({"type": "array", "items": {"type": "object"}})),
+        **s.error_responses(401, 503),
+    },
+)
 async def list_domains(caller: CallerDep, svc: ServicesDep) -> Response:
     return ok(await svc.auth.list_domains(caller))
 
 
-@router.delete("/domains/{name}", summary="Delete a domain and everything in it (root)", responses={**s.ok(s.envelope(COUNT)), **s.error_responses(401, 403, 503)})
+@router.delete(
+    "/domains/{name}",
+    summary="Delete a domain and everything in it (root)",
+    responses={**s.ok(s.envelope(COUNT)), **s.error_responses(401, 403, 503)},
+)
 async def delete_domain(name: str, caller: CallerDep, svc: ServicesDep) -> Response:
     removed = await svc.auth.delete_domain(caller, name)
     svc.hooks.forget_domain(name)  # its hooks were deleted with it
     return ok({"n": removed, "ok": 1})
 
 
-@router.post("/domains/{name}/settings/token", summary="Mint a domain token", openapi_extra=s.json_request(TOKEN_INPUT), responses={**s.ok({"type": "object", "properties": {"status": {"const": "OK"}, "info": {"type": "object", "properties": {"data": TOKEN, "token": {"type": "string"}}}}}), **s.error_responses(400, 401, 403, 404, 413, 503)})
+@router.post(
+    "/domains/{name}/settings/token",
+    summary="Mint a domain token",
+    openapi_extra=s.json_request(TOKEN_INPUT),
+    responses={
+        **s.ok(
+            {
+                "type": "object",
+                "properties": {
+                    "status": {"const": "OK"},
+                    "info": {"type": "object", "properties": {"data": TOKEN, "token": {"type": "string"}}},
+                },
+            }
+        ),
+        **s.error_responses(400, 401, 403, 404, 413, 503),
+    },
+)
 async def create_token(name: str, request: Request, caller: CallerDep, svc: ServicesDep) -> Response:
     info = await svc.auth.create_domain_token(caller, name, await json_body(request))
     return json_response({"status": "OK", "info": info})
 
 
-@router.get("/domains/{name}/settings/token", summary="List a domain's tokens", responses={**s.ok(s.envelope({"type": "array", "items": TOKEN})), **s.error_responses(401, 403, 503)})
+@router.get(
+    "/domains/{name}/settings/token",
+    summary="List a domain's tokens",
+    responses={**s.ok(s.envelope({"type": "array", "items": TOKEN})), **s.error_responses(401, 403, 503)},
+)
 async def list_tokens(name: str, caller: CallerDep, svc: ServicesDep) -> Response:
     return ok(await svc.auth.list_domain_tokens(caller, name))
 
 
-@router.delete("/domains/{name}/settings/token/{token_id}", summary="Revoke a domain token", responses={**s.ok(s.envelope(COUNT)), **s.error_responses(401, 403, 503)})
+@router.delete(
+    "/domains/{name}/settings/token/{token_id}",
+    summary="Revoke a domain token",
+    responses={**s.ok(s.envelope(COUNT)), **s.error_responses(401, 403, 503)},
+)
 async def revoke_token(name: str, token_id: str, caller: CallerDep, svc: ServicesDep) -> Response:
     return ok({"n": await svc.auth.revoke_domain_token(caller, name, token_id), "ok": 1})
 
 
-@router.patch("/domains/{name}/settings/token/{token_id}", summary="Enable or disable a domain token", openapi_extra=s.json_request({"type": "object", "required": ["state"], "properties": {"state": {"type": "boolean"}}}), responses={**s.ok(s.envelope(COUNT)), **s.error_responses(400, 401, 403, 413, 503)})
+@router.patch(
+    "/domains/{name}/settings/token/{token_id}",
+    summary="Enable or disable a domain token",
+    openapi_extra=s.json_request(
+        {"type": "object", "required": ["state"], "properties": {"state": {"type": "boolean"}}}
+    ),
+    responses={**s.ok(s.envelope(COUNT)), **s.error_responses(400, 401, 403, 413, 503)},
+)
 async def set_token_state(name: str, token_id: str, request: Request, caller: CallerDep, svc: ServicesDep) -> Response:
     changed = await svc.auth.set_domain_token_state(caller, name, token_id, await json_body(request))
     return ok({"n": changed, "ok": 1})
 
 
-@router.post("/accounts", summary="Add a domain account", openapi_extra=s.json_request(ACCOUNT_INPUT), responses={**s.ok(s.envelope(ACCOUNT)), **s.error_responses(400, 401, 403, 404, 409, 413, 503)})
+@router.post(
+    "/accounts",
+    summary="Add a domain account",
+    openapi_extra=s.json_request(ACCOUNT_INPUT),
+    responses={**s.ok(s.envelope(ACCOUNT)), **s.error_responses(400, 401, 403, 404, 409, 413, 503)},
+)
 async def add_account(request: Request, caller: CallerDep, svc: ServicesDep, domain: DomainQuery = None) -> Response:
     scope = effective_domain(caller, domain)
     return ok(await svc.auth.add_account(caller, scope, await json_body(request)))
 
 
-@router.get("/accounts", summary="List a domain's accounts", responses={**s.ok(s.envelope({"type": "array", "items": ACCOUNT})), **s.error_responses(400, 401, 403, 503)})
+@router.get(
+    "/accounts",
+    summary="List a domain's accounts",
+    responses={
+        **s.ok(s.envelope({"type": "array", "items": ACCOUNT})),
+        **s.error_responses(400, 401, 403, 503),
+    },
+)
 async def list_accounts(caller: CallerDep, svc: ServicesDep, domain: DomainQuery = None) -> Response:
     return ok(await svc.auth.list_accounts(caller, effective_domain(caller, domain)))
 
 
-@router.delete("/accounts/{username}", summary="Delete a domain account", responses={**s.ok(s.envelope(COUNT)), **s.error_responses(400, 401, 403, 503)})
+@router.delete(
+    "/accounts/{username}",
+    summary="Delete a domain account",
+    responses={**s.ok(s.envelope(COUNT)), **s.error_responses(400, 401, 403, 503)},
+)
 async def delete_account(username: str, caller: CallerDep, svc: ServicesDep, domain: DomainQuery = None) -> Response:
     scope = effective_domain(caller, domain)
     return ok({"n": await svc.auth.delete_account(caller, scope, username), "ok": 1})

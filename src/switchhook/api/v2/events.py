@@ -28,7 +28,10 @@ ACCEPTED = {
         "accepted": {"type": "integer"},
         "deliveries": {"type": "integer"},
         "dropped": {"type": "integer"},
-        "duplicates": {"type": "integer", "description": "events stored before (same Core-UUID and Event-Sequence)"},
+        "duplicates": {
+            "type": "integer",
+            "description": "events stored before (same Core-UUID and Event-Sequence)",
+        },
     },
 }
 _REQUEST = {
@@ -47,9 +50,11 @@ _REQUEST = {
     summary="Accept events; 202 once their deliveries are stored",
     status_code=202,
     openapi_extra=_REQUEST,
-    responses={202: {"description": "Stored", "content": {"application/json": {"schema": s.envelope(ACCEPTED)}}},
-               **s.error_responses(400, 401, 403, 413, 429, 503)},
-)  # fmt: skip
+    responses={
+        202: {"description": "Stored", "content": {"application/json": {"schema": s.envelope(ACCEPTED)}}},
+        **s.error_responses(400, 401, 403, 413, 429, 503),
+    },
+)
 async def post_events(request: Request, caller: CallerDep, svc: ServicesDep) -> Response:
     # Normally answered by IngestFastPath below, before FastAPI's routing; this route documents it and
     # serves it when the app runs without that middleware.

@@ -15,7 +15,14 @@ router = APIRouter(prefix="/api/v2/hooks", tags=["hooks"])
 AUTH_ERRORS = (400, 401, 403, 503)
 
 
-@router.get("", summary="List the domain's hooks", responses={**s.ok(s.envelope({"type": "array", "items": s.HOOK_OUTPUT})), **s.error_responses(*AUTH_ERRORS)})
+@router.get(
+    "",
+    summary="List the domain's hooks",
+    responses={
+        **s.ok(s.envelope({"type": "array", "items": s.HOOK_OUTPUT})),
+        **s.error_responses(*AUTH_ERRORS),
+    },
+)
 async def list_hooks(
     caller: CallerDep,
     svc: ServicesDep,
@@ -27,29 +34,51 @@ async def list_hooks(
     return ok(await svc.hooks.list(caller, domain, limit, page, columns))
 
 
-@router.post("", summary="Create a hook", openapi_extra=s.json_request(s.HOOK_INPUT), responses={**s.ok(s.envelope(s.INSERT_RESULT)), **s.error_responses(*AUTH_ERRORS, 413)})
+@router.post(
+    "",
+    summary="Create a hook",
+    openapi_extra=s.json_request(s.HOOK_INPUT),
+    responses={**s.ok(s.envelope(s.INSERT_RESULT)), **s.error_responses(*AUTH_ERRORS, 413)},
+)
 async def create_hook(request: Request, caller: CallerDep, svc: ServicesDep, domain: DomainQuery = None) -> Response:
     return ok(await svc.hooks.create(caller, domain, await json_body(request)))
 
 
-@router.get("/{hook_id}", summary="Read one hook (null when absent)", responses={**s.ok(s.envelope(s.NULLABLE_HOOK)), **s.error_responses(*AUTH_ERRORS)})
+@router.get(
+    "/{hook_id}",
+    summary="Read one hook (null when absent)",
+    responses={**s.ok(s.envelope(s.NULLABLE_HOOK)), **s.error_responses(*AUTH_ERRORS)},
+)
 async def get_hook(hook_id: str, caller: CallerDep, svc: ServicesDep, domain: DomainQuery = None) -> Response:
     return ok(await svc.hooks.get(caller, domain, hook_id))
 
 
-@router.put("/{hook_id}", summary="Replace a hook (omitted fields become absent)", openapi_extra=s.json_request(s.HOOK_INPUT), responses={**s.ok(s.envelope(s.UPDATE_RESULT)), **s.error_responses(*AUTH_ERRORS, 413)})
+@router.put(
+    "/{hook_id}",
+    summary="Replace a hook (omitted fields become absent)",
+    openapi_extra=s.json_request(s.HOOK_INPUT),
+    responses={**s.ok(s.envelope(s.UPDATE_RESULT)), **s.error_responses(*AUTH_ERRORS, 413)},
+)
 async def replace_hook(
     hook_id: str, request: Request, caller: CallerDep, svc: ServicesDep, domain: DomainQuery = None
 ) -> Response:
     return ok(await svc.hooks.replace(caller, domain, hook_id, await json_body(request)))
 
 
-@router.delete("/{hook_id}", summary="Delete a hook", responses={**s.ok(s.envelope(s.UPDATE_RESULT)), **s.error_responses(*AUTH_ERRORS)})
+@router.delete(
+    "/{hook_id}",
+    summary="Delete a hook",
+    responses={**s.ok(s.envelope(s.UPDATE_RESULT)), **s.error_responses(*AUTH_ERRORS)},
+)
 async def delete_hook(hook_id: str, caller: CallerDep, svc: ServicesDep, domain: DomainQuery = None) -> Response:
     return ok(await svc.hooks.delete(caller, domain, hook_id))
 
 
-@router.get("/{hook_id}/deliveries", summary="The hook's delivery log", responses={**s.ok(s.envelope({"type": "array", "items": s.DELIVERY})), **s.error_responses(*AUTH_ERRORS)})
+@router.get(
+    "/{hook_id}/deliveries",
+    summary="The hook's delivery log",
+    responses={**s.ok(s.envelope({"type": "array", "items": s.DELIVERY})), **s.error_responses(*AUTH_ERRORS)},
+)
 async def list_deliveries(
     hook_id: str,
     caller: CallerDep,
@@ -62,7 +91,12 @@ async def list_deliveries(
     return ok(await svc.deliveries.list_for_hook(caller, domain, hook_id, status, limit, page))
 
 
-@router.post("/{hook_id}/test", summary="Dry run: what this hook would send for an event", openapi_extra=s.json_request({"type": "object", "additionalProperties": True}), responses={**s.ok(s.envelope(s.ANY_OBJECT)), **s.error_responses(*AUTH_ERRORS, 404, 413)})
+@router.post(
+    "/{hook_id}/test",
+    summary="Dry run: what this hook would send for an event",
+    openapi_extra=s.json_request({"type": "object", "additionalProperties": True}),
+    responses={**s.ok(s.envelope(s.ANY_OBJECT)), **s.error_responses(*AUTH_ERRORS, 404, 413)},
+)
 async def test_hook(
     hook_id: str,
     request: Request,
