@@ -18,7 +18,7 @@ from bench.receiver import ReceiverProcess
 from bench.scenarios import Bench, Options, RunResult
 from bench.server import DEFAULT_AMQP_URL, DEFAULT_PG_URL
 
-ALL = ("1", "2", "3", "4", "5", "rss")
+ALL = ("1", "2", "3", "4", "5", "5h", "rss")
 ONCE = {"rss"}  # minutes per run and a peak, not a rate: run once whatever --runs says
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
@@ -34,23 +34,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, help="deliveries per run in scenarios 1-3 (default 20000)")
     parser.add_argument("--concurrency", type=int, default=256, help="the limit client's requests in flight")
     parser.add_argument("--posters", type=int, default=4, help="concurrent event POSTs (batches of 100)")
-    parser.add_argument("--rate", type=float, default=1000.0, help="events/s in scenarios 4 and 5")
-    parser.add_argument(
-        "--duration", type=float, help="seconds of paced load in scenarios 4 and 5 (default 10)"
-    )
+    parser.add_argument("--rate", type=float, default=1000.0, help="events/s per domain in scenarios 4, 5 and 5h")
+    parser.add_argument("--duration", type=float, help="seconds of paced load in scenarios 4, 5 and 5h (default 10)")
     parser.add_argument("--rss-hooks", type=int, help="hooks stored in the rss scenario (default 10000)")
-    parser.add_argument(
-        "--rss-events", type=int, help="deliveries left pending in the rss scenario (default 100000)"
-    )
+    parser.add_argument("--rss-events", type=int, help="deliveries left pending in the rss scenario (default 100000)")
     parser.add_argument("--pg-url", default=os.environ.get("SWITCHHOOK_TEST_DATABASE_URL", DEFAULT_PG_URL))
     parser.add_argument("--amqp-url", default=os.environ.get("SWITCHHOOK_TEST_AMQP_URL", DEFAULT_AMQP_URL))
     parser.add_argument(
         "--amqp-mode", default="backlog", choices=("backlog", "live"),
         help="scenario 3: fill the queue, then time the drain (default); or publish while it consumes",
     )  # fmt: skip
-    parser.add_argument(
-        "--profile", type=Path, metavar="DIR", help="py-spy record the serve process into DIR"
-    )
+    parser.add_argument("--profile", type=Path, metavar="DIR", help="py-spy record the serve process into DIR")
     parser.add_argument("--profile-format", default="flamegraph", choices=("flamegraph", "raw", "speedscope"))
     parser.add_argument("--output", type=Path, default=RESULTS, help="the JSON results file")
     args = parser.parse_args(argv)
@@ -118,6 +112,8 @@ def _one_line(result: RunResult) -> str:
         parts.append(f"hooks={result.extra['hooks']} pending={result.extra['deliveries_pending']}")
     else:
         parts.append(f"received={result.received}/{result.expected}")
+    if "neighbour_received" in result.extra:
+        parts.append(f"A received={result.extra['neighbour_received']}/{result.extra['neighbour_expected']}")
     if result.lost:
         parts.append(f"LOST={result.lost}")
     return " ".join(parts)

@@ -108,9 +108,7 @@ async def run_limit(url: str, body_template: bytes, requests: int, concurrency: 
         while left > 0:
             left -= 1
             try:
-                async with session.post(
-                    url, data=stamp(body_template), headers=headers, timeout=timeout
-                ) as r:
+                async with session.post(url, data=stamp(body_template), headers=headers, timeout=timeout) as r:
                     await r.read()
                     if r.status != 200:
                         errors += 1

@@ -3,7 +3,9 @@
 It also runs a second port that accepts connections and never answers (the dead endpoint of scenario 5).
 Every answered request is counted; when its body carries `"bench_ts":"<epoch s>"` (set by the load
 generator just before it posted the event), `arrival - bench_ts` is recorded as that delivery's latency.
-The parent talks to it over a multiprocessing pipe: `count`, `stats`, `reset`, `stop`.
+A reset may name paths (`/a`, `/b`) to keep apart: requests whose first path segment is one of them are
+also counted in that path's own figures (scenario 5h reads domain B's deliveries beside domain A's).
+The parent talks to it over a multiprocessing pipe: `count`, `stats`, `reset` / `("reset", paths)`, `stop`.
 """
 
 from __future__ import annotations
@@ -34,40 +36,73 @@ def percentile(sorted_values: list[float], p: float) -> float | None:
     return sorted_values[rank - 1]
 
 
-class Stats:
-    """What the answering port saw since the last reset. Times are epoch seconds, latencies ms."""
+def first_segment(path: bytes) -> bytes:
+    """`/b`, `/b/x`, `/b?q` -> `/b`: the key a request is grouped under (paths are lowercased)."""
+    segment = path[1:].split(b"/", 1)[0].split(b"?", 1)[0]
+    return b"/" + segment
+
+
+class _Tally:
+    """Count, first/last arrival and latencies of one set of requests. Times are epoch s, latencies ms."""
 
     def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
         self.count = 0
         self.first_at = 0.0
         self.last_at = 0.0
         self.without_ts = 0
-        self.connections = 0
         self.latencies_ms = array("d")
-        self.cpu_at_reset_s = time.process_time()
 
-    def record(self, now: float, body: bytes | bytearray) -> None:
+    def add(self, now: float, latency_ms: float | None) -> None:
         if not self.count:
             self.first_at = now
         self.count += 1
         self.last_at = now
-        match = _BENCH_TS.search(body)
-        if match is None:
+        if latency_ms is None:
             self.without_ts += 1
         else:
-            self.latencies_ms.append((now - float(match.group(1))) * 1000)
+            self.latencies_ms.append(latency_ms)
 
     def summary(self) -> dict[str, Any]:
         ordered = sorted(self.latencies_ms)
         return {
             "count": self.count, "first_at": self.first_at, "last_at": self.last_at,
-            "without_ts": self.without_ts, "connections": self.connections, "latency_samples": len(ordered),
+            "without_ts": self.without_ts, "latency_samples": len(ordered),
             "p50_ms": percentile(ordered, 50), "p95_ms": percentile(ordered, 95),
             "p99_ms": percentile(ordered, 99), "max_ms": ordered[-1] if ordered else None,
+        }  # fmt: skip
+
+
+class Stats(_Tally):
+    """What the answering port saw since the last reset, in all and per tracked path."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self, paths: tuple[str, ...] = ()) -> None:
+        _Tally.__init__(self)
+        self.connections = 0
+        self.cpu_at_reset_s = time.process_time()
+        # Keyed by the lowercased first path segment; empty (nothing parsed per request) unless asked.
+        self.paths = {first_segment(p.lower().encode()): _Tally() for p in paths}
+
+    def record(self, now: float, body: bytes | bytearray, request_line: bytes = b"") -> None:
+        match = _BENCH_TS.search(body)
+        latency_ms = None if match is None else (now - float(match.group(1))) * 1000
+        self.add(now, latency_ms)
+        if self.paths:
+            parts = request_line.split(b" ", 2)
+            tally = self.paths.get(first_segment(parts[1])) if len(parts) > 1 else None
+            if tally is not None:
+                tally.add(now, latency_ms)
+
+    def path_counts(self) -> dict[str, int]:
+        return {key.decode(): tally.count for key, tally in self.paths.items()}
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            **super().summary(), "connections": self.connections,
             "cpu_s": time.process_time() - self.cpu_at_reset_s,
+            "paths": {key.decode(): tally.summary() for key, tally in self.paths.items()},
         }  # fmt: skip
 
 
@@ -113,10 +148,10 @@ class _Answering(asyncio.Protocol):
                 if len(buffer) < end:
                     break
                 body = buffer[body_start:end]
-            self._stats.record(time.time(), body)
+            request_line = head.split(b"\r\n", 1)[0]
+            self._stats.record(time.time(), body, request_line)
             replies += 1
             del buffer[:end]
-            request_line = head.split(b"\r\n", 1)[0]
             if b"\r\nconnection: close" in head or (
                 request_line.endswith(b"http/1.0") and b"\r\nconnection: keep-alive" not in head
             ):
@@ -216,11 +251,11 @@ async def _serve(conn: Connection, lifetime_s: float) -> None:
         try:
             command = conn.recv()
             if command == "count":
-                conn.send((stats.count, stats.last_at))
+                conn.send((stats.count, stats.last_at, stats.path_counts()))
             elif command == "stats":
                 conn.send({**stats.summary(), "blackhole": dict(hole_counters)})
-            elif command == "reset":
-                stats.reset()
+            elif command == "reset" or (isinstance(command, tuple) and command[0] == "reset"):
+                stats.reset(tuple(command[1]) if isinstance(command, tuple) else ())
                 hole_counters.update(connections=0, bytes=0)
                 conn.send("ok")
             else:  # "stop": the parent does not wait for an answer
@@ -265,9 +300,7 @@ class ReceiverProcess:
     def start(self, timeout_s: float = 30.0) -> ReceiverProcess:
         context = multiprocessing.get_context("spawn")
         parent, child = context.Pipe()
-        process = context.Process(
-            target=run, args=(child, self._lifetime_s), name="bench-receiver", daemon=True
-        )
+        process = context.Process(target=run, args=(child, self._lifetime_s), name="bench-receiver", daemon=True)
         process.start()
         child.close()
         self._conn, self._process = parent, process
@@ -280,7 +313,7 @@ class ReceiverProcess:
             raise RuntimeError("the receiver process did not start") from None
         return self
 
-    def _call(self, command: str, timeout_s: float = 30.0) -> Any:
+    def _call(self, command: str | tuple[str, tuple[str, ...]], timeout_s: float = 30.0) -> Any:
         with self._lock:
             if self._conn is None:
                 raise RuntimeError("the receiver is not running")
@@ -289,17 +322,18 @@ class ReceiverProcess:
                 raise RuntimeError(f"the receiver did not answer {command!r} within {timeout_s:g} s")
             return self._conn.recv()
 
-    async def count(self) -> tuple[int, float]:
-        """(requests answered, epoch time of the last one) since the last reset."""
-        result: tuple[int, float] = await asyncio.to_thread(self._call, "count")
+    async def count(self) -> tuple[int, float, dict[str, int]]:
+        """(requests answered, epoch time of the last one, answered per tracked path) since the last reset."""
+        result: tuple[int, float, dict[str, int]] = await asyncio.to_thread(self._call, "count")
         return result
 
     async def stats(self) -> dict[str, Any]:
         result: dict[str, Any] = await asyncio.to_thread(self._call, "stats")
         return result
 
-    async def reset(self) -> None:
-        await asyncio.to_thread(self._call, "reset")
+    async def reset(self, paths: tuple[str, ...] = ()) -> None:
+        """Zero the figures; requests to `paths` (first segments, like `/b`) are also counted apart."""
+        await asyncio.to_thread(self._call, ("reset", tuple(paths)) if paths else "reset")
 
     def stop(self) -> None:
         conn, process = self._conn, self._process

@@ -54,9 +54,9 @@ class Options:
     concurrency: int = 256  # the limit client's requests in flight
     batch: int = 100  # events per POST in the flat-out scenarios
     posters: int = 4  # concurrent POSTs in the flat-out scenarios
-    rate_events_s: float = 1000.0  # scenarios 4 and 5
+    rate_events_s: float = 1000.0  # scenarios 4, 5 and 5h (per domain)
     paced_batch: int = 10  # events per POST in the paced scenarios
-    duration_s: float = 10.0  # scenarios 4 and 5
+    duration_s: float = 10.0  # scenarios 4, 5 and 5h
     fan_out: int = 10  # hooks per event in scenario 2
     rss_hooks: int = 10_000
     rss_events: int = 100_000
@@ -119,20 +119,28 @@ class Bench:
         stats = await self.receiver.stats()
         stats["client_cpu_s"] = time.process_time() - cpu_start_s
         if stats["count"] != requests or result.errors:
-            raise BenchFailure(
-                f"the limit client got {stats['count']}/{requests} through ({result.errors} errors)"
-            )
+            raise BenchFailure(f"the limit client got {stats['count']}/{requests} through ({result.errors} errors)")
         return requests / max(1e-9, stats["last_at"] - result.started_at), stats
 
-    async def wait_for(self, expected: int, server: Switchhook) -> tuple[int, dict[str, Any]]:
-        """Wait until the receiver has `expected` requests (or stalls); (count, stats) at the end."""
+    async def wait_for(
+        self, expected: int, server: Switchhook, by_path: dict[str, int] | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        """Wait until the receiver has `expected` requests (or stalls); (count, stats) at the end.
+
+        With `by_path` ({"/b": n, "/a": m}, paths the receiver was reset to track), wait until every
+        tracked path has its own count instead; `expected` is then their sum.
+        """
         timeout_s = max(120.0, expected / 100)
         deadline = time.monotonic() + timeout_s
         previous, progress_at = -1, time.monotonic()
         while True:
-            count, _ = await self.receiver.count()
+            count, _, path_counts = await self.receiver.count()
             now = time.monotonic()
-            if count >= expected:
+            if by_path:
+                complete = all(path_counts.get(path, 0) >= n for path, n in by_path.items())
+            else:
+                complete = count >= expected
+            if complete:
                 await asyncio.sleep(SETTLE_S)
                 break
             if count != previous:
@@ -150,13 +158,10 @@ class Bench:
         started_at: float,
         server: Switchhook,
         phase: dict[str, Any],
+        label: str = "",
     ) -> RunResult:
         count = stats["count"]
-        lost = max(0, expected - count)
-        if lost:
-            print(f"!!! LOST {lost} of {expected} deliveries (the receiver got {count})", flush=True)
-        if count > expected:
-            print(f"!!! {count - expected} DUPLICATE deliveries ({count} for {expected})", flush=True)
+        lost = _check_count(expected, count, label)
         span_s = stats["last_at"] - started_at if count else 0.0
         return RunResult(
             deliveries_s=count / span_s if span_s > 0 and not lost else None,
@@ -340,32 +345,43 @@ class Bench:
         result.extra["cpu_includes_startup"] = True
         return result
 
-    # -- scenario 4: latency at a fixed rate; scenario 5: the same beside a dead endpoint ---------------
+    # -- scenario 4: latency at a fixed rate; 5: the same beside a dead endpoint; 5h: beside a live one ----
 
     async def scenario_4(self, run: int) -> RunResult:
-        return await self.paced(run, dead_neighbour=False)
+        return await self.paced(run, neighbour=None)
 
     async def scenario_5(self, run: int) -> RunResult:
-        return await self.paced(run, dead_neighbour=True)
+        return await self.paced(run, neighbour="dead")
 
-    async def paced(self, run: int, *, dead_neighbour: bool) -> RunResult:
+    async def scenario_5h(self, run: int) -> RunResult:
+        """The control for 5: A's hook answers, so only the doubled load differs from 4, not a dead endpoint."""
+        return await self.paced(run, neighbour="live")
+
+    async def paced(self, run: int, *, neighbour: str | None) -> RunResult:
+        """Domain B at the fixed rate; with a `neighbour` ("dead" or "live"), domain A at the same rate too.
+
+        B's hook posts to `/b` on the answering port. A's (`timeout: 2`) posts to the dead port in 5, to
+        `/a` on the answering port in 5h: there the receiver keeps `/a` and `/b` apart, B's figures come
+        from `/b` only and A's deliveries are awaited and checked against A's own count.
+        """
         options = self.options
-        domain_b, domain_a = ("b." + DOMAIN, "a." + DOMAIN) if dead_neighbour else (DOMAIN, "")
+        name = {None: "4", "dead": "5", "live": "5h"}[neighbour]
+        domain_b, domain_a = ("b." + DOMAIN, "a." + DOMAIN) if neighbour else (DOMAIN, "")
         body_b = events_body([make_event(domain_b) for _ in range(options.paced_batch)])
         async with self.switchhook() as server:
             token_b = await asyncio.to_thread(server.token, domain_b)
-            token_a = await asyncio.to_thread(server.token, domain_a) if dead_neighbour else ""
+            token_a = await asyncio.to_thread(server.token, domain_a) if neighbour else ""
             await server.start()
             headers_b = {"X-Access-Token": token_b, "Content-Type": "application/json"}
             headers_a = {"X-Access-Token": token_a, "Content-Type": "application/json"}
             async with aiohttp.ClientSession() as session:
                 hook = {"event": EVENT_KEY, "enable": True, "action": web_action(self.receiver.url("/b"))}
                 await create_hook(session, server.url, headers_b, hook)
-                if dead_neighbour:
-                    dead = {"event": EVENT_KEY, "enable": True, "timeout": 2,
-                            "action": web_action(self.receiver.blackhole_url("/a"))}  # fmt: skip
-                    await create_hook(session, server.url, headers_a, dead)
-                await self.receiver.reset()
+                if neighbour:
+                    a_url = self.receiver.url("/a") if neighbour == "live" else self.receiver.blackhole_url("/a")
+                    hook_a = {"event": EVENT_KEY, "enable": True, "timeout": 2, "action": web_action(a_url)}
+                    await create_hook(session, server.url, headers_a, hook_a)
+                await self.receiver.reset(("/a", "/b") if neighbour == "live" else ())
                 url = server.url + "/api/v2/events"
 
                 def stream(headers: dict[str, str], body: bytes) -> Awaitable[PostStats]:
@@ -375,20 +391,43 @@ class Bench:
                         expect_deliveries=options.paced_batch,
                     )  # fmt: skip
 
-                async with self.measured(server, f"s{'5' if dead_neighbour else '4'}-run{run}") as phase:
-                    if dead_neighbour:
+                async with self.measured(server, f"s{name}-run{run}") as phase:
+                    if neighbour:
                         body_a = events_body([make_event(domain_a) for _ in range(options.paced_batch)])
-                        posted, posted_a = await asyncio.gather(
-                            stream(headers_b, body_b), stream(headers_a, body_a)
-                        )
+                        posted, posted_a = await asyncio.gather(stream(headers_b, body_b), stream(headers_a, body_a))
                     else:
                         posted, posted_a = await stream(headers_b, body_b), None
-                    _, stats = await self.wait_for(posted.deliveries, server)
-            result = self.result(posted.deliveries, stats, posted.started_at, server, phase)
+                    if neighbour == "live":
+                        assert posted_a is not None
+                        by_path = {"/b": posted.deliveries, "/a": posted_a.deliveries}
+                        _, stats = await self.wait_for(sum(by_path.values()), server, by_path)
+                    else:
+                        _, stats = await self.wait_for(posted.deliveries, server)
+            if neighbour == "live":
+                # B's figures only; the receiver-wide ones (CPU, connections, blackhole) stay as they are.
+                stats_b, stats_a = stats["paths"]["/b"], stats["paths"]["/a"]
+                result = self.result(
+                    posted.deliveries, {**stats, **stats_b}, posted.started_at, server, phase, "to domain B"
+                )
+            else:
+                result = self.result(posted.deliveries, stats, posted.started_at, server, phase)
         result.extra |= _post_extra(posted) | {"events": posted.events}
-        if posted_a is not None:
+        if posted_a is not None and neighbour == "dead":
             result.extra |= {"dead_domain_events": posted_a.events, "dead_domain_late_posts": posted_a.late,
                              "blackhole_connections": stats["blackhole"]["connections"]}  # fmt: skip
+        elif posted_a is not None:
+            lost_a = _check_count(posted_a.deliveries, stats_a["count"], "to domain A")
+            result.lost += lost_a
+            result.duplicates += max(0, stats_a["count"] - posted_a.deliveries)
+            result.extra |= {
+                "b_lost": result.lost - lost_a, "neighbour_events": posted_a.events,
+                "neighbour_late_posts": posted_a.late, "neighbour_expected": posted_a.deliveries,
+                "neighbour_received": stats_a["count"], "neighbour_lost": lost_a,
+                "neighbour_p50_ms": stats_a["p50_ms"], "neighbour_p99_ms": stats_a["p99_ms"],
+                "receiver_requests": stats["count"],
+            }  # fmt: skip
+            if stats["count"]:  # switchhook's CPU went to A's deliveries as well as B's
+                result.extra["cpu_us_per_delivery"] = round(phase["cpu_s"] * 1e6 / stats["count"], 1)
         return result
 
     # -- memory: many hooks stored, many deliveries pending ------------------------------------------
@@ -442,6 +481,17 @@ class Bench:
         )  # fmt: skip
 
 
+def _check_count(expected: int, count: int, label: str = "") -> int:
+    """Say so when the receiver got fewer (lost) or more (duplicates) than expected; the number lost."""
+    what = f"deliveries {label}" if label else "deliveries"
+    lost = max(0, expected - count)
+    if lost:
+        print(f"!!! LOST {lost} of {expected} {what} (the receiver got {count})", flush=True)
+    if count > expected:
+        print(f"!!! {count - expected} DUPLICATE {what} ({count} for {expected})", flush=True)
+    return lost
+
+
 def _post_extra(posted: PostStats) -> dict[str, Any]:
     ordered = sorted(posted.post_ms)
     return {
@@ -469,9 +519,7 @@ async def _cleanup(what: str, action: Callable[[], Awaitable[None]], timeout_s: 
             return
         except Exception as exc:
             if time.monotonic() > deadline:
-                print(
-                    f"!!! could not remove {what}: {type(exc).__name__}: {exc}; remove it by hand", flush=True
-                )
+                print(f"!!! could not remove {what}: {type(exc).__name__}: {exc}; remove it by hand", flush=True)
                 return
             await asyncio.sleep(1.0)
 
@@ -506,9 +554,7 @@ def _probe_event() -> dict[str, str]:
     return event
 
 
-async def _wait_amqp_connected(
-    server: Switchhook, session: aiohttp.ClientSession, timeout_s: float = 30
-) -> None:
+async def _wait_amqp_connected(server: Switchhook, session: aiohttp.ClientSession, timeout_s: float = 30) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         report = await server.health(session)

@@ -221,8 +221,10 @@ class DeliveryWorker:
                 except Exception as exc:
                     logger.warning("claiming due deliveries failed: %s", exc)
             if claimed < room or room == 0:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._poke.wait(), self._poll_interval_s)
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel (stop would hang)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._poll_interval_s):
+                        await self._poke.wait()
                 self._poke.clear()
 
     def _saturated(self) -> list[str]:
@@ -233,8 +235,10 @@ class DeliveryWorker:
     # -- recording, batched -----------------------------------------------------------------------
     async def _record_loop(self) -> None:
         while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._record_wake.wait(), RECORD_LINGER_S * 10)
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel (stop would hang)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(RECORD_LINGER_S * 10):
+                    await self._record_wake.wait()
             self._record_wake.clear()
             await asyncio.sleep(RECORD_LINGER_S)
             try:

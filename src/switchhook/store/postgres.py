@@ -171,8 +171,10 @@ class PostgresStore:
                 await callback("*", "*")  # changes may have been missed while disconnected
                 backoff = 0.5
                 while not lost.is_set():
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(lost.wait(), 5)
+                    # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel (stop would hang)
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(5):
+                            await lost.wait()
                     if not lost.is_set():
                         await conn.fetchval("SELECT 1")  # notices a dead server even without a FIN
             except asyncio.CancelledError:

@@ -98,7 +98,7 @@ class SqliteStore:
         # it (tens of ms). A separate connection on its own thread does them (see _checkpoint_loop).
         conn.execute("PRAGMA wal_autocheckpoint=0")
         conn.execute("PRAGMA journal_size_limit=67108864")
-        conn.execute("PRAGMA cache_size=-65536")
+        conn.execute("PRAGMA cache_size=-16384")  # 16 MiB: the OS page cache holds the rest
         conn.execute("PRAGMA temp_store=MEMORY")
         conn.execute("PRAGMA foreign_keys=ON")
         return conn

@@ -1,0 +1,62 @@
+"""Abuse limits as pure logic: the per-domain ingest token bucket and the login slow-down."""
+
+from __future__ import annotations
+
+import pytest
+
+from switchhook.domain.errors import RateLimited
+from switchhook.services.limits import LoginThrottle, RateLimiter
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_zero_rate_means_unlimited() -> None:
+    limiter = RateLimiter(0)
+    for _ in range(10_000):
+        limiter.take("d", 100)
+
+
+def test_bucket_allows_a_burst_then_refuses_with_the_wait() -> None:
+    clock = Clock()
+    limiter = RateLimiter(10, burst=20, clock=clock)
+    limiter.take("d", 20)
+    with pytest.raises(RateLimited) as refused:
+        limiter.take("d", 5)
+    assert refused.value.retry_after_s == 1  # 5 tokens at 10/s
+    clock.now += 0.5
+    limiter.take("d", 5)  # refilled
+    limiter.take("other", 20)  # domains have their own buckets
+
+
+def test_a_batch_larger_than_the_burst_is_capped_not_starved() -> None:
+    clock = Clock()
+    limiter = RateLimiter(10, burst=20, clock=clock)
+    limiter.take("d", 500)  # costs the whole burst, never more
+    with pytest.raises(RateLimited):
+        limiter.take("d", 1)
+
+
+def test_login_slow_down_after_five_failures_doubles_and_resets() -> None:
+    clock = Clock()
+    throttle = LoginThrottle(clock=clock)
+    for _ in range(5):
+        assert throttle.delay_s("root") == 0
+        throttle.failed("root")
+    assert throttle.delay_s("root") == 1
+    throttle.failed("root")
+    assert throttle.delay_s("root") == 2
+    for _ in range(10):
+        throttle.failed("root")
+    assert throttle.delay_s("root") == 30  # capped
+    assert throttle.delay_s("someone-else") == 0
+    clock.now += 901
+    assert throttle.delay_s("root") == 0  # the window passed
+    throttle.failed("root")
+    throttle.succeeded("root")
+    assert throttle.delay_s("root") == 0
