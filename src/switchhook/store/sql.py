@@ -37,6 +37,29 @@ def numbered(sql: str) -> str:
     return re.sub(r"\?", lambda _: f"${next(counter)}", sql)
 
 
+_INSERT_ATTEMPT = (
+    "INSERT INTO attempts (delivery_id, n, started_at, duration_ms, status_code, error, response_excerpt)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+_INSERT_ATTEMPT_IF_LEASED = (
+    "INSERT INTO attempts (delivery_id, n, started_at, duration_ms, status_code, error, response_excerpt)"
+    " SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = ? AND leased_by = ?)"
+    " ON CONFLICT DO NOTHING"
+)
+_FINISH_UPDATE = (
+    "UPDATE deliveries SET status = ?, attempts = ?, next_at = ?, last_status = ?, last_error = ?,"
+    " lease_until = NULL, leased_by = NULL, updated_at = ? WHERE id = ?"
+)
+
+
+def _attempt_values(a: AttemptRow) -> tuple[Any, ...]:
+    return (a.delivery_id, a.n, a.started_at, a.duration_ms, a.status_code, a.error, a.response_excerpt)
+
+
+def _finish_values(r: Finish, now: float) -> tuple[Any, ...]:
+    return (r.status, r.attempts, r.next_at, r.last_status, r.last_error, now, r.delivery_id)
+
+
 def _delivery(row: Row) -> DeliveryRow:
     return DeliveryRow(
         id=row["id"],
@@ -347,30 +370,14 @@ class SqlTx(ABC):
         attempts = [r.attempt for r in results if r.attempt is not None]
         if attempts:
             await self.executemany(
-                "INSERT INTO attempts (delivery_id, n, started_at, duration_ms, status_code, error,"
-                " response_excerpt) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [
-                    (
-                        a.delivery_id,
-                        a.n,
-                        a.started_at,
-                        a.duration_ms,
-                        a.status_code,
-                        a.error,
-                        a.response_excerpt,
-                    )
-                    for a in attempts
-                ],
+                _INSERT_ATTEMPT,
+                [_attempt_values(a) for a in attempts],
             )
-        update = (
-            "UPDATE deliveries SET status = ?, attempts = ?, next_at = ?, last_status = ?, last_error = ?,"
-            " lease_until = NULL, leased_by = NULL, updated_at = ? WHERE id = ?"
-        )
-        rows = [(r.status, r.attempts, r.next_at, r.last_status, r.last_error, now, r.delivery_id) for r in results]
+        rows = [_finish_values(r, now) for r in results]
         if worker_id is None:
-            await self.executemany(update, rows)
+            await self.executemany(_FINISH_UPDATE, rows)
         else:
-            await self.executemany(update + " AND leased_by = ?", [(*row, worker_id) for row in rows])
+            await self.executemany(_FINISH_UPDATE + " AND leased_by = ?", [(*row, worker_id) for row in rows])
 
     #: SQLite runs one write transaction at a time, so "still leased to me" can be checked per statement
     #: instead of reading and locking the rows first (one round trip less on the hot path).
@@ -380,31 +387,11 @@ class SqlTx(ABC):
         attempts = [(r.attempt, r.delivery_id) for r in results if r.attempt is not None]
         if attempts:
             await self.executemany(
-                "INSERT INTO attempts (delivery_id, n, started_at, duration_ms, status_code, error,"
-                " response_excerpt) SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS"
-                " (SELECT 1 FROM deliveries WHERE id = ? AND leased_by = ?) ON CONFLICT DO NOTHING",
-                [
-                    (
-                        a.delivery_id,
-                        a.n,
-                        a.started_at,
-                        a.duration_ms,
-                        a.status_code,
-                        a.error,
-                        a.response_excerpt,
-                        delivery_id,
-                        worker_id,
-                    )
-                    for a, delivery_id in attempts
-                ],
+                _INSERT_ATTEMPT_IF_LEASED,
+                [(*_attempt_values(a), delivery_id, worker_id) for a, delivery_id in attempts],
             )
         await self.executemany(
-            "UPDATE deliveries SET status = ?, attempts = ?, next_at = ?, last_status = ?, last_error = ?,"
-            " lease_until = NULL, leased_by = NULL, updated_at = ? WHERE id = ? AND leased_by = ?",
-            [
-                (r.status, r.attempts, r.next_at, r.last_status, r.last_error, now, r.delivery_id, worker_id)
-                for r in results
-            ],
+            _FINISH_UPDATE + " AND leased_by = ?", [(*_finish_values(r, now), worker_id) for r in results]
         )
 
     row_lock_clause = ""  # PostgreSQL: FOR UPDATE (claims skip what a finishing worker holds)
