@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable
 
 from switchhook.domain.errors import SwitchhookError
@@ -22,6 +23,7 @@ class HookIndex:
         self._by_key: dict[tuple[str, str], tuple[Hook, ...]] = {}
         self._listeners: list[Listener] = []
         self._event_keys: frozenset[str] = frozenset()
+        self._groups_per_event: Counter[str] = Counter()  # (domain, key) groups per event key
 
     def on_change(self, listener: Listener) -> None:
         """`listener()` runs after every change (sources re-bind / re-subscribe)."""
@@ -50,15 +52,39 @@ class HookIndex:
         self._rebuild()
 
     def put(self, row: HookRow) -> None:
+        """Add or replace one hook: only its (domain, event key) group is touched, O(hooks of that group)."""
         hook = _compile(row)
-        self._by_id.pop(row.id, None)
+        old = self._by_id.pop(row.id, None)
+        if old is not None:
+            self._ungroup(old)
         if hook is not None:
             self._by_id[hook.id] = hook
-        self._rebuild()
+            if hook.delivers:
+                key = (hook.domain, hook.event)
+                group = self._by_key.get(key, ())
+                if not group:
+                    self._groups_per_event[hook.event] += 1
+                self._by_key[key] = (*group, hook)
+        self._keys_changed()
 
     def remove(self, hook_id: str) -> None:
-        if self._by_id.pop(hook_id, None) is not None:
-            self._rebuild()
+        old = self._by_id.pop(hook_id, None)
+        if old is not None:
+            self._ungroup(old)
+            self._keys_changed()
+
+    def _ungroup(self, hook: Hook) -> None:
+        key = (hook.domain, hook.event)
+        if key not in self._by_key:
+            return
+        group = tuple(h for h in self._by_key[key] if h.id != hook.id)
+        if group:
+            self._by_key[key] = group
+        else:
+            del self._by_key[key]
+            self._groups_per_event[hook.event] -= 1
+            if not self._groups_per_event[hook.event]:
+                del self._groups_per_event[hook.event]
 
     def remove_domain(self, domain: str) -> None:
         """Forget every hook of `domain` (the domain was deleted)."""
@@ -68,13 +94,21 @@ class HookIndex:
             self._rebuild()
 
     def _rebuild(self) -> None:
-        # Rebuilding the whole map is O(hooks) per change; changes are rare, lookups are hot.
+        """Regroup everything: after a full reload or a domain's removal (a single change uses `put`)."""
         grouped: dict[tuple[str, str], list[Hook]] = {}
         for hook in self._by_id.values():
             if hook.delivers:
                 grouped.setdefault((hook.domain, hook.event), []).append(hook)
         self._by_key = {k: tuple(v) for k, v in grouped.items()}
-        keys = frozenset(k[1] for k in self._by_key)
+        self._groups_per_event = Counter(key[1] for key in self._by_key)
+        self._keys_changed()
+
+    def _keys_changed(self) -> None:
+        if len(self._groups_per_event) == len(self._event_keys) and all(
+            key in self._event_keys for key in self._groups_per_event
+        ):
+            return
+        keys = frozenset(self._groups_per_event)
         changed = keys != self._event_keys
         self._event_keys = keys
         if changed:
