@@ -144,14 +144,16 @@ class EventsService:
             self._counters.received(source, len(events))
         if not planned:
             return result
+        unique = _unique_events(planned)
+        result.duplicates = len(planned) - len(unique)
+        planned = unique
         deliveries, jobs = self._plan_deliveries(planned, now)
         async with self._store.transaction() as tx:
-            seen = await tx.existing_deliveries([d.id for d in deliveries if d.event_id.startswith(DEDUPED)])
-            if seen:  # a redelivered event: its deliveries exist (and may be done); never send them twice
-                deliveries = [d for d in deliveries if d.id not in seen]
-                jobs = [j for j in jobs if j.delivery_id not in seen]
-                result.duplicates = len(seen)
-            await tx.insert_events([p[0] for p in planned])
+            new = await tx.insert_events([p[0] for p in planned])
+            if len(new) < len(planned):  # a redelivered event: stored before, its deliveries never sent twice
+                deliveries = [d for d in deliveries if d.event_id in new]
+                jobs = [j for j in jobs if j.event_id in new]
+                result.duplicates += len(planned) - len(new)
             await tx.insert_deliveries(deliveries, now)
             if len(jobs) < len(deliveries):
                 await tx.notify_new_deliveries()  # some are left for workers elsewhere: wake them
@@ -201,6 +203,19 @@ def decode_payload(payload: str) -> Any:
 
 
 DEDUPED = "evt_"
+
+
+def _unique_events(
+    planned: list[tuple[EventRow, Event, str, list[Hook]]],
+) -> list[tuple[EventRow, Event, str, list[Hook]]]:
+    """The same event twice in one batch is one event."""
+    seen: set[str] = set()
+    unique = []
+    for item in planned:
+        if item[0].id not in seen:
+            seen.add(item[0].id)
+            unique.append(item)
+    return unique
 
 
 def event_id(event: Event, domain: str, payload: str, source: str) -> str:

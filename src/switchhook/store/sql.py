@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from abc import ABC, abstractmethod
@@ -33,10 +34,11 @@ _DELIVERY_COLUMNS = (
 @lru_cache(maxsize=512)
 def numbered(sql: str) -> str:
     """`?` placeholders to PostgreSQL's `$1, $2, ...` (no `?` ever appears inside our literals)."""
-    counter = iter(range(1, 10_000))
+    counter = itertools.count(1)
     return re.sub(r"\?", lambda _: f"${next(counter)}", sql)
 
 
+EVENT_CHUNK = 200  # rows per multi-row INSERT: 1,200 parameters, far below both databases' limits
 _INSERT_ATTEMPT = (
     "INSERT INTO attempts (delivery_id, n, started_at, duration_ms, status_code, error, response_excerpt)"
     " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
@@ -277,12 +279,24 @@ class SqlTx(ABC):
         """Tell other processes to forget a cached token (PostgreSQL overrides this)."""
 
     # -- events and deliveries --------------------------------------------------------------------
-    async def insert_events(self, rows: Sequence[EventRow]) -> None:
-        await self.executemany(
-            "INSERT INTO events (id, domain, event_key, source, payload, received_at) VALUES (?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT DO NOTHING",
-            [(r.id, r.domain, r.event_key, r.source, r.payload, r.received_at) for r in rows],
-        )
+    async def insert_events(self, rows: Sequence[EventRow]) -> set[str]:
+        """Store events; return the ids this transaction inserted (an id stored before is not among them).
+
+        On PostgreSQL a concurrent transaction inserting the same id waits for ours and then skips it, so
+        exactly one accept of a redelivered event sees it as new.
+        """
+        inserted: set[str] = set()
+        for start in range(0, len(rows), EVENT_CHUNK):
+            chunk = rows[start : start + EVENT_CHUNK]
+            values = ", ".join("(?, ?, ?, ?, ?, ?)" for _ in chunk)
+            params = [v for r in chunk for v in (r.id, r.domain, r.event_key, r.source, r.payload, r.received_at)]
+            found = await self.fetch(
+                "INSERT INTO events (id, domain, event_key, source, payload, received_at)"  # noqa: S608 - placeholders
+                f" VALUES {values} ON CONFLICT DO NOTHING RETURNING id",
+                *params,
+            )
+            inserted.update(r["id"] for r in found)
+        return inserted
 
     async def insert_deliveries(self, rows: Sequence[NewDelivery], now: float) -> None:
         await self.executemany(
@@ -305,14 +319,6 @@ class SqlTx(ABC):
                 for r in rows
             ],
         )
-
-    async def existing_deliveries(self, delivery_ids: Sequence[str]) -> set[str]:
-        """Which of these delivery ids are stored already (a redelivered event's)."""
-        if not delivery_ids:
-            return set()
-        marks = ", ".join("?" for _ in delivery_ids)
-        rows = await self.fetch(f"SELECT id FROM deliveries WHERE id IN ({marks})", *delivery_ids)  # noqa: S608
-        return {r["id"] for r in rows}
 
     claim_lock_clause = ""  # PostgreSQL: FOR UPDATE SKIP LOCKED
 

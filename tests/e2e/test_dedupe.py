@@ -1,0 +1,58 @@
+"""Idempotent ingest under load and concurrency: large fan-out batches, and one event accepted twice at once."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from tests.support.app import ROOT, Harness, make_settings, running
+from tests.support.postgres import drop_schema, new_schema, require_postgres
+from tests.support.receiver import Receiver
+
+
+async def test_a_broker_batch_fanning_out_to_over_10000_deliveries_is_stored(any_app: Harness) -> None:
+    action = {"type": "web", "method": "POST", "url": "http://127.0.0.1:9/unused"}
+    for _ in range(40):
+        await any_app.services.hooks.create(ROOT, "fan.example", {"event": "CHANNEL_CREATE", "action": action})
+    # Stored disabled hooks never match: enable them by replacing, as a client would.
+    for hook in await any_app.services.hooks.list(ROOT, "fan.example", "100", None, None):
+        doc = {k: v for k, v in hook.items() if k not in ("_id", "domain")}
+        await any_app.services.hooks.replace(ROOT, "fan.example", hook["_id"], {**doc, "enable": True})
+    any_app.services.events.fast_path = None  # store only: nobody sends to the unused endpoint
+    events = [
+        {"Event-Name": "CHANNEL_CREATE", "variable_domain_name": "fan.example", "Unique-ID": str(n)} for n in range(260)
+    ]
+
+    first = await any_app.services.events.accept(events, source="amqp")
+    again = await any_app.services.events.accept(events + events[:5], source="amqp")
+
+    assert first.deliveries == 260 * 40
+    assert (again.deliveries, again.duplicates) == (0, 265)
+
+
+async def test_the_same_event_accepted_by_two_processes_at_once_is_sent_once(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    dsn = await require_postgres()
+    schema = new_schema()
+    settings = make_settings(tmp_path, database_url=dsn, database_schema=schema)
+    try:
+        async with running(settings) as one, running(settings) as two:
+            hook = {"event": "CHANNEL_CREATE", "enable": True,
+                    "action": {"type": "web", "method": "POST", "url": receiver.url()}}  # fmt: skip
+            await one.services.hooks.create(ROOT, "race.example", hook)
+            await two.services.index.reload(two.runtime.store)
+            events = [
+                {"Event-Name": "CHANNEL_CREATE", "variable_domain_name": "race.example", "Unique-ID": str(n)}
+                for n in range(50)
+            ]
+            results = await asyncio.gather(
+                one.services.events.accept(events, source="amqp"), two.services.events.accept(events, source="amqp")
+            )
+            assert sum(r.deliveries for r in results) == 50
+            assert sum(r.duplicates for r in results) == 50
+            await receiver.wait_for(50)
+            await asyncio.sleep(0.5)
+            assert len(receiver.requests) == 50
+    finally:
+        await drop_schema(dsn, schema)
