@@ -704,3 +704,41 @@ def test_get_query_template_values_cannot_inject_parameters() -> None:
         raw_body="n=${n}&k=v",
     )
     assert request.url == "http://h/x?n=1%26admin%3Dtrue&k=v"
+
+
+def test_pathologically_nested_values_never_crash_request_building() -> None:
+    from switchhook.domain.render import build_request
+
+    deep = "[" * 100_000
+    for method in ("POST", "GET"):
+        request = build_request(
+            method=method,
+            url="http://h/x",
+            event_key="E",
+            message_id="m",
+            event={"v": deep},
+            auth_values={},
+            header_templates={},
+            fields=[],
+            renames={},
+            custom_body=True,
+            raw_body='{"x": ${v}}',
+        )
+        assert request.method == method
+    nested: object = "leaf"
+    for _ in range(200):
+        nested = {"k": nested}
+    get = build_request(
+        method="GET",
+        url="http://h/x",
+        event_key="E",
+        message_id="m",
+        event={"n": nested},
+        auth_values={},
+        header_templates={},
+        fields=[],
+        renames={},
+        custom_body=False,
+        raw_body=None,
+    )
+    assert get.url.startswith("http://h/x?n")

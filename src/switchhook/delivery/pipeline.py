@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from switchhook.services.events import Job
 from switchhook.store.base import AttemptRow, Finish
 
 AUTH_TIMEOUT_S = 10.0
+logger = logging.getLogger("switchhook.delivery")
 
 
 @dataclass(slots=True)
@@ -170,6 +172,10 @@ class DeliveryPipeline:
                 result = await self.send(hook, request)
         except AuthFailed as exc:
             result, request = HttpResult(None, error=str(exc)), None
+        except Exception as exc:  # a bug or an unbuildable request: recorded and given up, never left leased
+            logger.exception("delivery attempt failed inside switchhook", extra={"delivery_id": job.delivery_id})
+            result = HttpResult(None, error=f"internal error: {type(exc).__name__}", terminal=True)
+            request = None
         outcome = self.classify(hook, job, result)
         return self._report(job, started, outcome, request, result, None, True)
 

@@ -137,22 +137,28 @@ def build_data(event: Mapping[str, Any], fields: list[str], renames: Mapping[str
     return data
 
 
+MAX_QUERY_DEPTH = 32  # deeper values are sent as JSON text in one parameter
+
+
 def query_string(data: Mapping[str, Any]) -> str:
     """qs-style encoding of an object: nested objects as `a[b]=c`, lists as `a[0]=x`."""
     pairs: list[tuple[str, str]] = []
 
-    def add(prefix: str, value: Any) -> None:
-        if isinstance(value, Mapping):
+    def add(prefix: str, value: Any, depth: int) -> None:
+        if depth < MAX_QUERY_DEPTH and isinstance(value, Mapping):
             for key, item in value.items():
-                add(f"{prefix}[{key}]", item)
-        elif isinstance(value, list):
+                add(f"{prefix}[{key}]", item, depth + 1)
+        elif depth < MAX_QUERY_DEPTH and isinstance(value, list):
             for index, item in enumerate(value):
-                add(f"{prefix}[{index}]", item)
+                add(f"{prefix}[{index}]", item, depth + 1)
         else:
-            pairs.append((prefix, to_text(value)))
+            try:
+                pairs.append((prefix, to_text(value)))
+            except RecursionError:  # absurdly deep nesting below the cap: dropped, never a crash
+                pairs.append((prefix, ""))
 
     for key, value in data.items():
-        add(str(key), value)
+        add(str(key), value, 0)
     return urlencode(pairs, quote_via=quote, errors="replace")
 
 
@@ -217,7 +223,7 @@ def build_request(
         text = render(raw_body, context, escape_for(content_type or "application/json"))
         try:
             payload = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             payload = None
             notes.append("rawBody did not render to JSON: sent verbatim")
     else:
