@@ -87,8 +87,12 @@ def _http_url(value: Any, name: str) -> str:
         raise _bad(f"{name} is required.")
     if _CONTROL.search(value):  # urlsplit would silently drop tabs and line breaks
         raise _bad(f"{name} must not contain control characters.")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise _bad(f"{name} is not a valid URL.") from None
+    if parts.scheme not in ("http", "https") or not host:
         raise _bad(f"{name} must be an absolute http or https URL.")
     try:
         parts.port  # noqa: B018 - raises on a malformed port
@@ -115,6 +119,8 @@ def validate_hook(
     event = body.get("event")
     if not isinstance(event, str) or not event.strip():
         raise _bad("event name is required.")
+    if "\x00" in event:
+        raise _bad("event name must not contain NUL characters.")
     action = body.get("action")
     if not isinstance(action, Mapping) or not all(
         isinstance(action.get(k), str) and action.get(k) for k in ("type", "method", "url")

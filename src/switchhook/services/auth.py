@@ -21,6 +21,7 @@ from switchhook.services.limits import LoginThrottle
 from switchhook.store.base import AccountRow, SessionRow, Store, TokenRow
 
 ROLES = ("root", "admin", "user")
+MAX_EXPIRE_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: beyond it a BIGINT column overflows
 #: Safety net only: revocation is pushed at once (locally and over NOTIFY); this bounds a missed push.
 TOKEN_CACHE_S = 5.0
 ROOT = "root"
@@ -274,7 +275,11 @@ class AuthService:
         if not isinstance(body, dict):
             raise ValidationFailed("Bad request: body must be a JSON object.")
         expire, role = body.get("expire"), body.get("role")
-        if isinstance(expire, bool) or not isinstance(expire, int | float) or expire <= self._clock() * 1000:
+        if (
+            isinstance(expire, bool)
+            or not isinstance(expire, int | float)
+            or not self._clock() * 1000 < expire <= MAX_EXPIRE_MS
+        ):
             raise ValidationFailed("Bad expire date.")
         if role not in ("admin", "user"):
             raise ValidationFailed("Bad role name.")

@@ -110,6 +110,13 @@ class EventsService:
                 self._count_dropped(source, "no_event_name")
                 continue
             domain = event_domain(event, self._domain_headers)
+            if "\x00" in key or (domain is not None and "\x00" in domain):
+                # Text columns cannot hold NUL (PostgreSQL refuses it): a client error, never a poison loop.
+                if strict:
+                    raise InvalidEvent(f"Bad request: event {position} has a NUL character in its name or domain.")
+                result.dropped += 1
+                self._count_dropped(source, "nul_character")
+                continue
             if confine_to is not None:
                 if domain is not None and domain != confine_to:
                     raise PermissionDenied(f"Permission denied: event {position} belongs to another domain.")

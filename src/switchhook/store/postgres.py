@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
 
-from switchhook.domain.errors import Unavailable
+from switchhook.domain.errors import Unavailable, ValidationFailed
 from switchhook.store.migrations import migration_files
 from switchhook.store.sql import Row, SqlTx, numbered
 
@@ -37,16 +37,19 @@ class PostgresTx(SqlTx):
         self._conn = conn
 
     async def execute(self, sql: str, *args: Any) -> int:
-        status = await self._conn.execute(numbered(sql), *args)
+        with _client_data_errors():
+            status = await self._conn.execute(numbered(sql), *args)
         tail = status.rsplit(" ", 1)[-1]
         return int(tail) if tail.isdigit() else 0
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
-            await self._conn.executemany(numbered(sql), rows)
+            with _client_data_errors():
+                await self._conn.executemany(numbered(sql), rows)
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        return list(await self._conn.fetch(numbered(sql), *args))
+        with _client_data_errors():
+            return list(await self._conn.fetch(numbered(sql), *args))
 
     async def notify_hook_changed(self, domain: str, hook_id: str) -> None:
         # Delivered at commit, to every process LISTENing, including this one.
@@ -204,3 +207,12 @@ def _token_listener(forget: Callable[[str, str], None]) -> Callable[[Any, int, s
         forget(domain, token_id)
 
     return on_token
+
+
+@contextlib.contextmanager
+def _client_data_errors() -> Iterator[None]:
+    """Text PostgreSQL cannot store (a NUL character in an id or name a client sent) is bad input, not a 5xx."""
+    try:
+        yield
+    except (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError) as exc:
+        raise ValidationFailed("Bad request: text contains a character that cannot be stored (NUL).") from exc
