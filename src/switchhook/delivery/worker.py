@@ -160,7 +160,8 @@ class DeliveryWorker:
             logger.exception("delivery attempt crashed", extra={"delivery_id": job.delivery_id})
         finally:
             self._done(job)
-        if report is None:
+        if report is None:  # nothing to record: let the lease lapse so the delivery is claimed again
+            self._held.discard(job.delivery_id)
             return
         finish = report.finish
         latency = self._clock() - job.created_at if isinstance(report.outcome, Delivered) else None
@@ -191,7 +192,8 @@ class DeliveryWorker:
     def _done(self, job: Job) -> None:
         hook_id = job.hook.id
         self._in_flight -= 1
-        self._held.discard(job.delivery_id)
+        # Still held until its result is recorded (see _flush): the lease keeps being renewed meanwhile, so a
+        # database outage longer than the lease cannot hand a finished delivery to another worker.
         left = self._in_flight_by_hook.get(hook_id, 1) - 1
         if left:
             self._in_flight_by_hook[hook_id] = left
@@ -255,6 +257,8 @@ class DeliveryWorker:
             except BaseException:
                 self._results[:0] = batch
                 raise
+            for finish in batch:
+                self._held.discard(finish.delivery_id)
             if any(f.status == "pending" for f in batch):
                 self._wake.set()
 

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from switchhook.domain.errors import InvalidHook
+
 MASK = "********"
 _SENSITIVE_NAME = re.compile(r"auth|token|secret|passw|api[-_]?key|cookie|session|signature|credential", re.I)
 
@@ -53,8 +55,12 @@ def restore(doc: dict[str, Any], previous: Mapping[str, Any] | None) -> dict[str
     if not previous:
         return doc
     out = dict(doc)
-    for key in ("headers",):
-        out[key] = _restore_map(out.get(key), previous.get(key))
+    # A stored credential is only ever sent back where it was going: moving the destination with a masked
+    # value would let someone who cannot read a secret send it to a host of their choosing.
+    same_action = _origin(_url_of(out.get("action"))) == _origin(_url_of(previous.get("action")))
+    same_auth = _origin(_url_of(out.get("auth"))) == _origin(_url_of(previous.get("auth")))
+    if "headers" in out:
+        out["headers"] = _restore_map(out.get("headers"), previous.get("headers"), same_action, "headers")
     if isinstance(out.get("action"), Mapping) and isinstance(previous.get("action"), Mapping):
         out["action"] = {
             **out["action"],
@@ -64,17 +70,39 @@ def restore(doc: dict[str, Any], previous: Mapping[str, Any] | None) -> dict[str
         auth, before = dict(out["auth"]), previous["auth"]
         for key in ("headers", "map"):
             if key in auth:
-                auth[key] = _restore_map(auth.get(key), before.get(key))
+                auth[key] = _restore_map(auth.get(key), before.get(key), same_auth, f"auth.{key}")
         if "url" in auth:
             auth["url"] = _restore_url(auth.get("url"), before.get("url"))
         out["auth"] = auth
     return {k: v for k, v in out.items() if v is not None or k in doc}
 
 
-def _restore_map(current: Any, before: Any) -> Any:
-    if not isinstance(current, Mapping) or not isinstance(before, Mapping):
+def _restore_map(current: Any, before: Any, allowed: bool, name: str) -> Any:
+    if not isinstance(current, Mapping):
         return current
-    return {k: before.get(k, v) if v == MASK else v for k, v in current.items()}
+    masked = [k for k, v in current.items() if v == MASK]
+    if not masked:
+        return current
+    if not allowed or not isinstance(before, Mapping) or any(k not in before for k in masked):
+        raise InvalidHook(
+            f"Bad request: {name} '{masked[0]}' is {MASK}: a stored value is only kept while the destination "
+            "stays the same; send the real value."
+        )
+    return {k: before[k] if v == MASK else v for k, v in current.items()}
+
+
+def _url_of(section: Any) -> Any:
+    return section.get("url") if isinstance(section, Mapping) else None
+
+
+def _origin(url: Any) -> tuple[str, str, int | None] | None:
+    if not isinstance(url, str):
+        return None
+    try:
+        parts = urlsplit(url)
+        return (parts.scheme, (parts.hostname or "").lower(), parts.port)
+    except ValueError:
+        return None
 
 
 def _restore_url(current: Any, before: Any) -> Any:

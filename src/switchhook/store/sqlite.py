@@ -61,11 +61,11 @@ class SqliteTx(SqlTx):
         def run(conn: sqlite3.Connection) -> None:
             try:
                 self._drain(conn)
+                conn.execute("COMMIT")
             except BaseException:
-                if conn.in_transaction:
+                if conn.in_transaction:  # a failed COMMIT (disk full, I/O error) must not wedge the connection
                     conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
 
         await self._store.call(run)
 

@@ -14,7 +14,7 @@ from switchhook.api import schemas as s
 from switchhook.api.deps import CallerDep, ServicesDep, read_body
 from switchhook.api.errors import error_for
 from switchhook.api.responses import ok
-from switchhook.domain.errors import InvalidEvent, PayloadTooLarge, SwitchhookError
+from switchhook.domain.errors import InvalidEvent, PayloadTooLarge, SwitchhookError, ValidationFailed
 from switchhook.domain.events import decode_json_events, decode_plain_event
 from switchhook.services.auth import Caller, require
 from switchhook.services.container import Services
@@ -81,6 +81,10 @@ async def ingest(svc: Services, caller: Caller, content_type: str, raw: bytes) -
     return data
 
 
+class ClientDisconnected(ValidationFailed):
+    """The body never arrived whole; nobody is left to answer."""
+
+
 class IngestFastPath:
     """`POST /api/v2/events` straight from ASGI: the hot route skips FastAPI's routing and dependency
     machinery (about a tenth of the CPU per delivery in the benchmark). Same auth, same answers."""
@@ -116,8 +120,8 @@ async def read_capped(receive: Receive, declared: str | None, cap: int) -> bytes
     chunks, size, more = [], 0, True
     while more:
         message = await receive()
-        if message["type"] != "http.request":
-            break
+        if message["type"] != "http.request":  # the client went away mid-body: nothing was sent, store nothing
+            raise ClientDisconnected("Bad request: the client disconnected before sending the whole body.")
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > cap:

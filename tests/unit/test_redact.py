@@ -1,0 +1,43 @@
+"""Masked secrets: shown as ********, kept on a round trip, never carried to another destination."""
+
+from __future__ import annotations
+
+import pytest
+
+from switchhook.domain.errors import InvalidHook
+from switchhook.domain.hooks import validate_hook
+from switchhook.domain.redact import MASK, redact
+
+STORED = {
+    "event": "E",
+    "action": {"type": "web", "method": "POST", "url": "https://crm.example/hook"},
+    "headers": {"Authorization": "Bearer real-token", "X-Trace": "${Unique-ID}"},
+    "auth": {"enabled": True, "url": "https://auth.example/login", "map": {"password": "real-password"}},
+}
+
+
+def test_reads_mask_credentials_but_not_templates() -> None:
+    shown = redact(STORED)
+    assert shown["headers"] == {"Authorization": MASK, "X-Trace": "${Unique-ID}"}
+    assert shown["auth"]["map"] == {"password": MASK}
+
+
+def test_a_round_trip_to_the_same_destination_keeps_the_stored_values() -> None:
+    doc = validate_hook(redact(STORED), previous=STORED)
+    assert doc["headers"]["Authorization"] == "Bearer real-token"
+    assert doc["auth"]["map"]["password"] == "real-password"
+
+
+@pytest.mark.parametrize(
+    ("section", "url"),
+    [
+        ("action", "https://attacker.example/hook"),
+        ("action", "https://crm.example:8443/hook"),
+        ("auth", "https://attacker.example/login"),
+    ],
+)
+def test_a_masked_value_never_follows_a_new_destination(section: str, url: str) -> None:
+    moved = redact(STORED)
+    moved[section] = {**moved[section], "url": url}
+    with pytest.raises(InvalidHook, match="send the real value"):
+        validate_hook(moved, previous=STORED)
