@@ -30,6 +30,9 @@ def sender(deny: tuple[Any, ...] = ()) -> Sender:
         "100.100.100.200",
         "::",
         "224.0.0.1",
+        "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+        "2002:a9fe:a9fe::",  # 6to4
+        "::a9fe:a9fe",  # IPv4-compatible
     ],
 )
 def test_always_refused_ranges(address: str) -> None:

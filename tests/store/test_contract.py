@@ -543,10 +543,12 @@ async def test_requeue_makes_a_finished_delivery_due_now_in_its_domain_only(stor
         "pending",
         4,
         NOW + 500,
-        None,
+        NOW + 510,  # a fresh ttl window as long as the first (10 s)
     )
     assert await claim(store, "w2", NOW + 499) == []
     assert await claim(store, "w2", NOW + 500) == [row.id]
+    async with store.transaction() as tx:  # leased to w2 right now: a manual retry leaves it alone
+        assert await tx.requeue(A, row.id, NOW + 501) == 0
 
 
 async def test_list_deliveries_filters_by_hook_status_and_domain(store: Store) -> None:

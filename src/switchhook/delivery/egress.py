@@ -54,11 +54,10 @@ class EgressPolicy:
             ip: IpAddress = ipaddress.ip_address(address.split("%", 1)[0])
         except ValueError:
             return f"{address} is not an IP address"
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped  # ::ffff:169.254.169.254 is 169.254.169.254
-        for network in self._denied:
-            if ip.version == network.version and ip in network:
-                return f"destination {ip} is in refused range {network}"
+        for candidate in (ip, *_embedded_ipv4(ip)):
+            for network in self._denied:
+                if candidate.version == network.version and candidate in network:
+                    return f"destination {ip} is in refused range {network}"
         return None
 
     def check_literal(self, host: str) -> None:
@@ -82,6 +81,25 @@ class EgressPolicy:
         reason = self.refusal(bare)
         if reason:
             raise EgressRefused(reason)
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _embedded_ipv4(ip: IpAddress) -> list[ipaddress.IPv4Address]:
+    """IPv4 addresses an IPv6 address reaches through mapping or translation: each is checked too.
+
+    ::ffff:a.b.c.d (mapped), 64:ff9b::a.b.c.d (NAT64), 2002:AABB:CCDD:: (6to4), Teredo, and the deprecated
+    IPv4-compatible ::a.b.c.d all lead to an IPv4 host such as 169.254.169.254.
+    """
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return []
+    found = [a for a in (ip.ipv4_mapped, ip.sixtofour) if a is not None]
+    if ip.teredo is not None:
+        found.extend(ip.teredo)
+    if ip in _NAT64 or (0 < int(ip) < 2**32 and int(ip) != 1):  # NAT64, or IPv4-compatible (not ::1)
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return found
 
 
 class GuardedResolver(AbstractResolver):

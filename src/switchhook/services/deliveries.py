@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from switchhook.domain.errors import InvalidEvent, NotFound, ValidationFailed
+from switchhook.domain.errors import Conflict, InvalidEvent, NotFound, ValidationFailed
 from switchhook.domain.events import Event, event_key
 from switchhook.domain.filters import explain, passes
 from switchhook.domain.hooks import Hook
@@ -165,8 +165,11 @@ class DeliveriesService:
         scope = effective_domain(caller, domain)
         async with self._store.transaction() as tx:
             changed = await tx.requeue(scope, delivery_id, self._clock())
-        if not changed:
+            exists = changed or await tx.get_delivery(scope, delivery_id) is not None
+        if not exists:
             raise NotFound("Delivery not found.")
+        if not changed:
+            raise Conflict("Delivery is being sent right now; retry it once this attempt is recorded.")
         return {"n": changed, "ok": 1}
 
     async def test(self, caller: Caller, domain: str | None, hook_id: str, event: Any, send: bool) -> dict[str, Any]:

@@ -453,14 +453,20 @@ class SqlTx(ABC):
         ]
 
     async def requeue(self, domain: str, delivery_id: str, now: float) -> int:
-        """Make a delivery due now (manual retry); a finished one gets a fresh ttl window."""
+        """Make a delivery due now (manual retry) with a fresh ttl window of its original length.
+
+        A delivery a worker is sending right now is left alone (0): its result is about to land.
+        """
         return await self.execute(
             "UPDATE deliveries SET status = 'pending', next_at = ?, lease_until = NULL, leased_by = NULL,"
-            " expires_at = NULL, updated_at = ? WHERE domain = ? AND id = ?",
+            " expires_at = CASE WHEN expires_at IS NULL THEN NULL ELSE ? + (expires_at - created_at) END,"
+            " updated_at = ? WHERE domain = ? AND id = ? AND (leased_by IS NULL OR lease_until < ?)",
+            now,
             now,
             now,
             domain,
             delivery_id,
+            now,
         )
 
     async def extend_leases(self, worker_id: str, delivery_ids: Sequence[str], lease_until: float) -> None:

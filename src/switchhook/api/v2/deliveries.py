@@ -27,7 +27,7 @@ async def get_delivery(delivery_id: str, caller: CallerDep, svc: ServicesDep, do
 @router.post(
     "/{delivery_id}/retry",
     summary="Re-queue a delivery now",
-    responses={**s.ok(s.envelope(s.UPDATE_RESULT)), **s.error_responses(400, 401, 403, 404, 503)},
+    responses={**s.ok(s.envelope(s.UPDATE_RESULT)), **s.error_responses(400, 401, 403, 404, 409, 503)},
 )
 async def retry_delivery(delivery_id: str, caller: CallerDep, svc: ServicesDep, domain: DomainQuery = None) -> Response:
     return ok(await svc.deliveries.retry(caller, domain, delivery_id))
