@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     connect_timeout_s: float = Field(5.0, gt=0)
     max_in_flight: int = Field(512, ge=1)
     max_in_flight_per_hook: int = Field(32, ge=1)
+    max_in_flight_per_domain: int = Field(128, ge=1)
     lease_s: float = Field(90.0, gt=0)
     poll_interval_s: float = Field(1.0, gt=0)
     max_body_bytes: int = Field(5 * 1024 * 1024, ge=1024)

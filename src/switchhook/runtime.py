@@ -129,6 +129,7 @@ class Runtime:
                 lease_s=settings.lease_s,
                 max_in_flight=settings.max_in_flight,
                 max_in_flight_per_hook=settings.max_in_flight_per_hook,
+                max_in_flight_per_domain=settings.max_in_flight_per_domain,
                 poll_interval_s=settings.poll_interval_s,
                 observer=self.metrics,
             )

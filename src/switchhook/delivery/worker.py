@@ -26,6 +26,14 @@ SKIP_HOOKS_MAX = 200
 RECORD_LINGER_S = 0.01
 
 
+def _decrement(counts: dict[str, int], key: str) -> None:
+    left = counts.get(key, 1) - 1
+    if left:
+        counts[key] = left
+    else:
+        counts.pop(key, None)
+
+
 class Observer:
     """Hooks for metrics; the runtime passes a Prometheus-backed one."""
 
@@ -34,7 +42,8 @@ class Observer:
 
 
 class DeliveryWorker:
-    """Global and per-hook in-flight caps keep one dead endpoint from starving the others (SPEC §8.3)."""
+    """Global, per-domain and per-hook in-flight caps: one dead endpoint, or one tenant's many dead endpoints,
+    cannot starve the others (SPEC §8.3)."""
 
     def __init__(
         self,
@@ -45,6 +54,7 @@ class DeliveryWorker:
         max_in_flight: int,
         max_in_flight_per_hook: int,
         poll_interval_s: float,
+        max_in_flight_per_domain: int = 128,
         max_queued: int = 20_000,
         observer: Observer | None = None,
         clock: Callable[[], float] = time.time,
@@ -55,6 +65,7 @@ class DeliveryWorker:
         self._pipeline = pipeline
         self._max_in_flight = max_in_flight
         self._per_hook_cap = max_in_flight_per_hook
+        self._per_domain_cap = max_in_flight_per_domain
         self._poll_interval_s = poll_interval_s
         self._max_queued = max_queued
         self._observer = observer or Observer()
@@ -63,6 +74,8 @@ class DeliveryWorker:
         self._parked: dict[str, deque[Job]] = {}  # per hook, waiting for that hook's cap
         self._held: set[str] = set()  # delivery ids queued, parked or in flight here
         self._in_flight_by_hook: dict[str, int] = {}
+        self._in_flight_by_domain: dict[str, int] = {}
+        self._parked_by_domain: dict[str, deque[Job]] = {}  # waiting for their domain's cap
         self._in_flight = 0
         self._results: list[Finish] = []
         self._wake = asyncio.Event()
@@ -138,6 +151,10 @@ class DeliveryWorker:
     def _dispatch(self) -> None:
         while self._ready and self._in_flight < self._max_in_flight:
             job = self._ready.popleft()
+            domain = job.hook.domain
+            if self._in_flight_by_domain.get(domain, 0) >= self._per_domain_cap:
+                self._parked_by_domain.setdefault(domain, deque()).append(job)
+                continue
             hook_id = job.hook.id
             if self._in_flight_by_hook.get(hook_id, 0) >= self._per_hook_cap:
                 self._parked.setdefault(hook_id, deque()).append(job)
@@ -145,8 +162,9 @@ class DeliveryWorker:
             self._start(job)
 
     def _start(self, job: Job) -> None:
-        hook_id = job.hook.id
+        hook_id, domain = job.hook.id, job.hook.domain
         self._in_flight_by_hook[hook_id] = self._in_flight_by_hook.get(hook_id, 0) + 1
+        self._in_flight_by_domain[domain] = self._in_flight_by_domain.get(domain, 0) + 1
         self._in_flight += 1
         task = asyncio.create_task(self._send(job))
         self._sends.add(task)
@@ -194,16 +212,15 @@ class DeliveryWorker:
         self._in_flight -= 1
         # Still held until its result is recorded (see _flush): the lease keeps being renewed meanwhile, so a
         # database outage longer than the lease cannot hand a finished delivery to another worker.
-        left = self._in_flight_by_hook.get(hook_id, 1) - 1
-        if left:
-            self._in_flight_by_hook[hook_id] = left
-        else:
-            self._in_flight_by_hook.pop(hook_id, None)
-        parked = self._parked.get(hook_id)
-        if parked:
-            self._ready.appendleft(parked.popleft())
-            if not parked:
-                del self._parked[hook_id]
+        _decrement(self._in_flight_by_hook, hook_id)
+        _decrement(self._in_flight_by_domain, job.hook.domain)
+        # A slot of this hook and of this domain opened: give each its longest waiter (dispatch re-checks caps).
+        for queues, key in ((self._parked, hook_id), (self._parked_by_domain, job.hook.domain)):
+            parked = queues.get(key)
+            if parked:
+                self._ready.appendleft(parked.popleft())
+                if not parked:
+                    del queues[key]
         self._wake.set()
         if not self._ready and self._in_flight == 0:
             self._record_wake.set()  # idle: record now rather than after the linger
