@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 from tests.support.postgres import drop_schema, new_schema, require_postgres
 from tests.support.process import ServerProcess, domain_token
 from tests.support.receiver import Receiver, Reply
+from tests.support.waiting import eventually
 
 DOMAIN = "scale.example"
 PER_HOOK_CAP = 32  # requests in flight per hook and worker
@@ -110,19 +110,6 @@ async def delivered_by(worker: ServerProcess) -> float:
         text = (await client.get(worker.url + "/metrics")).text
     match = re.search(r'^switchhook_deliveries_total\{outcome="delivered"\} (\S+)$', text, re.MULTILINE)
     return float(match.group(1)) if match else 0.0
-
-
-async def eventually(predicate: Callable[[], Any], what: str, timeout_s: float, details: Callable[[], str]) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s} s waiting for {what}\n{details()}")
-        await asyncio.sleep(0.05)
 
 
 def hook(url: str, **extra: Any) -> dict[str, Any]:

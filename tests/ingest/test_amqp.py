@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
@@ -20,7 +19,7 @@ from aio_pika.exceptions import PublishError
 from switchhook.domain.events import Event, decode_json_event
 from switchhook.ingest.amqp import AmqpSource, bindings_for, encode_routing_part, routing_key_for
 from tests.support.fixtures import fixture_bytes, load_fixture_frames
-from tests.support.services import require_amqp
+from tests.support.services import need_rabbitmqctl, rabbitmqctl, require_amqp, wait_until_broker_answers
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -61,20 +60,6 @@ async def eventually(predicate: Callable[[], bool], what: str, timeout_s: float 
         if loop.time() > deadline:
             pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
         await asyncio.sleep(0.02)
-
-
-async def rabbitmqctl(*args: str) -> str:
-    process = await asyncio.create_subprocess_exec(
-        "rabbitmqctl", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    stdout, stderr = await process.communicate()
-    assert process.returncode == 0, f"rabbitmqctl {' '.join(args)}: {stderr.decode()}"
-    return stdout.decode()
-
-
-def need_rabbitmqctl() -> None:
-    if shutil.which("rabbitmqctl") is None:
-        pytest.skip("rabbitmqctl is not installed here")
 
 
 class Recorder:
@@ -434,18 +419,6 @@ async def test_consumer_resumes_after_broker_restart(broker: Broker) -> None:
         await eventually(lambda: unique_ids(stored) >= wanted, "every event across the restart", 30)
         assert source.state == "connected"
         assert source.reconnects >= 1
-
-
-async def wait_until_broker_answers(url: str, timeout_s: float = 30.0) -> AbstractConnection:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while True:
-        try:
-            return await aio_pika.connect(url, timeout=2)
-        except Exception:
-            if loop.time() > deadline:
-                raise
-            await asyncio.sleep(0.2)
 
 
 async def test_unreachable_broker_is_retried_and_the_password_never_logged(

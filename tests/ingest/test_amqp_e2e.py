@@ -6,7 +6,6 @@ import asyncio
 import inspect
 import json
 import re
-import shutil
 import time
 import uuid
 from collections import Counter
@@ -27,7 +26,7 @@ from switchhook.ingest.amqp import routing_key_for
 from tests.support.app import Harness, make_settings, running
 from tests.support.fixtures import load_fixture_event
 from tests.support.receiver import Receiver
-from tests.support.services import require_amqp
+from tests.support.services import need_rabbitmqctl, rabbitmqctl, require_amqp, wait_until_broker_answers
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -187,19 +186,6 @@ def metric(text: str, name: str, labels: str) -> float:
         if set(match.group(1).split(",")) == wanted:
             return float(match.group(2))
     raise AssertionError(f"{name}{{{labels}}} not in /metrics:\n{text}")
-
-
-def need_rabbitmqctl() -> None:
-    if shutil.which("rabbitmqctl") is None:
-        pytest.skip("rabbitmqctl is not installed here")
-
-
-async def rabbitmqctl(*args: str) -> None:
-    process = await asyncio.create_subprocess_exec(
-        "rabbitmqctl", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    _, stderr = await process.communicate()
-    assert process.returncode == 0, f"rabbitmqctl {' '.join(args)}: {stderr.decode()}"
 
 
 # -- real fixtures in, rendered requests out ------------------------------------------------------------
@@ -417,14 +403,3 @@ async def test_consumer_resumes_after_a_broker_restart_and_loses_no_stored_event
 async def _degraded(app: Harness) -> bool:
     status, report = await health(app)
     return status == 503 and report["status"] == "degraded" and report["amqp"]["state"] != "connected"
-
-
-async def wait_until_broker_answers(url: str, timeout_s: float = 30.0) -> AbstractConnection:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return await aio_pika.connect(url, timeout=2)
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)

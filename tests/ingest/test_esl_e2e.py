@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.support.app import Harness, make_settings, running
 from tests.support.esl_peer import EslPeer, PeerConnection, event_json_frame, event_plain_frame, split_at
 from tests.support.fixtures import load_fixture_event, socket_bytes
 from tests.support.receiver import Receiver
+from tests.support.waiting import eventually
 
 DOMAIN = "demo.webitel.com"
 CALLSTATE = "esl-plain-framed-CHANNEL_CALLSTATE-freeswitch-docs.txt"
@@ -34,20 +31,6 @@ def hook(event: str, url: str, **extra: Any) -> dict[str, Any]:
 
 def create_event(unique_id: str, **extra: str) -> dict[str, str]:
     return {"Event-Name": "CHANNEL_CREATE", "Unique-ID": unique_id, "variable_domain_name": DOMAIN, **extra}
-
-
-async def eventually(predicate: Callable[[], Any], what: str, timeout_s: float = 5.0) -> None:
-    """Poll `predicate` (its result may be awaitable) every 20 ms until it holds; fail after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def esl_health(app: Harness) -> tuple[int, str, str]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import socket
-from typing import NoReturn
+import time
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import pytest
@@ -38,3 +41,32 @@ def require_amqp() -> str:
 def amqp_url() -> str:
     """The RabbitMQ URL for this test (see `require_amqp`)."""
     return require_amqp()
+
+
+def need_rabbitmqctl() -> None:
+    """Tests that restart the broker need its CLI; like a missing service, its absence fails under CI."""
+    if shutil.which("rabbitmqctl") is None:
+        _service_down("rabbitmqctl", "not installed here")
+
+
+async def rabbitmqctl(*args: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        "rabbitmqctl", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    stdout, stderr = await process.communicate()
+    assert process.returncode == 0, f"rabbitmqctl {' '.join(args)}: {stderr.decode()}"
+    return stdout.decode()
+
+
+async def wait_until_broker_answers(url: str, timeout_s: float = 30.0) -> Any:
+    """A fresh aio-pika connection once RabbitMQ accepts one again (after a restart)."""
+    import aio_pika
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return await aio_pika.connect(url, timeout=2)
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
