@@ -42,15 +42,19 @@ def pg_version() -> str:
 
 async def restart_rabbitmq() -> None:
     await asyncio.to_thread(run, "rabbitmqctl", "stop_app")
-    await asyncio.sleep(1.0)
-    await asyncio.to_thread(run, "rabbitmqctl", "start_app")
+    try:
+        await asyncio.sleep(1.0)
+    finally:  # whatever happens, the machine's broker is left running
+        await asyncio.to_thread(run, "rabbitmqctl", "start_app")
 
 
 async def restart_postgres() -> None:
     version = pg_version()
     await asyncio.to_thread(run, "pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "stop", "-m", "fast")
-    await asyncio.sleep(1.0)
-    await asyncio.to_thread(run, "pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start")
+    try:
+        await asyncio.sleep(1.0)
+    finally:  # whatever happens, the machine's database is left running
+        await asyncio.to_thread(run, "pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start")
 
 
 async def publish_steadily(url: str, exchange: str, stop_at: float) -> list[str]:
