@@ -132,6 +132,18 @@ def unique_ids(receiver: Receiver) -> Counter[str]:
     return Counter(r.json()["data"]["Unique-ID"] for r in receiver.requests)
 
 
+async def all_recorded_delivered(c: Cluster, hook_id: str, total: int) -> None:
+    """Wait until the store records every one of the hook's `total` deliveries as delivered."""
+    statuses: Counter[str] = Counter()
+
+    async def all_delivered() -> bool:
+        statuses.clear()
+        statuses.update(await c.delivery_statuses(hook_id))
+        return statuses == {"delivered": total}
+
+    await eventually(all_delivered, "every delivery recorded as delivered", 10, lambda: f"{statuses}\n{c.logs()}")
+
+
 async def test_workers_share_the_work_of_the_api_process_exactly_once(tmp_path: Path, receiver: Receiver) -> None:
     total, batch = 200, 10
     async with cluster(tmp_path) as c:
@@ -141,14 +153,7 @@ async def test_workers_share_the_work_of_the_api_process_exactly_once(tmp_path: 
             await c.post_events(events(first, batch))
 
         await eventually(lambda: len(receiver.requests) >= total, f"{total} requests", 30, c.logs)
-        statuses: Counter[str] = Counter()
-
-        async def all_delivered() -> bool:
-            statuses.clear()
-            statuses.update(await c.delivery_statuses(hook_id))
-            return statuses == {"delivered": total}
-
-        await eventually(all_delivered, "every delivery recorded as delivered", 10, lambda: f"{statuses}\n{c.logs()}")
+        await all_recorded_delivered(c, hook_id, total)
         counts = unique_ids(receiver)
         duplicates = {uid: n for uid, n in counts.items() if n > 1}
         assert not duplicates, f"duplicated deliveries in normal operation: {duplicates}"
@@ -190,14 +195,7 @@ async def test_a_killed_workers_in_flight_deliveries_are_finished_by_the_survivo
             30,
             lambda: f"missing {sorted(wanted - set(unique_ids(receiver)))}\n{c.logs()}",
         )
-        statuses: Counter[str] = Counter()
-
-        async def all_delivered() -> bool:
-            statuses.clear()
-            statuses.update(await c.delivery_statuses(hook_id))
-            return statuses == {"delivered": total}
-
-        await eventually(all_delivered, "every delivery recorded as delivered", 10, lambda: f"{statuses}\n{c.logs()}")
+        await all_recorded_delivered(c, hook_id, total)
         counts = unique_ids(receiver)
         duplicates = sum(n - 1 for n in counts.values())
         report = (

@@ -5,21 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field
-from typing import Any
+from contextlib import asynccontextmanager
 
-import aio_pika
 import pytest
-from aio_pika.abc import AbstractChannel, AbstractConnection
 from aio_pika.exceptions import PublishError
 
 from switchhook.domain.events import Event, decode_json_event
 from switchhook.ingest.amqp import AmqpSource, bindings_for, encode_routing_part, routing_key_for
 from tests.support.fixtures import fixture_bytes, load_fixture_frames
-from tests.support.services import need_rabbitmqctl, rabbitmqctl, require_amqp, wait_until_broker_answers
+from tests.support.services import need_rabbitmqctl, rabbitmqctl, wait_until_broker_answers
+from tests.support.tap import Tap, own_tap
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -76,96 +72,10 @@ class Recorder:
         return [event for batch in self.batches for event in batch]
 
 
-@dataclass
-class Broker:
-    """Per-test queue and exchanges on the real broker, plus a publishing channel that acts as mod_amqp."""
-
-    url: str
-    queue: str
-    events_exchange: str
-    cc_exchange: str
-    connection: AbstractConnection
-    channel: AbstractChannel
-    keys: set[str] = field(default_factory=set)
-
-    def source(self, sink: Any, **kwargs: Any) -> AmqpSource:
-        return AmqpSource(
-            self.url,
-            sink,
-            lambda: self.keys,
-            queue_name=self.queue,
-            events_exchange=self.events_exchange,
-            cc_exchange=self.cc_exchange,
-            **kwargs,
-        )
-
-    async def publish(
-        self,
-        body: bytes,
-        routing_key: str | None = None,
-        *,
-        exchange: str | None = None,
-        persistent: bool = False,
-        channel: AbstractChannel | None = None,
-    ) -> None:
-        """Publish like mod_amqp (text/json, non-persistent); raise PublishError if no binding routes it."""
-        channel = channel or self.channel
-        target = await channel.get_exchange(exchange or self.events_exchange, ensure=False)
-        mode = aio_pika.DeliveryMode.PERSISTENT if persistent else aio_pika.DeliveryMode.NOT_PERSISTENT
-        message = aio_pika.Message(body, content_type="text/json", delivery_mode=mode)
-        key = routing_key if routing_key is not None else routing_key_for(json.loads(body))
-        await target.publish(message, key, mandatory=True)
-
-    async def ready_count(self) -> int:
-        """Messages waiting in the queue (not counting those delivered and unacked)."""
-        async with await aio_pika.connect(self.url) as connection:
-            channel = await connection.channel()
-            queue = await channel.declare_queue(self.queue, passive=True)
-            return queue.declaration_result.message_count or 0
-
-    async def counts(self) -> tuple[int, int]:
-        """(ready, unacknowledged) as the broker's queue process reports them."""
-        columns = ("name", "messages_ready", "messages_unacknowledged")
-        out = await rabbitmqctl("list_queues", "-q", "--no-table-headers", *columns)
-        for line in out.splitlines():
-            name, ready, unacked = line.split("\t")
-            if name == self.queue:
-                return int(ready), int(unacked)
-        raise AssertionError(f"queue {self.queue} not found")
-
-
-async def open_publisher(url: str) -> tuple[AbstractConnection, AbstractChannel]:
-    connection = await aio_pika.connect(url)
-    # Confirms + returns: a publish only completes once the broker routed it, or raises if nothing did.
-    channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-    return connection, channel
-
-
 @pytest.fixture
-async def broker() -> AsyncIterator[Broker]:
-    url = require_amqp()
-    prefix = f"test.{uuid.uuid4().hex[:12]}"
-    connection, channel = await open_publisher(url)
-    b = Broker(
-        url=url,
-        queue=f"{prefix}.switchhook.events",
-        events_exchange=f"{prefix}.TAP.Events",
-        cc_exchange=f"{prefix}.TAP.CC-Events",
-        connection=connection,
-        channel=channel,
-    )
-    for name in (b.events_exchange, b.cc_exchange):
-        await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)
-    try:
-        yield b
-    finally:
-        with suppress(Exception):
-            await b.connection.close()
-        async with await aio_pika.connect(url) as cleanup:
-            cleanup_channel = await cleanup.channel()
-            await cleanup_channel.queue_delete(b.queue)
-            for name in (b.events_exchange, b.cc_exchange):
-                await cleanup_channel.exchange_delete(name)
+async def broker() -> AsyncIterator[Tap]:
+    async with own_tap() as tap:
+        yield tap
 
 
 @asynccontextmanager
@@ -232,7 +142,7 @@ def test_routing_key_for_real_events() -> None:
 # -- against the real broker ---------------------------------------------------------------------------
 
 
-async def test_only_hooked_keys_are_routed_to_the_queue(broker: Broker) -> None:
+async def test_only_hooked_keys_are_routed_to_the_queue(broker: Tap) -> None:
     broker.keys = {"CHANNEL_CREATE", "CHANNEL_DESTROY"}
     sink = Recorder()
     async with running(broker.source(sink)):
@@ -245,7 +155,7 @@ async def test_only_hooked_keys_are_routed_to_the_queue(broker: Broker) -> None:
     assert await broker.ready_count() == 0
 
 
-async def test_custom_subclass_is_bound_on_both_exchanges(broker: Broker) -> None:
+async def test_custom_subclass_is_bound_on_both_exchanges(broker: Tap) -> None:
     broker.keys = {"CUSTOM->engine::dialer_member_end"}
     sink = Recorder()
     async with running(broker.source(sink)):
@@ -263,7 +173,7 @@ async def test_custom_subclass_is_bound_on_both_exchanges(broker: Broker) -> Non
     assert unique_ids(sink.events) == {"dialer", "cc"}
 
 
-async def test_refresh_bindings_follows_key_changes_without_restart(broker: Broker) -> None:
+async def test_refresh_bindings_follows_key_changes_without_restart(broker: Tap) -> None:
     broker.keys = {"CHANNEL_CREATE"}
     sink = Recorder()
     source = broker.source(sink)
@@ -285,7 +195,7 @@ async def test_refresh_bindings_follows_key_changes_without_restart(broker: Brok
 
 
 async def test_poison_messages_are_rejected_and_never_block_the_batch(
-    broker: Broker, caplog: pytest.LogCaptureFixture
+    broker: Tap, caplog: pytest.LogCaptureFixture
 ) -> None:
     broker.keys = {"CHANNEL_CREATE"}
     key = routing_key_for(decode_json_event(fixture_body(CREATE)))
@@ -307,7 +217,7 @@ async def test_poison_messages_are_rejected_and_never_block_the_batch(
     assert not any("x" * 201 in message for message in rejections)
 
 
-async def test_acks_only_after_the_sink_returns(broker: Broker) -> None:
+async def test_acks_only_after_the_sink_returns(broker: Tap) -> None:
     need_rabbitmqctl()
     broker.keys = {"CHANNEL_CREATE"}
     gate = asyncio.Event()
@@ -333,7 +243,7 @@ async def test_acks_only_after_the_sink_returns(broker: Broker) -> None:
     assert await broker.counts() == (0, 0)
 
 
-async def test_sink_failure_requeues_the_batch_until_it_is_stored(broker: Broker) -> None:
+async def test_sink_failure_requeues_the_batch_until_it_is_stored(broker: Tap) -> None:
     broker.keys = {"CHANNEL_CREATE"}
     stored: list[Event] = []
     calls = 0
@@ -354,7 +264,7 @@ async def test_sink_failure_requeues_the_batch_until_it_is_stored(broker: Broker
     assert await broker.ready_count() == 0
 
 
-async def test_later_bindings_are_restored_when_the_queue_is_recreated(broker: Broker) -> None:
+async def test_later_bindings_are_restored_when_the_queue_is_recreated(broker: Tap) -> None:
     broker.keys = {"CHANNEL_CREATE"}
     sink = Recorder()
     async with running(broker.source(sink)) as source:
@@ -380,7 +290,7 @@ async def test_later_bindings_are_restored_when_the_queue_is_recreated(broker: B
 
 
 @pytest.mark.slow
-async def test_consumer_resumes_after_broker_restart(broker: Broker) -> None:
+async def test_consumer_resumes_after_broker_restart(broker: Tap) -> None:
     need_rabbitmqctl()
     broker.keys = {"CHANNEL_CREATE"}
     gate = asyncio.Event()

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import re
-import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-import aio_pika
 import pytest
-from aio_pika.abc import AbstractChannel, AbstractConnection
 from aio_pika.exceptions import PublishError
 
 from switchhook.domain.events import Event
@@ -26,7 +20,9 @@ from switchhook.ingest.amqp import routing_key_for
 from tests.support.app import Harness, make_settings, running
 from tests.support.fixtures import load_fixture_event
 from tests.support.receiver import Receiver
-from tests.support.services import need_rabbitmqctl, rabbitmqctl, require_amqp, wait_until_broker_answers
+from tests.support.services import need_rabbitmqctl, rabbitmqctl, wait_until_broker_answers
+from tests.support.tap import Tap, own_tap
+from tests.support.waiting import eventually as wait_until
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -36,8 +32,6 @@ DIALER_END = "esl-plain-decoded-CUSTOM-engine__dialer_member_end-webitel-docs-en
 CREATE_DOMAIN = "4f5549.sip.2600hz.com"  # from Channel-Presence-ID 1000@4f5549.sip.2600hz.com
 CALLSTATE_DOMAIN = "10.10.10.144"  # from Channel-Presence-ID 102@10.10.10.144
 DIALER_DOMAIN = "demo.webitel.com"  # Event-Domain
-# Routed like a real event but matching no hook (no domain): it only proves a binding exists.
-PROBE = {"Event-Name": "SWITCHHOOK_PROBE"}
 
 
 def web(url: str, method: str = "POST") -> dict[str, str]:
@@ -48,109 +42,14 @@ def with_id(event: Event, unique_id: str) -> Event:
     return {**event, "Unique-ID": unique_id}
 
 
-@dataclass
-class Tap:
-    """This test's TAP exchanges and queue on the real broker, and a publisher acting as mod_amqp."""
-
-    url: str
-    queue: str
-    events_exchange: str
-    cc_exchange: str
-    connection: AbstractConnection
-    channel: AbstractChannel
-
-    async def publish(
-        self,
-        body: bytes | Event,
-        routing_key: str | None = None,
-        *,
-        persistent: bool = False,
-        channel: AbstractChannel | None = None,
-    ) -> None:
-        """Publish as mod_amqp does (text/json); PublishError when no binding routes the message."""
-        if not isinstance(body, bytes):
-            routing_key = routing_key if routing_key is not None else routing_key_for(body)
-            body = json.dumps(body).encode()
-        assert routing_key is not None
-        exchange = await (channel or self.channel).get_exchange(self.events_exchange, ensure=False)
-        mode = aio_pika.DeliveryMode.PERSISTENT if persistent else aio_pika.DeliveryMode.NOT_PERSISTENT
-        await exchange.publish(
-            aio_pika.Message(body, content_type="text/json", delivery_mode=mode), routing_key, mandatory=True
-        )
-
-    async def wait_routed(self, routing_key: str, timeout_s: float = 10.0) -> None:
-        """Until a probe with this routing key reaches the queue (the binding for its event key exists)."""
-        await until_publish(lambda: self.publish(json.dumps(PROBE).encode(), routing_key), True, timeout_s)
-
-    async def wait_unrouted(self, routing_key: str, timeout_s: float = 10.0) -> None:
-        await until_publish(lambda: self.publish(json.dumps(PROBE).encode(), routing_key), False, timeout_s)
-
-    async def ready_count(self) -> int:
-        async with await aio_pika.connect(self.url) as connection:
-            channel = await connection.channel()
-            queue = await channel.declare_queue(self.queue, passive=True)
-            return queue.declaration_result.message_count or 0
-
-
-async def until_publish(publish: Callable[[], Any], routed: bool, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            await publish()
-            outcome = True
-        except PublishError:
-            outcome = False
-        if outcome == routed:
-            return
-        if time.monotonic() > deadline:
-            pytest.fail(f"the probe was {'never' if routed else 'still'} routed after {timeout_s} s")
-        await asyncio.sleep(0.05)
-
-
-async def open_publisher(url: str) -> tuple[AbstractConnection, AbstractChannel]:
-    connection = await aio_pika.connect(url, timeout=5)
-    # Confirms + returns: a publish completes once the broker routed it, and raises if nothing did.
-    return connection, await connection.channel(publisher_confirms=True, on_return_raises=True)
-
-
 @pytest.fixture
 async def tap() -> AsyncIterator[Tap]:
-    url = require_amqp()
-    prefix = f"test.{uuid.uuid4().hex[:12]}"
-    connection, channel = await open_publisher(url)
-    t = Tap(
-        url,
-        f"{prefix}.switchhook.events",
-        f"{prefix}.TAP.Events",
-        f"{prefix}.TAP.CC-Events",
-        connection,
-        channel,
-    )
-    for name in (t.events_exchange, t.cc_exchange):
-        await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)
-    try:
-        yield t
-    finally:
-        with suppress(Exception):
-            await t.connection.close()
-        async with await aio_pika.connect(url, timeout=10) as cleanup:
-            cleanup_channel = await cleanup.channel()
-            await cleanup_channel.queue_delete(t.queue)
-            for name in (t.events_exchange, t.cc_exchange):
-                await cleanup_channel.exchange_delete(name)
+    async with own_tap() as tap:
+        yield tap
 
 
 async def eventually(predicate: Callable[[], Any], what: str, timeout_s: float = 10.0) -> None:
-    """Poll `predicate` (plain or async) every 50 ms until it holds; fail after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while not await _value(predicate()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-async def _value(result: Any) -> Any:
-    return await result if inspect.isawaitable(result) else result
+    await wait_until(predicate, what, timeout_s)
 
 
 async def health(app: Harness) -> tuple[int, dict[str, Any]]:

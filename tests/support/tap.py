@@ -1,0 +1,134 @@
+"""A test's own TAP exchanges and queue on the real RabbitMQ, with a publisher that acts as mod_amqp."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+import aio_pika
+import pytest
+from aio_pika.abc import AbstractChannel, AbstractConnection
+from aio_pika.exceptions import PublishError
+
+from switchhook.domain.events import Event
+from switchhook.ingest.amqp import AmqpSource, routing_key_for
+from tests.support.services import rabbitmqctl, require_amqp
+
+# Routed like a real event but matching no hook (no domain): it only proves a binding exists.
+PROBE = {"Event-Name": "SWITCHHOOK_PROBE"}
+
+
+@dataclass
+class Tap:
+    """Per-test queue and exchanges (names prefixed, removed afterwards) and a confirming publisher."""
+
+    url: str
+    queue: str
+    events_exchange: str
+    cc_exchange: str
+    connection: AbstractConnection
+    channel: AbstractChannel
+    keys: set[str] = field(default_factory=set)  # the event keys a bare AmqpSource of this tap binds
+
+    def source(self, sink: Any, **kwargs: Any) -> AmqpSource:
+        return AmqpSource(
+            self.url,
+            sink,
+            lambda: self.keys,
+            queue_name=self.queue,
+            events_exchange=self.events_exchange,
+            cc_exchange=self.cc_exchange,
+            **kwargs,
+        )
+
+    async def publish(
+        self,
+        body: bytes | Event,
+        routing_key: str | None = None,
+        *,
+        exchange: str | None = None,
+        persistent: bool = False,
+        channel: AbstractChannel | None = None,
+    ) -> None:
+        """Publish as mod_amqp does (text/json, non-persistent by default); PublishError if nothing routes it."""
+        if not isinstance(body, bytes):
+            routing_key = routing_key if routing_key is not None else routing_key_for(body)
+            body = json.dumps(body).encode()
+        key = routing_key if routing_key is not None else routing_key_for(json.loads(body))
+        target = await (channel or self.channel).get_exchange(exchange or self.events_exchange, ensure=False)
+        mode = aio_pika.DeliveryMode.PERSISTENT if persistent else aio_pika.DeliveryMode.NOT_PERSISTENT
+        await target.publish(aio_pika.Message(body, content_type="text/json", delivery_mode=mode), key, mandatory=True)
+
+    async def wait_routed(self, routing_key: str, timeout_s: float = 10.0) -> None:
+        """Until a probe with this routing key reaches the queue (the binding for its event key exists)."""
+        await until_publish(lambda: self.publish(json.dumps(PROBE).encode(), routing_key), True, timeout_s)
+
+    async def wait_unrouted(self, routing_key: str, timeout_s: float = 10.0) -> None:
+        await until_publish(lambda: self.publish(json.dumps(PROBE).encode(), routing_key), False, timeout_s)
+
+    async def ready_count(self) -> int:
+        """Messages waiting in the queue (not counting those delivered and unacked)."""
+        async with await aio_pika.connect(self.url) as connection:
+            channel = await connection.channel()
+            queue = await channel.declare_queue(self.queue, passive=True)
+            return queue.declaration_result.message_count or 0
+
+    async def counts(self) -> tuple[int, int]:
+        """(ready, unacknowledged) as the broker's queue process reports them."""
+        columns = ("name", "messages_ready", "messages_unacknowledged")
+        out = await rabbitmqctl("list_queues", "-q", "--no-table-headers", *columns)
+        for line in out.splitlines():
+            name, ready, unacked = line.split("\t")
+            if name == self.queue:
+                return int(ready), int(unacked)
+        raise AssertionError(f"queue {self.queue} not found")
+
+
+async def until_publish(publish: Callable[[], Any], routed: bool, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            await publish()
+            outcome = True
+        except PublishError:
+            outcome = False
+        if outcome == routed:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"the probe was {'never' if routed else 'still'} routed after {timeout_s} s")
+        await asyncio.sleep(0.05)
+
+
+async def open_publisher(url: str) -> tuple[AbstractConnection, AbstractChannel]:
+    connection = await aio_pika.connect(url, timeout=5)
+    # Confirms + returns: a publish completes once the broker routed it, and raises if nothing did.
+    return connection, await connection.channel(publisher_confirms=True, on_return_raises=True)
+
+
+@asynccontextmanager
+async def own_tap() -> AsyncIterator[Tap]:
+    """This test's exchanges and queue name on the real broker; all removed afterwards."""
+    url = require_amqp()
+    prefix = f"test.{uuid.uuid4().hex[:12]}"
+    connection, channel = await open_publisher(url)
+    tap = Tap(
+        url, f"{prefix}.switchhook.events", f"{prefix}.TAP.Events", f"{prefix}.TAP.CC-Events", connection, channel
+    )
+    for name in (tap.events_exchange, tap.cc_exchange):
+        await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)
+    try:
+        yield tap
+    finally:
+        with suppress(Exception):
+            await tap.connection.close()
+        async with await aio_pika.connect(url, timeout=10) as cleanup:
+            cleanup_channel = await cleanup.channel()
+            await cleanup_channel.queue_delete(tap.queue)
+            for name in (tap.events_exchange, tap.cc_exchange):
+                await cleanup_channel.exchange_delete(name)
