@@ -24,6 +24,7 @@ from switchhook.store.base import (
     Tx,
 )
 from switchhook.store.postgres import PostgresStore
+from switchhook.store.sql import EVENT_CHUNK, ROWS_PER_STATEMENT
 from switchhook.store.sqlite import SqliteStore
 from tests.support.postgres import drop_schema, new_schema, require_postgres
 
@@ -459,6 +460,59 @@ async def test_finish_records_attempts_and_moves_status(store: Store) -> None:
         await tx.finish([done(retry_row.id, "delivered", 2)], "w2", NOW + 101)
         assert [a.n for a in await tx.list_attempts(retry_row.id)] == [1, 2]
         assert await tx.count_pending() == 0
+
+
+async def test_insert_events_returns_only_the_ids_it_stored(store: Store) -> None:
+    stored_before = [event_row(n=str(i)) for i in range(3)]
+    async with store.transaction() as tx:
+        assert await tx.insert_events(stored_before) == {e.id for e in stored_before}
+    fresh = [event_row(n=f"fresh{i}") for i in range(EVENT_CHUNK + 50)]  # more than one statement's worth
+    again = event_row(stored_before[1].id, n="changed")  # the same id with another payload: not stored again
+    async with store.transaction() as tx:
+        assert await tx.insert_events([*fresh[:100], again, *fresh[100:]]) == {e.id for e in fresh}
+        kept = await tx.get_event(again.id)
+        assert kept is not None and kept.payload == stored_before[1].payload
+        assert await tx.insert_events([]) == set()
+
+
+async def test_finish_applies_every_row_of_a_large_batch_and_only_this_workers(store: Store) -> None:
+    """Several hundred results at once (the worker records in batches): statements are chunked on some
+    backends, so rows on both sides of every chunk boundary must land, and a row leased elsewhere must not."""
+    async with store.transaction() as tx:
+        rows = await seed(tx, 2 * ROWS_PER_STATEMENT + 50)
+    assert len(await claim(store, "w1", NOW, limit=len(rows))) == len(rows)
+    async with store.transaction() as tx:
+        await tx.release_leases("w1")
+    stolen = rows[ROWS_PER_STATEMENT]  # another worker holds this one now
+    assert len(await claim(store, "w1", NOW, limit=len(rows))) == len(rows)
+    async with store.transaction() as tx:
+        await tx.execute("UPDATE deliveries SET leased_by = 'w2' WHERE id = ?", stolen.id)
+    results = []
+    for i, row in enumerate(rows):
+        if i % 3 == 0:
+            results.append(done(row.id, "delivered", 1))
+        elif i % 3 == 1:
+            results.append(done(row.id, "pending", 1, code=503, next_at=NOW + 60))
+        else:
+            results.append(Finish(row.id, "failed", 0, NOW, None, "hook deleted", None))
+    async with store.transaction() as tx:
+        await tx.finish(results, "w1", NOW + 1)
+    for i, (row, result) in enumerate(zip(rows, results, strict=True)):
+        got = await status_of(store, row.id)
+        async with store.transaction() as tx:
+            logged = await tx.list_attempts(row.id)
+        if row is stolen:
+            assert (got, logged) == (("pending", 0), []), i
+        else:
+            assert got == (result.status, result.attempts), i
+            assert logged == ([result.attempt] if result.attempt else []), i
+    async with store.transaction() as tx:
+        retrying = await tx.get_delivery(A, rows[1].id)
+    assert retrying is not None and (retrying.next_at, retrying.last_status, retrying.last_error) == (
+        NOW + 60,
+        503,
+        "boom",
+    )
 
 
 async def test_finish_ignores_a_result_once_the_lease_moved_to_another_worker(store: Store) -> None:

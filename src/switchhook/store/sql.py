@@ -39,6 +39,7 @@ def numbered(sql: str) -> str:
 
 
 EVENT_CHUNK = 200  # rows per multi-row INSERT: 1,200 parameters, far below both databases' limits
+ROWS_PER_STATEMENT = 200  # multi-row writes: at most 2,400 parameters, far below SQLite's 32,766
 _INSERT_ATTEMPT = (
     "INSERT INTO attempts (delivery_id, n, started_at, duration_ms, status_code, error, response_excerpt)"
     " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
@@ -47,6 +48,17 @@ _INSERT_ATTEMPT_IF_LEASED = (
     "INSERT INTO attempts (delivery_id, n, started_at, duration_ms, status_code, error, response_excerpt)"
     " SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = ? AND leased_by = ?)"
     " ON CONFLICT DO NOTHING"
+)
+# Multi-row forms of the two above, for `multirow_writes` (SQLite; column1.. name the VALUES columns there).
+_INSERT_ATTEMPTS_IF_LEASED = (
+    "INSERT INTO attempts (delivery_id, n, started_at, duration_ms, status_code, error, response_excerpt)"
+    " SELECT * FROM (VALUES {values}) AS v WHERE EXISTS"
+    " (SELECT 1 FROM deliveries WHERE id = v.column1 AND leased_by = ?) ON CONFLICT DO NOTHING"
+)
+_FINISH_UPDATE_FROM = (
+    "UPDATE deliveries SET status = v.column2, attempts = v.column3, next_at = v.column4, last_status = v.column5,"
+    " last_error = v.column6, lease_until = NULL, leased_by = NULL, updated_at = ? FROM (VALUES {values}) AS v"
+    " WHERE deliveries.id = v.column1 AND deliveries.leased_by = ?"
 )
 _FINISH_UPDATE = (
     "UPDATE deliveries SET status = ?, attempts = ?, next_at = ?, last_status = ?, last_error = ?,"
@@ -111,6 +123,24 @@ class SqlTx(ABC):
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
         rows = await self.fetch(sql, *args)
         return rows[0] if rows else None
+
+    #: Write many rows as one multi-row statement per chunk rather than one statement per row. SQLite's
+    #: driver lets go of the GIL around every statement step and must take it back from the event loop's
+    #: thread, which under load waits up to the interpreter's switch interval each time: a hundred rows as
+    #: one statement is one such wait instead of a hundred. asyncpg pipelines `executemany` already.
+    multirow_writes = False
+
+    async def write_rows(self, head: str, row: str, rows: Sequence[Sequence[Any]], tail: str = "") -> None:
+        """`{head} VALUES {row}, {row}, ... {tail}` for every row; `row` is the placeholder tuple, e.g. `(?, ?)`."""
+        if not rows:
+            return
+        if not self.multirow_writes:
+            await self.executemany(f"{head} VALUES {row}{tail}", rows)
+            return
+        for start in range(0, len(rows), ROWS_PER_STATEMENT):
+            chunk = rows[start : start + ROWS_PER_STATEMENT]
+            values = ", ".join(row for _ in chunk)
+            await self.executemany(f"{head} VALUES {values}{tail}", [[v for r in chunk for v in r]])
 
     # -- settings ---------------------------------------------------------------------------------
     async def get_setting(self, name: str) -> str | None:
@@ -285,6 +315,8 @@ class SqlTx(ABC):
         On PostgreSQL a concurrent transaction inserting the same id waits for ours and then skips it, so
         exactly one accept of a redelivered event sees it as new.
         """
+        if self.serialized_writes:
+            return await self._insert_events_serialized(rows)
         inserted: set[str] = set()
         for start in range(0, len(rows), EVENT_CHUNK):
             chunk = rows[start : start + EVENT_CHUNK]
@@ -298,11 +330,28 @@ class SqlTx(ABC):
             inserted.update(r["id"] for r in found)
         return inserted
 
+    async def _insert_events_serialized(self, rows: Sequence[EventRow]) -> set[str]:
+        """One writer at a time: ask which ids are stored already (one row per duplicate, usually none, where
+        RETURNING costs a statement step per inserted row), then insert the rest with the next statement."""
+        stored: set[str] = set()
+        for start in range(0, len(rows), EVENT_CHUNK):
+            chunk = rows[start : start + EVENT_CHUNK]
+            marks = ", ".join("?" for _ in chunk)
+            sql = f"SELECT id FROM events WHERE id IN ({marks})"  # noqa: S608 - placeholders only
+            stored.update(r["id"] for r in await self.fetch(sql, *(r.id for r in chunk)))
+        fresh = [r for r in rows if r.id not in stored]
+        await self.write_rows(
+            "INSERT INTO events (id, domain, event_key, source, payload, received_at)",
+            "(?, ?, ?, ?, ?, ?)",
+            [(r.id, r.domain, r.event_key, r.source, r.payload, r.received_at) for r in fresh],
+        )
+        return {r.id for r in fresh}
+
     async def insert_deliveries(self, rows: Sequence[NewDelivery], now: float) -> None:
-        await self.executemany(
+        await self.write_rows(
             "INSERT INTO deliveries (id, event_id, hook_id, domain, status, attempts, next_at, lease_until, "
-            "leased_by, expires_at, created_at, updated_at) VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT DO NOTHING",
+            "leased_by, expires_at, created_at, updated_at)",
+            "(?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     r.id,
@@ -318,6 +367,7 @@ class SqlTx(ABC):
                 )
                 for r in rows
             ],
+            " ON CONFLICT DO NOTHING",
         )
 
     claim_lock_clause = ""  # PostgreSQL: FOR UPDATE SKIP LOCKED
@@ -390,15 +440,28 @@ class SqlTx(ABC):
     serialized_writes = False
 
     async def _finish_serialized(self, results: Sequence[Finish], worker_id: str, now: float) -> None:
-        attempts = [(r.attempt, r.delivery_id) for r in results if r.attempt is not None]
-        if attempts:
+        if not self.multirow_writes:
             await self.executemany(
                 _INSERT_ATTEMPT_IF_LEASED,
-                [(*_attempt_values(a), delivery_id, worker_id) for a, delivery_id in attempts],
+                [(*_attempt_values(r.attempt), r.delivery_id, worker_id) for r in results if r.attempt is not None],
             )
-        await self.executemany(
-            _FINISH_UPDATE + " AND leased_by = ?", [(*_finish_values(r, now), worker_id) for r in results]
-        )
+            await self.executemany(
+                _FINISH_UPDATE + " AND leased_by = ?", [(*_finish_values(r, now), worker_id) for r in results]
+            )
+            return
+        for start in range(0, len(results), ROWS_PER_STATEMENT):
+            chunk = results[start : start + ROWS_PER_STATEMENT]
+            attempts = [_attempt_values(r.attempt) for r in chunk if r.attempt is not None]
+            if attempts:
+                values = ", ".join("(?, ?, ?, ?, ?, ?, ?)" for _ in attempts)
+                await self.executemany(
+                    _INSERT_ATTEMPTS_IF_LEASED.format(values=values), [[*(v for a in attempts for v in a), worker_id]]
+                )
+            values = ", ".join("(?, ?, ?, ?, ?, ?)" for _ in chunk)
+            params = [
+                v for r in chunk for v in (r.delivery_id, r.status, r.attempts, r.next_at, r.last_status, r.last_error)
+            ]
+            await self.executemany(_FINISH_UPDATE_FROM.format(values=values), [[now, *params, worker_id]])
 
     row_lock_clause = ""  # PostgreSQL: FOR UPDATE (claims skip what a finishing worker holds)
 

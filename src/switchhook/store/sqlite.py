@@ -26,6 +26,7 @@ class SqliteTx(SqlTx):
     a write-only transaction costs one hop to the database thread instead of one per statement."""
 
     serialized_writes = True
+    multirow_writes = True
 
     def __init__(self, store: SqliteStore) -> None:
         self._store = store
