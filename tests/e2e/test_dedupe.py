@@ -56,3 +56,30 @@ async def test_the_same_event_accepted_by_two_processes_at_once_is_sent_once(
             assert len(receiver.requests) == 50
     finally:
         await drop_schema(dsn, schema)
+
+
+async def test_accepts_sharing_one_transaction_store_a_shared_event_once(any_app: Harness, receiver: Receiver) -> None:
+    """Concurrent accepts are written by one group commit: an event in two of them is stored and sent once,
+    and the accept that came second reports it as a duplicate."""
+    hook = {
+        "event": "CHANNEL_CREATE",
+        "enable": True,
+        "action": {"type": "web", "method": "POST", "url": receiver.url()},
+    }
+    await any_app.services.hooks.create(ROOT, "group.example", hook)
+
+    def fs_event(n: int) -> dict[str, str]:
+        return {"Event-Name": "CHANNEL_CREATE", "variable_domain_name": "group.example",
+                "Core-UUID": "917c114b-eaf1-40f2-8407-4d2cd97687a1", "Event-Sequence": str(n)}  # fmt: skip
+
+    accept = any_app.services.events.accept
+    results = await asyncio.gather(
+        accept([fs_event(1), fs_event(2)], source="http"),
+        accept([fs_event(2), fs_event(3)], source="http"),
+        accept([fs_event(3)], source="http"),
+    )
+
+    assert [(r.deliveries, r.duplicates) for r in results] == [(2, 0), (1, 1), (0, 1)]
+    await receiver.wait_for(3)
+    await asyncio.sleep(0.3)
+    assert sorted(r.json()["data"]["Event-Sequence"] for r in receiver.requests) == ["1", "2", "3"]

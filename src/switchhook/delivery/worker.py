@@ -24,6 +24,10 @@ RECORD_BATCH = 500
 CLAIM_BATCH = 200
 SKIP_HOOKS_MAX = 200
 RECORD_LINGER_S = 0.01
+#: A hook's in-memory backlog, in multiples of its in-flight cap: deep enough that a healthy, busy hook's fresh
+#: deliveries go straight to the sender (not through the store and a claim), shallow enough that a dead
+#: endpoint's backlog waits in the store rather than in memory.
+PARKED_PER_SLOT = 16
 
 
 def _decrement(counts: dict[str, int], key: str) -> None:
@@ -65,6 +69,7 @@ class DeliveryWorker:
         self._pipeline = pipeline
         self._max_in_flight = max_in_flight
         self._per_hook_cap = max_in_flight_per_hook
+        self._per_hook_backlog = max_in_flight_per_hook * PARKED_PER_SLOT
         self._per_domain_cap = max_in_flight_per_domain
         self._poll_interval_s = poll_interval_s
         self._max_queued = max_queued
@@ -72,6 +77,8 @@ class DeliveryWorker:
         self._clock = clock
         self._ready: deque[Job] = deque()  # runnable now, FIFO
         self._parked: dict[str, deque[Job]] = {}  # per hook, waiting for that hook's cap
+        self._overflowed: set[str] = set()  # hooks whose fresh deliveries were left in the store (backlog full)
+        self._full = False  # fresh deliveries were left in the store because this worker held max_queued
         self._held: set[str] = set()  # delivery ids queued, parked or in flight here
         self._in_flight_by_hook: dict[str, int] = {}
         self._in_flight_by_domain: dict[str, int] = {}
@@ -89,10 +96,20 @@ class DeliveryWorker:
     def capacity(self) -> int:
         return max(0, self._max_queued - len(self._held))
 
-    def accepts(self, hook_id: str) -> bool:
-        """False while the hook has a full backlog here: its new deliveries wait in the store, not in memory."""
+    def hook_room(self, hook_id: str) -> int:
+        """How many more fresh deliveries of this hook may wait here; the rest wait in the store, not in memory
+        (a dead endpoint's backlog), and are claimed once this hook's backlog has drained to half."""
         parked = self._parked.get(hook_id)
-        return parked is None or len(parked) < self._per_hook_cap
+        room = self._per_hook_backlog - (len(parked) if parked else 0)
+        return max(0, room)
+
+    def overflowed(self, hook_id: str | None) -> None:
+        """Fresh deliveries were left in the store for lack of room: this hook's (see hook_room), or (None)
+        this worker's as a whole (see capacity). They are claimed as soon as there is room again."""
+        if hook_id is None:
+            self._full = True
+        else:
+            self._overflowed.add(hook_id)
 
     def submit(self, jobs: list[Job]) -> None:
         for job in jobs:
@@ -221,6 +238,10 @@ class DeliveryWorker:
                 self._ready.appendleft(parked.popleft())
                 if not parked:
                     del queues[key]
+        if hook_id in self._overflowed and len(self._parked.get(hook_id, ())) <= self._per_hook_backlog // 2:
+            # Its backlog has room again and the store holds its overflow: claim that now, not at the next poll.
+            self._overflowed.discard(hook_id)
+            self._poke.set()
         self._wake.set()
         if not self._ready and self._in_flight == 0:
             self._record_wake.set()  # idle: record now rather than after the linger
@@ -248,7 +269,7 @@ class DeliveryWorker:
 
     def _saturated(self) -> list[str]:
         """Hooks with a full backlog here: claiming more of theirs would only park them (a dead endpoint)."""
-        full = [hook_id for hook_id, parked in self._parked.items() if len(parked) >= self._per_hook_cap]
+        full = [hook_id for hook_id, parked in self._parked.items() if len(parked) >= self._per_hook_backlog]
         return full[:SKIP_HOOKS_MAX]
 
     # -- recording, batched -----------------------------------------------------------------------
@@ -276,6 +297,9 @@ class DeliveryWorker:
                 raise
             for finish in batch:
                 self._held.discard(finish.delivery_id)
+            if self._full and self.capacity() >= CLAIM_BATCH:
+                self._full = False
+                self._poke.set()
             if any(f.status == "pending" for f in batch):
                 self._wake.set()
 

@@ -16,6 +16,7 @@ from switchhook.domain.errors import InvalidEvent, PermissionDenied
 from switchhook.domain.events import DEFAULT_DOMAIN_HEADERS, Event, event_domain, event_key
 from switchhook.domain.filters import passes
 from switchhook.domain.hooks import Hook
+from switchhook.services.batching import GroupCommit
 from switchhook.services.index import HookIndex
 from switchhook.services.limits import RateLimiter
 from switchhook.store.base import EventRow, NewDelivery, Store
@@ -44,8 +45,18 @@ class FastPath(Protocol):
     lease_s: float
 
     def capacity(self) -> int: ...
-    def accepts(self, hook_id: str) -> bool: ...
+    def hook_room(self, hook_id: str) -> int: ...
+    def overflowed(self, hook_id: str | None) -> None: ...
     def submit(self, jobs: list[Job]) -> None: ...
+
+
+@dataclass(slots=True)
+class _Write:
+    """One accept's share of a group commit."""
+
+    events: list[EventRow]
+    deliveries: list[NewDelivery]
+    now: float
 
 
 @dataclass(slots=True)
@@ -78,6 +89,7 @@ class EventsService:
         self._counters = counters
         self._clock = clock
         self.fast_path: FastPath | None = None
+        self._writes: GroupCommit[_Write, set[str]] = GroupCommit(self._store_writes)
 
     def match(self, event: Event, domain: str, key: str) -> list[Hook]:
         """Hooks of this domain and key whose filters pass."""
@@ -155,25 +167,41 @@ class EventsService:
         result.duplicates = len(planned) - len(unique)
         planned = unique
         deliveries, jobs = self._plan_deliveries(planned, now)
-        async with self._store.transaction() as tx:
-            new = await tx.insert_events([p[0] for p in planned])
-            if len(new) < len(planned):  # a redelivered event: stored before, its deliveries never sent twice
-                deliveries = [d for d in deliveries if d.event_id in new]
-                jobs = [j for j in jobs if j.event_id in new]
-                result.duplicates += len(planned) - len(new)
-            await tx.insert_deliveries(deliveries, now)
-            if len(jobs) < len(deliveries):
-                await tx.notify_new_deliveries()  # some are left for workers elsewhere: wake them
+        new = await self._writes.submit(_Write([p[0] for p in planned], deliveries, now))
+        if len(new) < len(planned):  # a redelivered event: stored before, its deliveries never sent twice
+            deliveries = [d for d in deliveries if d.event_id in new]
+            jobs = [j for j in jobs if j.event_id in new]
+            result.duplicates += len(planned) - len(new)
         result.deliveries = len(deliveries)
         if jobs and self.fast_path is not None:
             self.fast_path.submit(jobs)
         return result
+
+    async def _store_writes(self, writes: Sequence[_Write]) -> list[set[str]]:
+        """Store the events and deliveries of concurrent accepts in one transaction; per accept, the ids of the
+        events it stored first (an event stored before, or by an earlier accept of this batch, is a duplicate)."""
+        unique = {row.id: row for write in writes for row in write.events}
+        stored: list[set[str]] = []
+        async with self._store.transaction() as tx:
+            new = await tx.insert_events(list(unique.values()))
+            left_for_workers = False
+            for write in writes:
+                mine = {row.id for row in write.events if row.id in new}
+                new -= mine
+                stored.append(mine)
+                deliveries = [d for d in write.deliveries if d.event_id in mine]
+                await tx.insert_deliveries(deliveries, write.now)
+                left_for_workers = left_for_workers or any(d.leased_by is None for d in deliveries)
+            if left_for_workers:
+                await tx.notify_new_deliveries()  # some are left for workers elsewhere: wake them
+        return stored
 
     def _plan_deliveries(
         self, planned: list[tuple[EventRow, Event, str, list[Hook]]], now: float
     ) -> tuple[list[NewDelivery], list[Job]]:
         fast = self.fast_path
         room = fast.capacity() if fast is not None else 0
+        hook_rooms: dict[str, int] = {}
         deliveries: list[NewDelivery] = []
         jobs: list[Job] = []
         for row, event, key, hooks in planned:
@@ -181,22 +209,23 @@ class EventsService:
                 ttl = hook.ttl_s
                 expires_at = now + ttl if ttl is not None else None
                 delivery_id = delivery_id_for(row.id, hook.id)
-                leased = fast is not None and room > 0 and fast.accepts(hook.id)
-                if leased:
-                    assert fast is not None
-                    room -= 1
-                    jobs.append(Job(delivery_id, row.id, hook, event, key, 0, now, expires_at))
+                leased_by = lease_until = None
+                if fast is not None and room > 0:
+                    hook_room = hook_rooms.get(hook.id)
+                    if hook_room is None:
+                        hook_room = fast.hook_room(hook.id)
+                    if hook_room > 0:
+                        room -= 1
+                        hook_rooms[hook.id] = hook_room - 1
+                        jobs.append(Job(delivery_id, row.id, hook, event, key, 0, now, expires_at))
+                        leased_by, lease_until = fast.worker_id, now + fast.lease_s
+                    else:
+                        hook_rooms[hook.id] = 0
+                        fast.overflowed(hook.id)
+                elif fast is not None:
+                    fast.overflowed(None)
                 deliveries.append(
-                    NewDelivery(
-                        id=delivery_id,
-                        event_id=row.id,
-                        hook_id=hook.id,
-                        domain=row.domain,
-                        next_at=now,
-                        expires_at=expires_at,
-                        leased_by=fast.worker_id if leased and fast else None,
-                        lease_until=now + fast.lease_s if leased and fast else None,
-                    )
+                    NewDelivery(delivery_id, row.id, hook.id, row.domain, now, expires_at, leased_by, lease_until)
                 )
         return deliveries, jobs
 
