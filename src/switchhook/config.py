@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     max_in_flight_per_hook: int = Field(32, ge=1)
     max_in_flight_per_domain: int = Field(128, ge=1)
     lease_s: float = Field(90.0, gt=0)
+    breaker_failures: int = Field(5, ge=0)  # consecutive failed attempts that pause a hook; 0 = never
+    breaker_cooldown_s: float = Field(5.0, gt=0)  # first pause; doubles per failed probe
+    breaker_max_cooldown_s: float = Field(60.0, gt=0)
     poll_interval_s: float = Field(1.0, gt=0)
     max_body_bytes: int = Field(5 * 1024 * 1024, ge=1024)
     ingest_rate_per_domain: float = Field(0.0, ge=0)  # events/s per domain; 0 = unlimited

@@ -21,6 +21,7 @@ from switchhook.delivery.egress import EgressPolicy, parse_networks
 from switchhook.delivery.pipeline import DeliveryPipeline
 from switchhook.delivery.sender import Sender
 from switchhook.delivery.worker import DeliveryWorker
+from switchhook.domain.breaker import Breakers
 from switchhook.domain.events import Event
 from switchhook.services.auth import AuthService
 from switchhook.services.container import Services
@@ -132,6 +133,9 @@ class Runtime:
                 max_in_flight_per_hook=settings.max_in_flight_per_hook,
                 max_in_flight_per_domain=settings.max_in_flight_per_domain,
                 poll_interval_s=settings.poll_interval_s,
+                breakers=Breakers(
+                    settings.breaker_failures, settings.breaker_cooldown_s, settings.breaker_max_cooldown_s
+                ),
                 observer=self.metrics,
             )
             events.fast_path = self.worker

@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable
 
 from switchhook.delivery.pipeline import AttemptReport, DeliveryPipeline
+from switchhook.domain.breaker import Breakers, Change, Health, health_of
 from switchhook.domain.retry import Delivered, GiveUp
 from switchhook.services.deliveries import DeliveriesService
 from switchhook.services.events import Job
@@ -60,6 +61,7 @@ class DeliveryWorker:
         poll_interval_s: float,
         max_in_flight_per_domain: int = 128,
         max_queued: int = 20_000,
+        breakers: Breakers | None = None,
         observer: Observer | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -73,6 +75,7 @@ class DeliveryWorker:
         self._per_domain_cap = max_in_flight_per_domain
         self._poll_interval_s = poll_interval_s
         self._max_queued = max_queued
+        self._breakers = breakers or Breakers(0, 0.0, 0.0)
         self._observer = observer or Observer()
         self._clock = clock
         self._ready: deque[Job] = deque()  # runnable now, FIFO
@@ -99,6 +102,8 @@ class DeliveryWorker:
     def hook_room(self, hook_id: str) -> int:
         """How many more fresh deliveries of this hook may wait here; the rest wait in the store, not in memory
         (a dead endpoint's backlog), and are claimed once this hook's backlog has drained to half."""
+        if self._breakers.reopens_at(hook_id) is not None:
+            return 0  # its endpoint is down: the store keeps them until a probe gets through
         parked = self._parked.get(hook_id)
         room = self._per_hook_backlog - (len(parked) if parked else 0)
         return max(0, room)
@@ -173,10 +178,13 @@ class DeliveryWorker:
                 self._parked_by_domain.setdefault(domain, deque()).append(job)
                 continue
             hook_id = job.hook.id
-            if self._in_flight_by_hook.get(hook_id, 0) >= self._per_hook_cap:
+            if self._in_flight_by_hook.get(hook_id, 0) >= self._hook_cap(hook_id):
                 self._parked.setdefault(hook_id, deque()).append(job)
                 continue
             self._start(job)
+
+    def _hook_cap(self, hook_id: str) -> int:
+        return self._breakers.cap(hook_id, self._clock(), self._per_hook_cap)
 
     def _start(self, job: Job) -> None:
         hook_id, domain = job.hook.id, job.hook.domain
@@ -194,6 +202,8 @@ class DeliveryWorker:
         except Exception:
             logger.exception("delivery attempt crashed", extra={"delivery_id": job.delivery_id})
         finally:
+            if report is not None:
+                self._account(job, report)
             self._done(job)
         if report is None:  # nothing to record: let the lease lapse so the delivery is claimed again
             self._held.discard(job.delivery_id)
@@ -233,11 +243,9 @@ class DeliveryWorker:
         _decrement(self._in_flight_by_domain, job.hook.domain)
         # A slot of this hook and of this domain opened: give each its longest waiter (dispatch re-checks caps).
         for queues, key in ((self._parked, hook_id), (self._parked_by_domain, job.hook.domain)):
-            parked = queues.get(key)
-            if parked:
-                self._ready.appendleft(parked.popleft())
-                if not parked:
-                    del queues[key]
+            if queues is self._parked and self._in_flight_by_hook.get(hook_id, 0) >= self._hook_cap(hook_id):
+                continue  # its circuit is open: its backlog stays parked until the cooldown ends
+            self._unpark(queues, key, 1)
         if hook_id in self._overflowed and len(self._parked.get(hook_id, ())) <= self._per_hook_backlog // 2:
             # Its backlog has room again and the store holds its overflow: claim that now, not at the next poll.
             self._overflowed.discard(hook_id)
@@ -245,6 +253,54 @@ class DeliveryWorker:
         self._wake.set()
         if not self._ready and self._in_flight == 0:
             self._record_wake.set()  # idle: record now rather than after the linger
+
+    @staticmethod
+    def _take(queues: dict[str, deque[Job]], key: str, count: int) -> list[Job]:
+        parked = queues.get(key)
+        taken: list[Job] = []
+        while parked and len(taken) < count:
+            taken.append(parked.popleft())
+        if key in queues and not parked:
+            del queues[key]
+        return taken
+
+    def _unpark(self, queues: dict[str, deque[Job]], key: str, count: int) -> None:
+        """Move up to `count` of the longest waiters to the front of the ready queue, oldest first."""
+        self._ready.extendleft(reversed(self._take(queues, key, count)))
+
+    # -- circuit breaker (domain.breaker) ---------------------------------------------------------
+    def _account(self, job: Job, report: AttemptReport) -> None:
+        response = report.response
+        health = health_of(response.status, response.terminal) if response is not None else Health.UNKNOWN
+        hook_id = job.hook.id
+        change = self._breakers.record(hook_id, health, self._clock())
+        if change is Change.OPENED:
+            reopens_at = self._breakers.reopens_at(hook_id) or self._clock()
+            pause = max(0.0, reopens_at - self._clock())
+            logger.warning(
+                "hook %s: endpoint down (%s); pausing its deliveries for %.0f s, then probing",
+                hook_id,
+                report.finish.last_error or f"HTTP {report.finish.last_status}",
+                pause,
+                extra={"hook_id": hook_id, "domain": job.hook.domain},
+            )
+            asyncio.get_running_loop().call_later(pause, self._cooldown_over, hook_id)
+        elif change is Change.CLOSED:
+            logger.info("hook %s: endpoint answers again; deliveries resume", hook_id, extra={"hook_id": hook_id})
+            self._unpark(self._parked, hook_id, self._per_hook_cap)
+            self._poke.set()  # its backlog in the store: claim it now
+            self._wake.set()
+
+    def _cooldown_over(self, hook_id: str) -> None:
+        """Half-open: one delivery goes as a probe (a parked one, else one claimed from the store)."""
+        if self._stopping or self._breakers.cap(hook_id, self._clock(), self._per_hook_cap) == 0:
+            return
+        if self._in_flight_by_hook.get(hook_id, 0) == 0:
+            if self._parked.get(hook_id):
+                self._unpark(self._parked, hook_id, 1)
+                self._wake.set()
+            else:
+                self._poke.set()
 
     # -- polling for due deliveries (retries, other processes' leftovers, restarts) ---------------
     async def _poll_loop(self) -> None:
@@ -270,6 +326,8 @@ class DeliveryWorker:
     def _saturated(self) -> list[str]:
         """Hooks with a full backlog here: claiming more of theirs would only park them (a dead endpoint)."""
         full = [hook_id for hook_id, parked in self._parked.items() if len(parked) >= self._per_hook_backlog]
+        now = self._clock()
+        full += [hook_id for hook_id in self._breakers.tripped() if self._breakers.is_open(hook_id, now)]
         return full[:SKIP_HOOKS_MAX]
 
     # -- recording, batched -----------------------------------------------------------------------
