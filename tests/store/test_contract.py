@@ -475,6 +475,33 @@ async def test_insert_events_returns_only_the_ids_it_stored(store: Store) -> Non
         assert await tx.insert_events([]) == set()
 
 
+async def test_store_events_adds_deliveries_only_for_events_not_stored_before(store: Store) -> None:
+    hook = hook_id()
+    old = event_row(n="old")
+    async with store.transaction() as tx:
+        await tx.insert_events([old])
+    fresh = [event_row(n=f"new{i}") for i in range(EVENT_CHUNK + 5)]  # more than one statement's worth
+    early = [delivery(e.id, hook) for e in (old, *fresh[:3])]
+    late = [delivery(e.id, hook, leased_by="fast", lease_until=NOW + 30) for e in fresh[3:]]
+    async with store.transaction() as tx:
+        stored = await tx.store_events([old, *fresh], [(early, NOW), (late, NOW + 1)])
+    assert stored.value == {e.id for e in fresh}
+    async with store.transaction() as tx:
+        assert await tx.get_delivery(A, early[0].id) is None  # the old event's: it was stored before
+        first = await tx.get_delivery(A, early[1].id)
+        last = await tx.get_delivery(A, late[-1].id)
+        assert await tx.count_pending() == len(fresh)
+    assert first is not None and (first.created_at, first.status) == (NOW, "pending")
+    assert last is not None and last.created_at == NOW + 1
+    assert sorted(await claim(store, "poller", NOW + 2)) == sorted(d.id for d in early[1:])  # fast path: leased
+
+    async with store.transaction() as tx:
+        again = await tx.store_events(fresh[:2], [([delivery(fresh[0].id, hook_id())], NOW)])
+    assert again.value == set()  # nothing new: no delivery either, whatever the hook
+    async with store.transaction() as tx:
+        assert await tx.count_pending() == len(fresh)
+
+
 async def test_finish_applies_every_row_of_a_large_batch_and_only_this_workers(store: Store) -> None:
     """Several hundred results at once (the worker records in batches): statements are chunked on some
     backends, so rows on both sides of every chunk boundary must land, and a row leased elsewhere must not."""

@@ -121,7 +121,8 @@ class DeliveryWorker:
             if job.delivery_id not in self._held:
                 self._held.add(job.delivery_id)
                 self._ready.append(job)
-        self._wake.set()
+        if not self._stopping:
+            self._dispatch()  # now, not when the dispatch loop next runs: one loop turn sooner on the wire
 
     def poke(self) -> None:
         """New deliveries are due (another process stored them): poll now rather than at the next tick."""

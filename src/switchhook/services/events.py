@@ -56,6 +56,7 @@ class _Write:
 
     events: list[EventRow]
     deliveries: list[NewDelivery]
+    jobs: list[Job]  # the deliveries handed to the fast path, once stored
     now: float
 
 
@@ -167,33 +168,33 @@ class EventsService:
         result.duplicates = len(planned) - len(unique)
         planned = unique
         deliveries, jobs = self._plan_deliveries(planned, now)
-        new = await self._writes.submit(_Write([p[0] for p in planned], deliveries, now))
+        new = await self._writes.submit(_Write([p[0] for p in planned], deliveries, jobs, now))
         if len(new) < len(planned):  # a redelivered event: stored before, its deliveries never sent twice
             deliveries = [d for d in deliveries if d.event_id in new]
-            jobs = [j for j in jobs if j.event_id in new]
             result.duplicates += len(planned) - len(new)
         result.deliveries = len(deliveries)
-        if jobs and self.fast_path is not None:
-            self.fast_path.submit(jobs)
         return result
 
     async def _store_writes(self, writes: Sequence[_Write]) -> list[set[str]]:
         """Store the events and deliveries of concurrent accepts in one transaction; per accept, the ids of the
         events it stored first (an event stored before, or by an earlier accept of this batch, is a duplicate)."""
         unique = {row.id: row for write in writes for row in write.events}
-        stored: list[set[str]] = []
         async with self._store.transaction() as tx:
-            new = await tx.insert_events(list(unique.values()))
-            left_for_workers = False
-            for write in writes:
-                mine = {row.id for row in write.events if row.id in new}
-                new -= mine
-                stored.append(mine)
-                deliveries = [d for d in write.deliveries if d.event_id in mine]
-                await tx.insert_deliveries(deliveries, write.now)
-                left_for_workers = left_for_workers or any(d.leased_by is None for d in deliveries)
-            if left_for_workers:
+            fresh = await tx.store_events(list(unique.values()), [(w.deliveries, w.now) for w in writes])
+            if any(d.leased_by is None for w in writes for d in w.deliveries):
                 await tx.notify_new_deliveries()  # some are left for workers elsewhere: wake them
+        new = set(fresh.value)
+        stored: list[set[str]] = []
+        for write in writes:
+            mine = {row.id for row in write.events if row.id in new}
+            new -= mine
+            stored.append(mine)
+        if self.fast_path is not None:
+            # Straight from the writer, before the accepts resume: a loop turn sooner on the wire.
+            for write, mine in zip(writes, stored, strict=True):
+                jobs = write.jobs if len(mine) == len(write.events) else [j for j in write.jobs if j.event_id in mine]
+                if jobs:
+                    self.fast_path.submit(jobs)
         return stored
 
     def _plan_deliveries(

@@ -6,12 +6,13 @@ import itertools
 import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from switchhook.store.base import (
     AccountRow,
+    AtCommit,
     AttemptRow,
     ClaimedDelivery,
     DeliveryRow,
@@ -24,6 +25,7 @@ from switchhook.store.base import (
 )
 
 Row = Any  # sqlite3.Row or asyncpg.Record: both index by column name
+T = TypeVar("T")
 
 _DELIVERY_COLUMNS = (
     "id, event_id, hook_id, domain, status, attempts, next_at, expires_at, last_status, last_error, "
@@ -64,6 +66,14 @@ _FINISH_UPDATE = (
     "UPDATE deliveries SET status = ?, attempts = ?, next_at = ?, last_status = ?, last_error = ?,"
     " lease_until = NULL, leased_by = NULL, updated_at = ? WHERE id = ?"
 )
+
+
+def _id_set(rows: list[Row]) -> set[str]:
+    return set((rows[0]["ids"] or "").split()) if rows else set()
+
+
+def _new_delivery_values(r: NewDelivery, now: float) -> tuple[Any, ...]:
+    return (r.id, r.event_id, r.hook_id, r.domain, r.next_at, r.lease_until, r.leased_by, r.expires_at, now, now)
 
 
 def _attempt_values(a: AttemptRow) -> tuple[Any, ...]:
@@ -123,6 +133,10 @@ class SqlTx(ABC):
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
         rows = await self.fetch(sql, *args)
         return rows[0] if rows else None
+
+    async def fetch_at_commit(self, convert: Callable[[list[Row]], T], sql: str, *args: Any) -> AtCommit[T]:
+        """A read whose result (`convert`ed) is needed only after the commit (SQLite runs it just before COMMIT)."""
+        return AtCommit.of(convert(await self.fetch(sql, *args)))
 
     #: Write many rows as one multi-row statement per chunk rather than one statement per row. SQLite's
     #: driver lets go of the GIL around every statement step and must take it back from the event loop's
@@ -352,23 +366,50 @@ class SqlTx(ABC):
             "INSERT INTO deliveries (id, event_id, hook_id, domain, status, attempts, next_at, lease_until, "
             "leased_by, expires_at, created_at, updated_at)",
             "(?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    r.id,
-                    r.event_id,
-                    r.hook_id,
-                    r.domain,
-                    r.next_at,
-                    r.lease_until,
-                    r.leased_by,
-                    r.expires_at,
-                    now,
-                    now,
-                )
-                for r in rows
-            ],
+            [_new_delivery_values(r, now) for r in rows],
             " ON CONFLICT DO NOTHING",
         )
+
+    async def store_events(
+        self, events: Sequence[EventRow], deliveries: Sequence[tuple[Sequence[NewDelivery], float]]
+    ) -> AtCommit[set[str]]:
+        """Store events and, for those not stored before, their deliveries (each batch with its creation time);
+        the ids of the events this transaction stored, once it commits."""
+        if self.serialized_writes:
+            return await self._store_events_serialized(events, deliveries)
+        new = await self.insert_events(events)
+        for rows, now in deliveries:
+            await self.insert_deliveries([d for d in rows if d.event_id in new], now)
+        return AtCommit.of(new)
+
+    async def _store_events_serialized(
+        self, events: Sequence[EventRow], deliveries: Sequence[tuple[Sequence[NewDelivery], float]]
+    ) -> AtCommit[set[str]]:
+        """All writes, no reads until the commit: which events are new is noted in a temp table by SQL and
+        read right before COMMIT, so a whole ingest costs one trip to the database thread."""
+        await self.executemany("DELETE FROM temp.fresh_events", [()])
+        await self.write_rows(
+            "INSERT OR IGNORE INTO temp.fresh_events (id) SELECT column1 FROM (",
+            "(?)",
+            [(e.id,) for e in events],
+            ") AS v WHERE NOT EXISTS (SELECT 1 FROM events WHERE events.id = v.column1)",
+        )
+        await self.write_rows(
+            "INSERT INTO events (id, domain, event_key, source, payload, received_at)",
+            "(?, ?, ?, ?, ?, ?)",
+            [(e.id, e.domain, e.event_key, e.source, e.payload, e.received_at) for e in events],
+            " ON CONFLICT DO NOTHING",
+        )
+        for rows, now in deliveries:
+            await self.write_rows(
+                "INSERT INTO deliveries (id, event_id, hook_id, domain, status, attempts, next_at, lease_until,"
+                " leased_by, expires_at, created_at, updated_at) SELECT * FROM (",
+                "(?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?, ?)",
+                [_new_delivery_values(r, now) for r in rows],
+                ") AS v WHERE v.column2 IN (SELECT id FROM temp.fresh_events) ON CONFLICT DO NOTHING",
+            )
+        # One row (ids never hold a space): a row per id would cost the database thread a GIL trip each.
+        return await self.fetch_at_commit(_id_set, "SELECT group_concat(id, ' ') AS ids FROM temp.fresh_events")
 
     claim_lock_clause = ""  # PostgreSQL: FOR UPDATE SKIP LOCKED
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from switchhook.domain.errors import Unavailable
+from switchhook.store.base import AtCommit
 from switchhook.store.migrations import migration_files
 from switchhook.store.sql import Row, SqlTx
 
@@ -30,15 +31,26 @@ class SqliteTx(SqlTx):
 
     def __init__(self, store: SqliteStore) -> None:
         self._store = store
-        self._queued: list[tuple[str, Sequence[Sequence[Any]]]] = [("BEGIN IMMEDIATE", [()])]
+        # (sql, parameter rows, None) for writes; (sql, [args], deliver) for reads whose result waits (see
+        # fetch_at_commit). Run in order at the next trip to the database thread.
+        self._queued: list[tuple[str, Sequence[Sequence[Any]], Callable[[list[Row]], None] | None]] = [
+            ("BEGIN IMMEDIATE", [()], None)
+        ]
 
     def _drain(self, conn: sqlite3.Connection) -> None:
         queued, self._queued = self._queued, []
-        for sql, rows in queued:
-            if len(rows) == 1:
+        for sql, rows, deliver in queued:
+            if deliver is not None:
+                deliver(conn.execute(sql, rows[0]).fetchall())
+            elif len(rows) == 1:
                 conn.execute(sql, rows[0])
             else:
                 conn.executemany(sql, rows)
+
+    async def fetch_at_commit(self, convert: Callable[[list[Row]], T], sql: str, *args: Any) -> AtCommit[T]:
+        result: AtCommit[T] = AtCommit()
+        self._queued.append((sql, [args], lambda rows: result.set(convert(rows))))
+        return result
 
     async def execute(self, sql: str, *args: Any) -> int:
         def run(conn: sqlite3.Connection) -> int:
@@ -49,7 +61,7 @@ class SqliteTx(SqlTx):
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
-            self._queued.append((sql, rows))
+            self._queued.append((sql, rows, None))
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         def run(conn: sqlite3.Connection) -> list[Row]:
@@ -102,6 +114,8 @@ class SqliteStore:
         conn.execute("PRAGMA cache_size=-16384")  # 16 MiB: the OS page cache holds the rest
         conn.execute("PRAGMA temp_store=MEMORY")
         conn.execute("PRAGMA foreign_keys=ON")
+        # Scratch space of store_events: which of a batch's events were not stored before.
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS fresh_events (id TEXT PRIMARY KEY)")
         return conn
 
     def _checkpoint_loop(self) -> None:
