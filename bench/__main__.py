@@ -77,27 +77,44 @@ def options_from(args: argparse.Namespace) -> Options:
     )
 
 
-async def run_all(bench: Bench, names: list[str]) -> dict[str, dict[str, Any]]:
-    summaries: dict[str, dict[str, Any]] = {}
+#: Compared with each other (5's target is relative to 4's p99): their runs alternate, 4 5 5h 4 5 5h ..., so each
+#: round sees the same machine. Run one after the other, a slow spell of a shared 2-core host lands on one
+#: scenario's runs and reads as a difference between scenarios.
+PAIRED = ("4", "5", "5h")
+
+
+def schedule(names: list[str], runs: int) -> list[tuple[str, int, int]]:
+    """(scenario, run, runs of that scenario) in the order they run."""
+    order: list[tuple[str, int, int]] = []
+    paired = [n for n in names if n in PAIRED]
     for name in names:
-        scenario = getattr(bench, f"scenario_{name}")
-        runs: list[RunResult] = []
-        error: str | None = None
-        count = 1 if name in ONCE else bench.options.runs
-        for run in range(1, count + 1):
-            print(f"== scenario {report.TITLES[name]}: run {run}/{count}", flush=True)
-            started = time.monotonic()
-            try:
-                result = await scenario(run)
-            except Exception as exc:
-                traceback.print_exc()
-                error = f"{type(exc).__name__}: {exc}"
-                print(f"!!! scenario {name} run {run} failed: {error}", flush=True)
-                break
-            runs.append(result)
-            print(f"   {_one_line(result)} ({time.monotonic() - started:.0f} s)", flush=True)
-        summaries[name] = report.summarise(name, runs, error)
-    return summaries
+        if name in paired:
+            if name == paired[0]:
+                order += [(n, run, runs) for run in range(1, runs + 1) for n in paired]
+            continue
+        count = 1 if name in ONCE else runs
+        order += [(name, run, count) for run in range(1, count + 1)]
+    return order
+
+
+async def run_all(bench: Bench, names: list[str]) -> dict[str, dict[str, Any]]:
+    results: dict[str, list[RunResult]] = {name: [] for name in names}
+    errors: dict[str, str | None] = dict.fromkeys(names)
+    for name, run, count in schedule(names, bench.options.runs):
+        if errors[name] is not None:
+            continue  # a failed scenario's figures are meaningless: do not run it again
+        print(f"== scenario {report.TITLES[name]}: run {run}/{count}", flush=True)
+        started = time.monotonic()
+        try:
+            result = await getattr(bench, f"scenario_{name}")(run)
+        except Exception as exc:
+            traceback.print_exc()
+            errors[name] = f"{type(exc).__name__}: {exc}"
+            print(f"!!! scenario {name} run {run} failed: {errors[name]}", flush=True)
+            continue
+        results[name].append(result)
+        print(f"   {_one_line(result)} ({time.monotonic() - started:.0f} s)", flush=True)
+    return {name: report.summarise(name, results[name], errors[name]) for name in names}
 
 
 def _one_line(result: RunResult) -> str:
