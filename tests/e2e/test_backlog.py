@@ -24,6 +24,12 @@ async def left_in_store(app: Harness) -> int:
     return int(row["n"])
 
 
+async def hook_to(app: Harness, url: str) -> None:
+    token = await app.domain_token("busy.example")
+    action = {"type": "web", "method": "POST", "url": url}
+    await app.create_hook("busy.example", {"event": "DTMF", "enable": True, "action": action}, token)
+
+
 def events(first: int, count: int) -> list[dict[str, Any]]:
     return [
         {"Event-Name": "DTMF", "variable_domain_name": "busy.example", "n": str(n)} for n in range(first, first + count)
@@ -34,9 +40,7 @@ async def test_one_accept_never_parks_more_than_the_hooks_backlog_in_memory(rece
     receiver.routes["/slow"] = Reply(200, delay_s=0.5)
     settings = make_settings(tmp_path, max_in_flight_per_hook=PER_HOOK, poll_interval_s=30)
     async with running(settings) as app:
-        token = await app.domain_token("busy.example")
-        action = {"type": "web", "method": "POST", "url": receiver.url("/slow")}
-        await app.create_hook("busy.example", {"event": "DTMF", "enable": True, "action": action}, token)
+        await hook_to(app, receiver.url("/slow"))
 
         result = await app.services.events.accept(events(0, 100), source="http")
 
@@ -53,9 +57,7 @@ async def test_a_busy_hooks_overflow_is_sent_once_its_backlog_drains_not_at_the_
     # Polls 30 s apart: without the wake-up when the backlog drains, the overflow would wait that long.
     settings = make_settings(tmp_path, max_in_flight_per_hook=PER_HOOK, poll_interval_s=30)
     async with running(settings) as app:
-        token = await app.domain_token("busy.example")
-        action = {"type": "web", "method": "POST", "url": receiver.url("/busy")}
-        await app.create_hook("busy.example", {"event": "DTMF", "enable": True, "action": action}, token)
+        await hook_to(app, receiver.url("/busy"))
         total = 0
         for batch in range(3):
             await app.services.events.accept(events(batch * 50, 50), source="http")

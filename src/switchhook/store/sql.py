@@ -68,6 +68,19 @@ _FINISH_UPDATE = (
 )
 
 
+_EVENTS_INSERT = "INSERT INTO events (id, domain, event_key, source, payload, received_at)"
+_EVENT_ROW = "(?, ?, ?, ?, ?, ?)"
+_DELIVERIES_INSERT = (
+    "INSERT INTO deliveries (id, event_id, hook_id, domain, status, attempts, next_at, lease_until, leased_by,"
+    " expires_at, created_at, updated_at)"
+)
+_NEW_DELIVERY_ROW = "(?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?, ?)"
+
+
+def _event_values(e: EventRow) -> tuple[Any, ...]:
+    return (e.id, e.domain, e.event_key, e.source, e.payload, e.received_at)
+
+
 def _id_set(rows: list[Row]) -> set[str]:
     return set((rows[0]["ids"] or "").split()) if rows else set()
 
@@ -334,11 +347,10 @@ class SqlTx(ABC):
         inserted: set[str] = set()
         for start in range(0, len(rows), EVENT_CHUNK):
             chunk = rows[start : start + EVENT_CHUNK]
-            values = ", ".join("(?, ?, ?, ?, ?, ?)" for _ in chunk)
-            params = [v for r in chunk for v in (r.id, r.domain, r.event_key, r.source, r.payload, r.received_at)]
+            values = ", ".join(_EVENT_ROW for _ in chunk)
+            params = [v for r in chunk for v in _event_values(r)]
             found = await self.fetch(
-                "INSERT INTO events (id, domain, event_key, source, payload, received_at)"  # noqa: S608 - placeholders
-                f" VALUES {values} ON CONFLICT DO NOTHING RETURNING id",
+                f"{_EVENTS_INSERT} VALUES {values} ON CONFLICT DO NOTHING RETURNING id",
                 *params,
             )
             inserted.update(r["id"] for r in found)
@@ -354,18 +366,13 @@ class SqlTx(ABC):
             sql = f"SELECT id FROM events WHERE id IN ({marks})"  # noqa: S608 - placeholders only
             stored.update(r["id"] for r in await self.fetch(sql, *(r.id for r in chunk)))
         fresh = [r for r in rows if r.id not in stored]
-        await self.write_rows(
-            "INSERT INTO events (id, domain, event_key, source, payload, received_at)",
-            "(?, ?, ?, ?, ?, ?)",
-            [(r.id, r.domain, r.event_key, r.source, r.payload, r.received_at) for r in fresh],
-        )
+        await self.write_rows(_EVENTS_INSERT, _EVENT_ROW, [_event_values(r) for r in fresh])
         return {r.id for r in fresh}
 
     async def insert_deliveries(self, rows: Sequence[NewDelivery], now: float) -> None:
         await self.write_rows(
-            "INSERT INTO deliveries (id, event_id, hook_id, domain, status, attempts, next_at, lease_until, "
-            "leased_by, expires_at, created_at, updated_at)",
-            "(?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?, ?)",
+            _DELIVERIES_INSERT,
+            _NEW_DELIVERY_ROW,
             [_new_delivery_values(r, now) for r in rows],
             " ON CONFLICT DO NOTHING",
         )
@@ -394,17 +401,11 @@ class SqlTx(ABC):
             [(e.id,) for e in events],
             ") AS v WHERE NOT EXISTS (SELECT 1 FROM events WHERE events.id = v.column1)",
         )
-        await self.write_rows(
-            "INSERT INTO events (id, domain, event_key, source, payload, received_at)",
-            "(?, ?, ?, ?, ?, ?)",
-            [(e.id, e.domain, e.event_key, e.source, e.payload, e.received_at) for e in events],
-            " ON CONFLICT DO NOTHING",
-        )
+        await self.write_rows(_EVENTS_INSERT, _EVENT_ROW, [_event_values(e) for e in events], " ON CONFLICT DO NOTHING")
         for rows, now in deliveries:
             await self.write_rows(
-                "INSERT INTO deliveries (id, event_id, hook_id, domain, status, attempts, next_at, lease_until,"
-                " leased_by, expires_at, created_at, updated_at) SELECT * FROM (",
-                "(?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?, ?)",
+                f"{_DELIVERIES_INSERT} SELECT * FROM (",  # noqa: S608 - fixed text and placeholders only
+                _NEW_DELIVERY_ROW,
                 [_new_delivery_values(r, now) for r in rows],
                 ") AS v WHERE v.column2 IN (SELECT id FROM temp.fresh_events) ON CONFLICT DO NOTHING",
             )
