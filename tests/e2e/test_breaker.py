@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 from tests.support.app import make_settings, running
-from tests.support.receiver import Receiver
+from tests.support.receiver import Receiver, Reply
 
 
 async def test_a_failing_endpoint_is_paused_then_probed_then_resumed(receiver: Receiver, tmp_path: Path) -> None:
@@ -34,3 +36,34 @@ async def test_a_failing_endpoint_is_paused_then_probed_then_resumed(receiver: R
     assert at[5] - at[4] < 0.5  # the second probe succeeded: the backlog flows again
     delivered = sorted(int(r.json()["data"]["n"]) for r in requests[4:])
     assert delivered == list(range(10))  # each event once after the outage, the failed ones by their retries
+
+
+async def test_a_paused_hook_keeps_one_delivery_in_memory_and_hands_the_rest_back(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    """A dead endpoint's backlog must not hold the worker's room for the whole outage: many dead hooks would
+    otherwise fill it and starve the healthy ones."""
+    receiver.routes["/dead"] = Reply(503)
+    settings = make_settings(
+        tmp_path, max_in_flight_per_hook=2, breaker_failures=2, breaker_cooldown_s=30, breaker_max_cooldown_s=30
+    )
+    async with running(settings) as app:
+        token = await app.domain_token("dead.example")
+        action = {"type": "web", "method": "POST", "url": receiver.url("/dead")}
+        await app.create_hook("dead.example", {"event": "DTMF", "enable": True, "action": action}, token)
+        events = [{"Event-Name": "DTMF", "variable_domain_name": "dead.example", "n": str(n)} for n in range(30)]
+        assert (await app.services.events.accept(events, source="http")).deliveries == 30
+
+        worker = app.runtime.worker
+        assert worker is not None
+        deadline = asyncio.get_running_loop().time() + 5
+        while worker.queued + worker.in_flight > 1 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
+        assert worker.queued + worker.in_flight == 1  # the next probe, nothing else
+        await asyncio.sleep(0.3)
+        async with app.runtime.store.transaction() as tx:
+            row = await tx.fetchrow(  # type: ignore[attr-defined]
+                "SELECT count(*) AS n FROM deliveries WHERE status = 'pending' AND lease_until <= ?", time.time()
+            )
+        assert int(row["n"]) == 27  # handed back, claimable (by any worker) once the hook may be tried again
+        assert len(receiver.on("/dead")) == 2  # paused: nothing more was sent

@@ -85,3 +85,35 @@ async def test_a_caller_that_stops_waiting_does_not_cancel_the_write() -> None:
     recorder.gate.set()
     assert await patient == 20
     assert recorder.batches == [[1], [2]]  # 1 was written all the same
+
+
+async def test_an_error_that_is_nobodys_item_fails_the_batch_at_once() -> None:
+    recorder = Recorder(refuse={3})
+    recorder.gate = asyncio.Event()
+    group = GroupCommit(recorder.write, item_at_fault=lambda exc: False)  # e.g. the database is down
+    blocker = asyncio.create_task(group.submit(0))
+    await asyncio.sleep(0)
+    tasks = [asyncio.create_task(group.submit(n)) for n in (2, 3, 4)]
+    await asyncio.sleep(0)
+    recorder.gate.set()
+    assert await blocker == 0
+    for task in tasks:
+        with pytest.raises(ValueError):
+            await task
+    assert recorder.batches == [[0], [2, 3, 4]]  # not retried item by item
+
+
+async def test_a_cancelled_writer_leaves_nobody_waiting() -> None:
+    recorder = Recorder()
+    recorder.gate = asyncio.Event()
+    group = GroupCommit(recorder.write)
+    first = asyncio.create_task(group.submit(1))
+    await asyncio.sleep(0)
+    queued = [asyncio.create_task(group.submit(n)) for n in (2, 3)]
+    await asyncio.sleep(0)
+    writer = group._writer
+    assert writer is not None
+    writer.cancel()  # shutdown while the first write is under way and two callers are queued
+    for task in (first, *queued):
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 1)

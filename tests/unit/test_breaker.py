@@ -67,3 +67,12 @@ def test_threshold_zero_never_opens() -> None:
     breakers = Breakers(threshold=0, first_cooldown_s=5, max_cooldown_s=60)
     assert all(breakers.record("h", U, float(n)) is None for n in range(100))
     assert breakers.cap("h", 100.0, 32) == 32
+
+
+def test_a_request_sent_before_the_circuit_opened_is_not_a_failed_probe() -> None:
+    breakers = Breakers(threshold=1, first_cooldown_s=5, max_cooldown_s=60)
+    assert breakers.record("h", U, 15.0, started=0.0) is Change.OPENED  # 15 s timeouts, all sent at 0
+    assert breakers.record("h", U, 21.0, started=0.0) is None  # cooldown over, but this one is old news
+    assert breakers.reopens_at("h") == 20.0
+    assert breakers.record("h", U, 22.0, started=20.5) is Change.OPENED  # the real probe failed
+    assert breakers.reopens_at("h") == 32.0

@@ -80,6 +80,7 @@ class DeliveryWorker:
         self._clock = clock
         self._ready: deque[Job] = deque()  # runnable now, FIFO
         self._parked: dict[str, deque[Job]] = {}  # per hook, waiting for that hook's cap
+        self._parked_count = 0  # jobs in all of _parked
         self._overflowed: set[str] = set()  # hooks whose fresh deliveries were left in the store (backlog full)
         self._full = False  # fresh deliveries were left in the store because this worker held max_queued
         self._held: set[str] = set()  # delivery ids queued, parked or in flight here
@@ -104,6 +105,8 @@ class DeliveryWorker:
         (a dead endpoint's backlog), and are claimed once this hook's backlog has drained to half."""
         if self._breakers.reopens_at(hook_id) is not None:
             return 0  # its endpoint is down: the store keeps them until a probe gets through
+        if self._parked_count >= self._max_queued // 2:
+            return 0  # many slow hooks' backlogs together: keep the rest of the room for the others
         parked = self._parked.get(hook_id)
         room = self._per_hook_backlog - (len(parked) if parked else 0)
         return max(0, room)
@@ -172,6 +175,7 @@ class DeliveryWorker:
             self._dispatch()
 
     def _dispatch(self) -> None:
+        handed_back: list[Job] = []
         while self._ready and self._in_flight < self._max_in_flight:
             job = self._ready.popleft()
             domain = job.hook.domain
@@ -179,10 +183,17 @@ class DeliveryWorker:
                 self._parked_by_domain.setdefault(domain, deque()).append(job)
                 continue
             hook_id = job.hook.id
-            if self._in_flight_by_hook.get(hook_id, 0) >= self._hook_cap(hook_id):
+            cap = self._hook_cap(hook_id)
+            if self._in_flight_by_hook.get(hook_id, 0) >= cap:
+                if cap == 0 and self._parked.get(hook_id):
+                    handed_back.append(job)  # paused, and its next probe already waits here
+                    continue
                 self._parked.setdefault(hook_id, deque()).append(job)
+                self._parked_count += 1
                 continue
             self._start(job)
+        if handed_back:
+            self._hand_back(handed_back)
 
     def _hook_cap(self, hook_id: str) -> int:
         return self._breakers.cap(hook_id, self._clock(), self._per_hook_cap)
@@ -255,14 +266,15 @@ class DeliveryWorker:
         if not self._ready and self._in_flight == 0:
             self._record_wake.set()  # idle: record now rather than after the linger
 
-    @staticmethod
-    def _take(queues: dict[str, deque[Job]], key: str, count: int) -> list[Job]:
+    def _take(self, queues: dict[str, deque[Job]], key: str, count: int) -> list[Job]:
         parked = queues.get(key)
         taken: list[Job] = []
         while parked and len(taken) < count:
             taken.append(parked.popleft())
         if key in queues and not parked:
             del queues[key]
+        if queues is self._parked:
+            self._parked_count -= len(taken)
         return taken
 
     def _unpark(self, queues: dict[str, deque[Job]], key: str, count: int) -> None:
@@ -274,8 +286,10 @@ class DeliveryWorker:
         response = report.response
         health = health_of(response.status, response.terminal) if response is not None else Health.UNKNOWN
         hook_id = job.hook.id
-        change = self._breakers.record(hook_id, health, self._clock())
+        attempt = report.finish.attempt
+        change = self._breakers.record(hook_id, health, self._clock(), attempt.started_at if attempt else None)
         if change is Change.OPENED:
+            self._let_go_of_backlog(hook_id)
             reopens_at = self._breakers.reopens_at(hook_id) or self._clock()
             pause = max(0.0, reopens_at - self._clock())
             logger.warning(
@@ -291,6 +305,33 @@ class DeliveryWorker:
             self._unpark(self._parked, hook_id, self._per_hook_cap)
             self._poke.set()  # its backlog in the store: claim it now
             self._wake.set()
+
+    def _let_go_of_backlog(self, hook_id: str) -> None:
+        """A paused hook keeps one delivery here (the next probe); the rest go back to the store, leases
+        ended, so a dead endpoint's backlog never holds this worker's room (or leases) for the whole outage."""
+        parked = self._parked.get(hook_id)
+        if not parked or len(parked) <= 1:
+            return
+        probe = self._take(self._parked, hook_id, 1)  # the longest waiter stays for the probe
+        released = self._take(self._parked, hook_id, len(parked))
+        self._parked[hook_id] = deque(probe)
+        self._parked_count += len(probe)
+        self._hand_back(released)
+
+    def _hand_back(self, jobs: list[Job]) -> None:
+        """Forget these jobs here and end their leases: the store has them, claimable again."""
+        ids = [job.delivery_id for job in jobs]
+        for delivery_id in ids:
+            self._held.discard(delivery_id)
+        task = asyncio.create_task(self._end_leases(ids))
+        self._sends.add(task)  # awaited on stop like a send
+        task.add_done_callback(self._sends.discard)
+
+    async def _end_leases(self, delivery_ids: list[str]) -> None:
+        try:
+            await self._deliveries.extend(self.worker_id, delivery_ids, 0.0)  # the lease ends now
+        except Exception as exc:  # they come back when the lease lapses instead
+            logger.warning("handing back %d deliveries of a paused hook failed: %s", len(delivery_ids), exc)
 
     def _cooldown_over(self, hook_id: str) -> None:
         """Half-open: one delivery goes as a probe (a parked one, else one claimed from the store)."""
@@ -328,7 +369,14 @@ class DeliveryWorker:
         """Hooks with a full backlog here: claiming more of theirs would only park them (a dead endpoint)."""
         full = [hook_id for hook_id, parked in self._parked.items() if len(parked) >= self._per_hook_backlog]
         now = self._clock()
-        full += [hook_id for hook_id in self._breakers.tripped() if self._breakers.is_open(hook_id, now)]
+        for hook_id in self._breakers.tripped():
+            # Paused: nothing to claim. Probing: claim only when no probe is here yet (parked or in flight).
+            if (
+                self._breakers.is_open(hook_id, now)
+                or self._parked.get(hook_id)
+                or self._in_flight_by_hook.get(hook_id)
+            ):
+                full.append(hook_id)
         return full[:SKIP_HOOKS_MAX]
 
     # -- recording, batched -----------------------------------------------------------------------

@@ -43,6 +43,7 @@ class Change(Enum):
 class _State:
     failures: int = 0
     open_until: float | None = None  # set while open or half-open
+    opened_at: float = 0.0
     cooldown_s: float = 0.0
 
 
@@ -74,8 +75,10 @@ class Breakers:
         state = self._states.get(hook_id)
         return None if state is None else state.open_until
 
-    def record(self, hook_id: str, health: Health, now: float) -> Change | None:
-        """Account one finished attempt; say when the circuit opened or closed because of it."""
+    def record(self, hook_id: str, health: Health, now: float, started: float | None = None) -> Change | None:
+        """Account one finished attempt (begun at `started`, default `now`); say when the circuit opened or
+        closed because of it. A failure of a request sent before the circuit last opened is old news: it
+        neither extends the pause nor counts as a failed probe (slow timeouts outlive a short cooldown)."""
         if health is Health.UNKNOWN or self.threshold <= 0:
             return None
         state = self._states.get(hook_id)
@@ -91,10 +94,11 @@ class Breakers:
             if state.failures < self.threshold:
                 return None
             state.cooldown_s = self._first_cooldown_s
-        elif now < state.open_until:
-            return None  # a request that started before the circuit opened: already counted as down
+        elif now < state.open_until or (started if started is not None else now) < state.opened_at:
+            return None  # sent before the circuit opened: already counted as down
         else:
             state.cooldown_s = min(self._max_cooldown_s, state.cooldown_s * 2)  # the probe failed
+        state.opened_at = now
         state.open_until = now + state.cooldown_s
         return Change.OPENED
 

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from switchhook.domain.errors import InvalidEvent, PermissionDenied
+from switchhook.domain.errors import InvalidEvent, PermissionDenied, SwitchhookError, Unavailable
 from switchhook.domain.events import DEFAULT_DOMAIN_HEADERS, Event, event_domain, event_key
 from switchhook.domain.filters import passes
 from switchhook.domain.hooks import Hook
@@ -90,7 +90,7 @@ class EventsService:
         self._counters = counters
         self._clock = clock
         self.fast_path: FastPath | None = None
-        self._writes: GroupCommit[_Write, set[str]] = GroupCommit(self._store_writes)
+        self._writes: GroupCommit[_Write, set[str]] = GroupCommit(self._store_writes, item_at_fault=_bad_input)
 
     def match(self, event: Event, domain: str, key: str) -> list[Hook]:
         """Hooks of this domain and key whose filters pass."""
@@ -190,11 +190,17 @@ class EventsService:
             new -= mine
             stored.append(mine)
         if self.fast_path is not None:
-            # Straight from the writer, before the accepts resume: a loop turn sooner on the wire.
-            for write, mine in zip(writes, stored, strict=True):
-                jobs = write.jobs if len(mine) == len(write.events) else [j for j in write.jobs if j.event_id in mine]
-                if jobs:
-                    self.fast_path.submit(jobs)
+            # Straight from the writer, before the accepts resume: a loop turn sooner on the wire. Committed
+            # already: a failure here must not make the group commit write it all again (then as duplicates).
+            try:
+                for write, mine in zip(writes, stored, strict=True):
+                    jobs = (
+                        write.jobs if len(mine) == len(write.events) else [j for j in write.jobs if j.event_id in mine]
+                    )
+                    if jobs:
+                        self.fast_path.submit(jobs)
+            except Exception:
+                logger.exception("handing stored deliveries to the worker failed; they are claimed when leases lapse")
         return stored
 
     def _plan_deliveries(
@@ -233,6 +239,11 @@ class EventsService:
     def _count_dropped(self, source: str, reason: str) -> None:
         if self._counters is not None:
             self._counters.dropped(source, reason, 1)
+
+
+def _bad_input(exc: Exception) -> bool:
+    """An accept's own data made the write fail (e.g. text PostgreSQL cannot store), not the database."""
+    return isinstance(exc, SwitchhookError) and not isinstance(exc, Unavailable)
 
 
 def decode_payload(payload: str) -> Any:

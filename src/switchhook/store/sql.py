@@ -366,7 +366,7 @@ class SqlTx(ABC):
             sql = f"SELECT id FROM events WHERE id IN ({marks})"  # noqa: S608 - placeholders only
             stored.update(r["id"] for r in await self.fetch(sql, *(r.id for r in chunk)))
         fresh = [r for r in rows if r.id not in stored]
-        await self.write_rows(_EVENTS_INSERT, _EVENT_ROW, [_event_values(r) for r in fresh])
+        await self.write_rows(_EVENTS_INSERT, _EVENT_ROW, [_event_values(r) for r in fresh], " ON CONFLICT DO NOTHING")
         return {r.id for r in fresh}
 
     async def insert_deliveries(self, rows: Sequence[NewDelivery], now: float) -> None:
