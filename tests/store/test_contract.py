@@ -591,6 +591,19 @@ async def test_extend_leases_keeps_only_this_workers_pending_deliveries(store: S
     assert await status_of(store, mine[1].id) == ("delivered", 1)
 
 
+async def test_extend_leases_covers_every_id_of_a_long_list_and_can_end_leases(store: Store) -> None:
+    async with store.transaction() as tx:
+        rows = await seed(tx, 1234)  # the lease loop renews everything a worker holds at once
+    assert len(await claim(store, "w1", NOW, lease_s=30, limit=2000)) == len(rows)
+    ids = [r.id for r in rows]
+    async with store.transaction() as tx:
+        await tx.extend_leases("w1", ids, NOW + 300)
+    assert await claim(store, "w2", NOW + 299, limit=2000) == []  # every one of them renewed
+    async with store.transaction() as tx:
+        await tx.extend_leases("w1", ids[:700], NOW + 1)  # handed back: the lease ends now
+    assert len(await claim(store, "w2", NOW + 2, limit=2000)) == 700
+
+
 async def test_release_leases_of_one_worker_or_all(store: Store) -> None:
     async with store.transaction() as tx:
         w1_rows = await seed(tx, 2)

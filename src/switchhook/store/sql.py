@@ -575,7 +575,17 @@ class SqlTx(ABC):
         )
 
     async def extend_leases(self, worker_id: str, delivery_ids: Sequence[str], lease_until: float) -> None:
-        """Keep holding deliveries still queued or in flight in this worker."""
+        """Keep holding deliveries still queued or in flight in this worker (or, with `lease_until` now, let go)."""
+        if self.serialized_writes:  # no lock order to keep: one statement per chunk, not one per row
+            for start in range(0, len(delivery_ids), 500):
+                chunk = delivery_ids[start : start + 500]
+                marks = ", ".join("?" for _ in chunk)
+                await self.executemany(
+                    "UPDATE deliveries SET lease_until = ? WHERE leased_by = ? AND status = 'pending'"  # noqa: S608
+                    f" AND id IN ({marks})",
+                    [[lease_until, worker_id, *chunk]],
+                )
+            return
         await self.executemany(
             "UPDATE deliveries SET lease_until = ? WHERE id = ? AND leased_by = ? AND status = 'pending'",
             [(lease_until, delivery_id, worker_id) for delivery_id in sorted(delivery_ids)],  # lock order
