@@ -83,3 +83,17 @@ async def test_accepts_sharing_one_transaction_store_a_shared_event_once(any_app
     await receiver.wait_for(3)
     await asyncio.sleep(0.3)
     assert sorted(r.json()["data"]["Event-Sequence"] for r in receiver.requests) == ["1", "2", "3"]
+
+
+async def test_a_claim_decodes_a_fanned_out_event_once(tmp_path: Path) -> None:
+    async with running(make_settings(tmp_path), worker=False) as app:  # no worker: the claim below gets them all
+        action = {"type": "web", "method": "POST", "url": "http://127.0.0.1:9/unused"}
+        for _ in range(3):
+            await app.services.hooks.create(ROOT, "fan.example", {"event": "DTMF", "enable": True, "action": action})
+        event = {"Event-Name": "DTMF", "variable_domain_name": "fan.example", "Unique-ID": "u1"}
+        assert (await app.services.events.accept([event], source="http")).deliveries == 3
+
+        jobs = await app.services.deliveries.claim("claimer", 10, 30)
+
+    assert len(jobs) == 3 and len({j.hook.id for j in jobs}) == 3
+    assert jobs[0].event == event and all(j.event is jobs[0].event for j in jobs)  # one dict, shared

@@ -70,6 +70,7 @@ class DeliveriesService:
         async with self._store.transaction() as tx:
             claimed = await tx.claim_due(worker_id, now, now + lease_s, limit, skip_hooks)
         jobs, orphans = [], []
+        events: dict[str, Event] = {}  # decoded once per claim: a fanned-out event's deliveries share it
         for item in claimed:
             row = item.delivery
             hook = self._index.get(row.hook_id)
@@ -81,7 +82,9 @@ class DeliveriesService:
                 reason = "hook deleted" if hook is None else "hook disabled"
                 orphans.append(Finish(row.id, "failed", row.attempts, now, None, reason, None))
                 continue
-            event = orjson.loads(item.payload)
+            event = events.get(row.event_id)
+            if event is None:
+                event = events[row.event_id] = orjson.loads(item.payload)
             key = event_key(event) or hook.event
             jobs.append(Job(row.id, row.event_id, hook, event, key, row.attempts, row.created_at, row.expires_at))
         if orphans:
