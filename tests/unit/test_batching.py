@@ -28,15 +28,23 @@ class Recorder:
         return [item * 10 for item in items]
 
 
-async def test_callers_arriving_during_a_write_share_the_next_one() -> None:
-    recorder = Recorder()
+async def first_then_batch(
+    group: GroupCommit[int, int], recorder: Recorder, first: int, rest: Sequence[int]
+) -> tuple[asyncio.Task[int], list[asyncio.Task[int]]]:
+    """`first` is written alone while `rest` arrive: they queue for the next write. Then the gate opens."""
     recorder.gate = asyncio.Event()
-    group = GroupCommit(recorder.write)
-    first = asyncio.create_task(group.submit(1))
+    leading = asyncio.create_task(group.submit(first))
     await asyncio.sleep(0)  # the first write is under way, waiting on the gate
-    rest = [asyncio.create_task(group.submit(n)) for n in (2, 3, 4)]
+    queued = [asyncio.create_task(group.submit(n)) for n in rest]
     await asyncio.sleep(0)
     recorder.gate.set()
+    return leading, queued
+
+
+async def test_callers_arriving_during_a_write_share_the_next_one() -> None:
+    recorder = Recorder()
+    group = GroupCommit(recorder.write)
+    first, rest = await first_then_batch(group, recorder, 1, (2, 3, 4))
     assert await first == 10
     assert [await task for task in rest] == [20, 30, 40]  # each caller gets its own result
     assert recorder.batches == [[1], [2, 3, 4]]
@@ -44,13 +52,8 @@ async def test_callers_arriving_during_a_write_share_the_next_one() -> None:
 
 async def test_a_failing_item_fails_its_caller_only() -> None:
     recorder = Recorder(refuse={3})
-    recorder.gate = asyncio.Event()
     group = GroupCommit(recorder.write)
-    blocker = asyncio.create_task(group.submit(0))
-    await asyncio.sleep(0)
-    tasks = [asyncio.create_task(group.submit(n)) for n in (2, 3, 4)]
-    await asyncio.sleep(0)
-    recorder.gate.set()
+    blocker, tasks = await first_then_batch(group, recorder, 0, (2, 3, 4))
     assert await blocker == 0
     assert await tasks[0] == 20
     with pytest.raises(ValueError, match=r"refused \[3\]"):
@@ -89,13 +92,8 @@ async def test_a_caller_that_stops_waiting_does_not_cancel_the_write() -> None:
 
 async def test_an_error_that_is_nobodys_item_fails_the_batch_at_once() -> None:
     recorder = Recorder(refuse={3})
-    recorder.gate = asyncio.Event()
     group = GroupCommit(recorder.write, item_at_fault=lambda exc: False)  # e.g. the database is down
-    blocker = asyncio.create_task(group.submit(0))
-    await asyncio.sleep(0)
-    tasks = [asyncio.create_task(group.submit(n)) for n in (2, 3, 4)]
-    await asyncio.sleep(0)
-    recorder.gate.set()
+    blocker, tasks = await first_then_batch(group, recorder, 0, (2, 3, 4))
     assert await blocker == 0
     for task in tasks:
         with pytest.raises(ValueError):
