@@ -101,6 +101,3 @@ class Breakers:
         state.opened_at = now
         state.open_until = now + state.cooldown_s
         return Change.OPENED
-
-    def forget(self, hook_id: str) -> None:
-        self._states.pop(hook_id, None)
