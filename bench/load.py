@@ -14,13 +14,17 @@ import orjson
 
 #: Replaced in a serialised body by the send time, so a body is built once and stamped per request.
 TS_PLACEHOLDER = b"__BENCH_TS__"
+#: Replaced by the send time in µs, FreeSWITCH's `Event-Date-Timestamp` unit: a real switch's events carry
+#: the time they happened, and switchhook orders its ids by it (a fixed stamp would make every id random).
+FS_TS_PLACEHOLDER = b"__BENCH_FS_TS__"
 USER_AGENT = "switchhook-bench"
 POST_TIMEOUT = aiohttp.ClientTimeout(total=120, sock_connect=10)
 
 
 def stamp(template: bytes) -> bytes:
-    """The body with every `bench_ts` set to now (epoch seconds, microseconds)."""
-    return template.replace(TS_PLACEHOLDER, b"%.6f" % time.time())
+    """The body with every `bench_ts` set to now (epoch seconds, microseconds), and `Event-Date-Timestamp` too."""
+    now = time.time()
+    return template.replace(TS_PLACEHOLDER, b"%.6f" % now).replace(FS_TS_PLACEHOLDER, b"%d" % int(now * 1_000_000))
 
 
 def make_event(domain: str, name: str = "CHANNEL_CREATE", subclass: str | None = None) -> dict[str, str]:
@@ -35,7 +39,7 @@ def make_event(domain: str, name: str = "CHANNEL_CREATE", subclass: str | None =
         "FreeSWITCH-IPv6": "::1",
         "Event-Date-Local": "2025-03-26 10:50:41",
         "Event-Date-GMT": "Wed, 26 Mar 2025 10:50:41 GMT",
-        "Event-Date-Timestamp": "1742986241847058",
+        "Event-Date-Timestamp": FS_TS_PLACEHOLDER.decode(),
         "Event-Calling-File": "switch_core_state_machine.c",
         "Event-Calling-Function": "switch_core_session_run",
         "Event-Calling-Line-Number": "626",
@@ -85,7 +89,8 @@ def events_body(events: list[dict[str, Any]]) -> bytes:
 
 def envelope_body(event: dict[str, Any], action: str) -> bytes:
     """What switchhook's default envelope looks like for `event`: the limit client posts exactly this."""
-    return orjson.dumps({"id": "msg_" + uuid.uuid4().hex, "action": action, "data": event})
+    message_id = "msg_" + (uuid.uuid4().hex + uuid.uuid4().hex)[:38]  # as long as switchhook's
+    return orjson.dumps({"id": message_id, "action": action, "data": event})
 
 
 @dataclass

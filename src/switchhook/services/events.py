@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
 
+from switchhook.domain import ids
 from switchhook.domain.errors import InvalidEvent, PermissionDenied, SwitchhookError, Unavailable
 from switchhook.domain.events import DEFAULT_DOMAIN_HEADERS, Event, event_domain, event_key
 from switchhook.domain.filters import passes
@@ -152,7 +151,7 @@ class EventsService:
                 result.dropped += 1
                 self._count_dropped(source, "invalid_unicode")
                 continue
-            row = EventRow(event_id(event, domain, payload, source), domain, key, source, payload, now)
+            row = EventRow(ids.event_id(event, domain, payload, source, now), domain, key, source, payload, now)
             planned.append((row, event, key, hooks))
         if limiter is not None:
             per_domain: dict[str, int] = {}
@@ -215,7 +214,7 @@ class EventsService:
             for hook in hooks:
                 ttl = hook.ttl_s
                 expires_at = now + ttl if ttl is not None else None
-                delivery_id = delivery_id_for(row.id, hook.id)
+                delivery_id = ids.delivery_id(row.id, hook.id)
                 leased_by = lease_until = None
                 if fast is not None and room > 0:
                     hook_room = hook_rooms.get(hook.id)
@@ -250,9 +249,6 @@ def decode_payload(payload: str) -> Any:
     return orjson.loads(payload)
 
 
-DEDUPED = "evt_"
-
-
 def _unique_events(
     planned: list[tuple[EventRow, Event, str, list[Hook]]],
 ) -> list[tuple[EventRow, Event, str, list[Hook]]]:
@@ -264,33 +260,3 @@ def _unique_events(
             seen.add(item[0].id)
             unique.append(item)
     return unique
-
-
-def event_id(event: Event, domain: str, payload: str, source: str) -> str:
-    """A content id for events that can arrive twice, a random one for the rest.
-
-    Brokers redeliver (an ack lost in a restart) and FreeSWITCH events are unique by Core-UUID and
-    Event-Sequence, so for those the id is a hash of what arrived: the same event stored twice is one event,
-    its deliveries keep their ids, and nothing is sent twice. HTTP posts of events without those headers
-    get random ids: posting the same test event twice means two events.
-    """
-    if source in ("amqp", "esl") or ("Core-UUID" in event and "Event-Sequence" in event):
-        digest = hashlib.blake2b(f"{domain}\n{payload}".encode(), digest_size=16).hexdigest()
-        return DEDUPED + digest
-    return next(_random_ids)
-
-
-def _random_id_stream() -> Iterator[str]:
-    """Unique ids at a fraction of uuid4's cost: 64 random bits per 65,536 ids plus a counter."""
-    while True:
-        prefix = os.urandom(8).hex()
-        for n in range(65_536):
-            yield f"{prefix}{n:04x}"
-
-
-_random_ids = _random_id_stream()
-
-
-def delivery_id_for(event_id: str, hook_id: str) -> str:
-    """Stable per (event, hook): the message id receivers see, the same across retries and redeliveries."""
-    return "msg_" + hashlib.blake2b(f"{event_id}/{hook_id}".encode(), digest_size=16).hexdigest()
