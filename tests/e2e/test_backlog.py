@@ -1,13 +1,15 @@
-"""A hook's in-memory backlog is bounded; what does not fit waits in the store and is claimed as soon as the
-backlog drains, not at the next poll."""
+"""A hook's in-memory backlog is bounded; what does not fit waits in the store, shelved (out of the due range
+that claims walk), and is taken by hook as soon as the backlog drains, not at the next poll."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
 from switchhook.delivery.worker import PARKED_PER_SLOT
+from switchhook.store.base import SHELVED
 from tests.support.app import Harness, make_settings, running
 from tests.support.receiver import Receiver, Reply
 
@@ -16,12 +18,18 @@ BACKLOG = PER_HOOK * PARKED_PER_SLOT
 
 
 async def left_in_store(app: Harness) -> int:
-    """Pending deliveries no worker holds: the overflow of the fast path."""
+    """Pending deliveries no worker holds: the overflow of the fast path, shelved and not due for minutes."""
     async with app.runtime.store.transaction() as tx:
-        row = await tx.fetchrow(  # type: ignore[attr-defined]
-            "SELECT count(*) AS n FROM deliveries WHERE status = 'pending' AND leased_by IS NULL"
+        unleased = await tx.fetchrow(  # type: ignore[attr-defined]
+            "SELECT count(*) AS n FROM deliveries WHERE status = 'pending' AND lease_until IS NULL"
         )
-    return int(row["n"])
+        shelved = await tx.fetchrow(  # type: ignore[attr-defined]
+            "SELECT count(*) AS n FROM deliveries WHERE status = 'pending' AND leased_by = ? AND next_at > ?",
+            SHELVED,
+            time.time() + 60,
+        )
+    assert unleased["n"] == shelved["n"], "every delivery left in the store is shelved, out of claims' way"
+    return int(shelved["n"])
 
 
 async def hook_to(app: Harness, url: str) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from switchhook.store.base import (
+    SHELVED,
     AccountRow,
     AttemptRow,
     EventRow,
@@ -410,6 +411,68 @@ async def test_a_fast_path_delivery_is_leased_from_birth(store: Store) -> None:
         (row,) = await seed(tx, 1, leased_by="fast", lease_until=NOW + 30)
     assert await claim(store, "poller", NOW) == []
     assert await claim(store, "poller", NOW + 31) == [row.id]
+
+
+async def shelved(store: Store, worker: str, hook: str, limit: int = 100, lease_s: float = 30) -> list[str]:
+    async with store.transaction() as tx:
+        return [c.delivery.id for c in await tx.claim_shelved(worker, hook, NOW + lease_s, limit)]
+
+
+async def test_shelved_deliveries_are_not_due_but_taken_by_hook_oldest_first(store: Store) -> None:
+    hook, other = hook_id(), hook_id()
+    async with store.transaction() as tx:
+        rows = []
+        for n in range(3):
+            rows += await seed(tx, 1, hook=hook, next_at=NOW + 600 + n, leased_by=SHELVED)
+        (due,) = await seed(tx, 1, hook=other)
+        (others_shelf,) = await seed(tx, 1, hook=other, next_at=NOW + 600, leased_by=SHELVED)
+        assert sorted(await tx.shelved_hooks()) == sorted([hook, other])
+    assert await claim(store, "w1", NOW + 599) == [due.id]  # claims never see a shelf before its horizon
+    async with store.transaction() as tx:
+        taken = await tx.claim_shelved("w1", hook, NOW + 1000, 2)
+    assert [c.delivery.id for c in taken] == [rows[0].id, rows[1].id]
+    assert all(json.loads(c.payload)["Event-Name"] == "CHANNEL_CREATE" for c in taken)
+    assert await shelved(store, "w2", hook, lease_s=1000) == [rows[2].id]  # leased now: not taken twice
+    assert await shelved(store, "w2", hook) == []
+    async with store.transaction() as tx:
+        assert await tx.shelved_hooks() == [other]
+    assert await claim(store, "w3", NOW + 601) == [others_shelf.id]  # its worker gone: due at the horizon
+
+
+async def test_shelve_hands_this_workers_deliveries_back_out_of_the_due_range(store: Store) -> None:
+    hook = hook_id()
+    async with store.transaction() as tx:
+        rows = await seed(tx, 3, hook=hook, leased_by="w1", lease_until=NOW + 30)
+        theirs = await seed(tx, 1, hook=hook, leased_by="w2", lease_until=NOW + 30)
+    async with store.transaction() as tx:
+        await tx.shelve("w1", [r.id for r in rows] + [theirs[0].id], NOW + 600)
+    assert await claim(store, "w3", NOW + 20) == []  # w1's lease ended, but shelved; w2's still leased
+    assert sorted(await shelved(store, "w3", hook)) == sorted(r.id for r in rows)
+
+
+async def test_reshelve_pushes_out_only_what_falls_due_soon(store: Store) -> None:
+    hook, other = hook_id(), hook_id()
+    async with store.transaction() as tx:
+        soon = await seed(tx, 2, hook=hook, next_at=NOW + 100, leased_by=SHELVED)
+        (late,) = await seed(tx, 1, hook=hook, next_at=NOW + 900, leased_by=SHELVED)
+        (others,) = await seed(tx, 1, hook=other, next_at=NOW + 100, leased_by=SHELVED)
+        assert await tx.reshelve(hook, NOW + 300, NOW + 1200) == 2
+        moved = [await tx.get_delivery(A, r.id) for r in soon]
+        kept = await tx.get_delivery(A, late.id)
+        untouched = await tx.get_delivery(A, others.id)
+    assert [m.next_at for m in moved if m is not None] == [NOW + 1200, NOW + 1200]
+    assert kept is not None and kept.next_at == NOW + 900
+    assert untouched is not None and untouched.next_at == NOW + 100
+
+
+async def test_a_shelved_delivery_can_be_requeued_and_outlives_a_release_of_all_leases(store: Store) -> None:
+    hook = hook_id()
+    async with store.transaction() as tx:
+        first, second = await seed(tx, 2, hook=hook, next_at=NOW + 600, leased_by=SHELVED)
+        assert await tx.release_leases(None) == 0  # no lease to release: the shelf stays
+        assert await tx.requeue(A, first.id, NOW + 5) == 1
+    assert await claim(store, "w1", NOW + 5) == [first.id]
+    assert await shelved(store, "w1", hook) == [second.id]
 
 
 async def test_finish_records_attempts_and_moves_status(store: Store) -> None:

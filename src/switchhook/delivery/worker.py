@@ -10,7 +10,8 @@ import socket
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from switchhook.delivery.pipeline import AttemptReport, DeliveryPipeline
 from switchhook.domain.breaker import Breakers, Change, Health, health_of
@@ -29,6 +30,9 @@ RECORD_LINGER_S = 0.01
 #: deliveries go straight to the sender (not through the store and a claim), shallow enough that a dead
 #: endpoint's backlog waits in the store rather than in memory.
 PARKED_PER_SLOT = 16
+#: How far off a shelved delivery's next_at is (see store.base.SHELVED): it waits for room here, taken by hook,
+#: and is due on its own then only if this worker is gone; a paused hook's shelf is pushed out again meanwhile.
+SHELVE_S = 600.0
 
 
 def _decrement(counts: dict[str, int], key: str) -> None:
@@ -64,9 +68,11 @@ class DeliveryWorker:
         breakers: Breakers | None = None,
         observer: Observer | None = None,
         clock: Callable[[], float] = time.time,
+        shelve_s: float = SHELVE_S,
     ) -> None:
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease_s = lease_s
+        self.shelve_s = shelve_s
         self._deliveries = deliveries
         self._pipeline = pipeline
         self._max_in_flight = max_in_flight
@@ -81,7 +87,10 @@ class DeliveryWorker:
         self._ready: deque[Job] = deque()  # runnable now, FIFO
         self._parked: dict[str, deque[Job]] = {}  # per hook, waiting for that hook's cap
         self._parked_count = 0  # jobs in all of _parked
-        self._overflowed: set[str] = set()  # hooks whose fresh deliveries were left in the store (backlog full)
+        # Hooks with deliveries shelved in the store, and how often they were told of (a take that comes back
+        # short forgets a hook only if nothing was shelved meanwhile).
+        self._shelved: dict[str, int] = {}
+        self._take_asked: set[str] = set()  # hooks whose drained backlog already asked for a take
         self._full = False  # fresh deliveries were left in the store because this worker held max_queued
         self._held: set[str] = set()  # delivery ids queued, parked or in flight here
         self._in_flight_by_hook: dict[str, int] = {}
@@ -112,12 +121,12 @@ class DeliveryWorker:
         return max(0, room)
 
     def overflowed(self, hook_id: str | None) -> None:
-        """Fresh deliveries were left in the store for lack of room: this hook's (see hook_room), or (None)
-        this worker's as a whole (see capacity). They are claimed as soon as there is room again."""
+        """Fresh deliveries were left in the store for lack of room: this hook's (see hook_room: shelved, taken
+        by hook), or (None) this worker's as a whole (see capacity: due, claimed). Either as soon as there is room."""
         if hook_id is None:
             self._full = True
         else:
-            self._overflowed.add(hook_id)
+            self._shelved[hook_id] = self._shelved.get(hook_id, 0) + 1
 
     def submit(self, jobs: list[Job]) -> None:
         for job in jobs:
@@ -258,9 +267,13 @@ class DeliveryWorker:
             if queues is self._parked and self._in_flight_by_hook.get(hook_id, 0) >= self._hook_cap(hook_id):
                 continue  # its circuit is open: its backlog stays parked until the cooldown ends
             self._unpark(queues, key, 1)
-        if hook_id in self._overflowed and len(self._parked.get(hook_id, ())) <= self._per_hook_backlog // 2:
-            # Its backlog has room again and the store holds its overflow: claim that now, not at the next poll.
-            self._overflowed.discard(hook_id)
+        if (
+            hook_id in self._shelved
+            and hook_id not in self._take_asked
+            and len(self._parked.get(hook_id, ())) <= self._per_hook_backlog // 2
+        ):
+            # Its backlog has room again and the store holds its shelf: take from that now, not at the next poll.
+            self._take_asked.add(hook_id)
             self._poke.set()
         self._wake.set()
         if not self._ready and self._in_flight == 0:
@@ -290,6 +303,8 @@ class DeliveryWorker:
         change = self._breakers.record(hook_id, health, self._clock(), attempt.started_at if attempt else None)
         if change is Change.OPENED:
             self._let_go_of_backlog(hook_id)
+            if hook_id in self._shelved:
+                self._background(self._keep_shelved(hook_id))
             reopens_at = self._breakers.reopens_at(hook_id) or self._clock()
             pause = max(0.0, reopens_at - self._clock())
             logger.warning(
@@ -319,19 +334,44 @@ class DeliveryWorker:
         self._hand_back(released)
 
     def _hand_back(self, jobs: list[Job]) -> None:
-        """Forget these jobs here and end their leases: the store has them, claimable again."""
+        """Forget these jobs (of paused hooks) here and shelve them in the store until their hooks answer again."""
         ids = [job.delivery_id for job in jobs]
         for delivery_id in ids:
             self._held.discard(delivery_id)
-        task = asyncio.create_task(self._end_leases(ids))
+        self._background(self._shelve({job.hook.id for job in jobs}, ids))
+
+    async def _shelve(self, hook_ids: set[str], delivery_ids: list[str]) -> None:
+        try:
+            await self._deliveries.shelve(self.worker_id, delivery_ids, self.shelve_s)
+        except Exception as exc:  # they come back when the lease lapses instead
+            logger.warning("shelving %d deliveries of a paused hook failed: %s", len(delivery_ids), exc)
+            return
+        for hook_id in hook_ids:
+            self.overflowed(hook_id)
+
+    async def _keep_shelved(self, hook_id: str) -> None:
+        """A paused hook's shelf stays out of the due range while the outage lasts (see SHELVE_S)."""
+        try:
+            await self._deliveries.reshelve(hook_id, self.shelve_s)
+        except Exception as exc:  # due at their horizon instead: claims skip them while the hook is paused
+            logger.warning("keeping hook %s's deliveries shelved failed: %s", hook_id, exc)
+
+    async def _probe_from_shelf(self, hook_id: str) -> None:
+        """Half-open with no probe here: take the oldest shelved delivery of the hook, else whatever is due."""
+        jobs: list[Job] = []
+        try:
+            jobs, _ = await self._deliveries.claim_shelved(self.worker_id, hook_id, 1, self.lease_s)
+        except Exception as exc:
+            logger.warning("taking a probe for hook %s from the store failed: %s", hook_id, exc)
+        if jobs:
+            self.submit(jobs)
+        else:
+            self._poke.set()  # a due retry of the hook can be the probe
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
         self._sends.add(task)  # awaited on stop like a send
         task.add_done_callback(self._sends.discard)
-
-    async def _end_leases(self, delivery_ids: list[str]) -> None:
-        try:
-            await self._deliveries.extend(self.worker_id, delivery_ids, 0.0)  # the lease ends now
-        except Exception as exc:  # they come back when the lease lapses instead
-            logger.warning("handing back %d deliveries of a paused hook failed: %s", len(delivery_ids), exc)
 
     def _cooldown_over(self, hook_id: str) -> None:
         """Half-open: one delivery goes as a probe (a parked one, else one claimed from the store)."""
@@ -342,11 +382,17 @@ class DeliveryWorker:
                 self._unpark(self._parked, hook_id, 1)
                 self._wake.set()
             else:
-                self._poke.set()
+                self._background(self._probe_from_shelf(hook_id))
 
     # -- polling for due deliveries (retries, other processes' leftovers, restarts) ---------------
     async def _poll_loop(self) -> None:
+        try:  # shelves left by an earlier run of this worker (or one that is gone): taken by hook as below
+            for hook_id in await self._deliveries.shelved_hooks():
+                self.overflowed(hook_id)
+        except Exception as exc:  # due at their horizon instead
+            logger.warning("looking for shelved deliveries failed: %s", exc)
         while True:
+            await self._take_shelved()
             # Small claims, one after another: a large one decodes hundreds of events in one go and stalls
             # the loop (and everyone's latency) for milliseconds.
             room = min(self.capacity(), CLAIM_BATCH)
@@ -364,6 +410,23 @@ class DeliveryWorker:
                     async with asyncio.timeout(self._poll_interval_s):
                         await self._poke.wait()
                 self._poke.clear()
+
+    async def _take_shelved(self) -> None:
+        """Take shelved deliveries of every hook that has room again, by hook, oldest first."""
+        self._take_asked.clear()
+        for hook_id in list(self._shelved):
+            room = min(self.hook_room(hook_id), self.capacity(), CLAIM_BATCH)
+            if room <= 0 or self._stopping:
+                continue
+            told = self._shelved.get(hook_id)
+            try:
+                jobs, taken = await self._deliveries.claim_shelved(self.worker_id, hook_id, room, self.lease_s)
+            except Exception as exc:
+                logger.warning("taking shelved deliveries of hook %s failed: %s", hook_id, exc)
+                return
+            self.submit(jobs)
+            if taken < room and self._shelved.get(hook_id) == told:
+                del self._shelved[hook_id]  # its shelf is empty
 
     def _saturated(self) -> list[str]:
         """Hooks with a full backlog here: claiming more of theirs would only park them (a dead endpoint)."""

@@ -16,7 +16,7 @@ from switchhook.services.auth import Caller, effective_domain, require
 from switchhook.services.events import Job
 from switchhook.services.hooks import _int_param, check_hook_id
 from switchhook.services.index import HookIndex
-from switchhook.store.base import AttemptRow, DeliveryRow, Finish, Store
+from switchhook.store.base import AttemptRow, ClaimedDelivery, DeliveryRow, Finish, Store
 
 STATUSES = ("pending", "delivered", "failed", "expired")
 
@@ -69,6 +69,31 @@ class DeliveriesService:
         now = self._clock()
         async with self._store.transaction() as tx:
             claimed = await tx.claim_due(worker_id, now, now + lease_s, limit, skip_hooks)
+        return await self._jobs(claimed, worker_id, now)
+
+    async def claim_shelved(self, worker_id: str, hook_id: str, limit: int, lease_s: float) -> tuple[list[Job], int]:
+        """Lease up to `limit` of one hook's shelved deliveries (see store.base.SHELVED), oldest first; the jobs,
+        and how many came off the shelf (more than the jobs when the hook is gone: those are finished here)."""
+        now = self._clock()
+        async with self._store.transaction() as tx:
+            claimed = await tx.claim_shelved(worker_id, hook_id, now + lease_s, limit)
+        return await self._jobs(claimed, worker_id, now), len(claimed)
+
+    async def shelve(self, worker_id: str, delivery_ids: Sequence[str], shelve_s: float) -> None:
+        async with self._store.transaction() as tx:
+            await tx.shelve(worker_id, delivery_ids, self._clock() + shelve_s)
+
+    async def reshelve(self, hook_id: str, shelve_s: float) -> int:
+        """Keep a paused hook's shelf out of the due range for another `shelve_s` (what falls due within half)."""
+        now = self._clock()
+        async with self._store.transaction() as tx:
+            return await tx.reshelve(hook_id, now + shelve_s / 2, now + shelve_s)
+
+    async def shelved_hooks(self) -> list[str]:
+        async with self._store.transaction() as tx:
+            return await tx.shelved_hooks()
+
+    async def _jobs(self, claimed: Sequence[ClaimedDelivery], worker_id: str, now: float) -> list[Job]:
         jobs, orphans = [], []
         events: dict[str, Event] = {}  # decoded once per claim: a fanned-out event's deliveries share it
         for item in claimed:

@@ -18,7 +18,7 @@ from switchhook.domain.hooks import Hook
 from switchhook.services.batching import GroupCommit
 from switchhook.services.index import HookIndex
 from switchhook.services.limits import RateLimiter
-from switchhook.store.base import EventRow, NewDelivery, Store
+from switchhook.store.base import SHELVED, EventRow, NewDelivery, Store
 
 logger = logging.getLogger("switchhook.events")
 
@@ -42,6 +42,7 @@ class FastPath(Protocol):
 
     worker_id: str
     lease_s: float
+    shelve_s: float  # how far off a shelved delivery's next_at is (see store.base.SHELVED)
 
     def capacity(self) -> int: ...
     def hook_room(self, hook_id: str) -> int: ...
@@ -198,6 +199,9 @@ class EventsService:
                     )
                     if jobs:
                         self.fast_path.submit(jobs)
+                    # Shelved ones are told of once stored: a worker looking for them before the commit finds none.
+                    for hook_id in {d.hook_id for d in write.deliveries if d.leased_by == SHELVED}:
+                        self.fast_path.overflowed(hook_id)
             except Exception:
                 logger.exception("handing stored deliveries to the worker failed; they are claimed when leases lapse")
         return stored
@@ -215,7 +219,7 @@ class EventsService:
                 ttl = hook.ttl_s
                 expires_at = now + ttl if ttl is not None else None
                 delivery_id = ids.delivery_id(row.id, hook.id)
-                leased_by = lease_until = None
+                next_at, leased_by, lease_until = now, None, None
                 if fast is not None and room > 0:
                     hook_room = hook_rooms.get(hook.id)
                     if hook_room is None:
@@ -225,13 +229,13 @@ class EventsService:
                         hook_rooms[hook.id] = hook_room - 1
                         jobs.append(Job(delivery_id, row.id, hook, event, key, 0, now, expires_at))
                         leased_by, lease_until = fast.worker_id, now + fast.lease_s
-                    else:
+                    else:  # its backlog is full or its endpoint paused: wait in the store, out of claims' way
                         hook_rooms[hook.id] = 0
-                        fast.overflowed(hook.id)
+                        next_at, leased_by = now + fast.shelve_s, SHELVED
                 elif fast is not None:
                     fast.overflowed(None)
                 deliveries.append(
-                    NewDelivery(delivery_id, row.id, hook.id, row.domain, now, expires_at, leased_by, lease_until)
+                    NewDelivery(delivery_id, row.id, hook.id, row.domain, next_at, expires_at, leased_by, lease_until)
                 )
         return deliveries, jobs
 

@@ -89,6 +89,12 @@ class EventRow:
     received_at: float
 
 
+#: `leased_by` of a delivery waiting in the store for room in a worker (its hook's backlog was full or its
+#: endpoint paused): no worker holds it, its `next_at` is a horizon minutes away (it is due then anyway, should
+#: the worker that shelved it be gone), and a worker takes it by hook (`claim_shelved`) as soon as there is room.
+SHELVED = "shelved"
+
+
 @dataclass(frozen=True, slots=True)
 class NewDelivery:
     id: str
@@ -97,7 +103,7 @@ class NewDelivery:
     domain: str
     next_at: float
     expires_at: float | None
-    leased_by: str | None  # set when handed straight to an in-process worker (fast path)
+    leased_by: str | None  # set when handed straight to an in-process worker (fast path), or SHELVED
     lease_until: float | None
 
 
@@ -196,6 +202,12 @@ class Tx(Protocol):
     async def claim_due(
         self, worker_id: str, now: float, lease_until: float, limit: int, skip_hooks: Sequence[str] = ()
     ) -> list[ClaimedDelivery]: ...
+    async def claim_shelved(
+        self, worker_id: str, hook_id: str, lease_until: float, limit: int
+    ) -> list[ClaimedDelivery]: ...
+    async def shelve(self, worker_id: str, delivery_ids: Sequence[str], until: float) -> None: ...
+    async def reshelve(self, hook_id: str, before: float, until: float) -> int: ...
+    async def shelved_hooks(self) -> list[str]: ...
     async def finish(self, results: Sequence[Finish], worker_id: str | None, now: float) -> None: ...
     async def get_delivery(self, domain: str, delivery_id: str) -> DeliveryRow | None: ...
     async def get_event(self, event_id: str) -> EventRow | None: ...

@@ -11,6 +11,7 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 from switchhook.store.base import (
+    SHELVED,
     AccountRow,
     AtCommit,
     AttemptRow,
@@ -437,11 +438,55 @@ class SqlTx(ABC):
             *skip_hooks,
             limit,
         )
-        if not rows:
+        return await self._with_payloads(sorted((_delivery(r) for r in rows), key=lambda d: d.next_at))
+
+    async def claim_shelved(
+        self, worker_id: str, hook_id: str, lease_until: float, limit: int
+    ) -> list[ClaimedDelivery]:
+        """Lease up to `limit` of one hook's shelved deliveries, oldest first, whether their horizon has come or not."""
+        rows = await self.fetch(
+            "UPDATE deliveries SET lease_until = ?, leased_by = ? WHERE id IN ("  # noqa: S608 - placeholders only
+            f" SELECT id FROM deliveries WHERE hook_id = ? AND leased_by = '{SHELVED}' AND status = 'pending'"
+            f" ORDER BY next_at LIMIT ? {self.claim_lock_clause}) RETURNING {_DELIVERY_COLUMNS}",
+            lease_until,
+            worker_id,
+            hook_id,
+            limit,
+        )
+        return await self._with_payloads(sorted((_delivery(r) for r in rows), key=lambda d: d.next_at))
+
+    async def _with_payloads(self, deliveries: list[DeliveryRow]) -> list[ClaimedDelivery]:
+        if not deliveries:
             return []
-        deliveries = sorted((_delivery(r) for r in rows), key=lambda d: d.next_at)  # RETURNING has no order
         payloads = await self.event_payloads(sorted({d.event_id for d in deliveries}))
         return [ClaimedDelivery(d, payloads.get(d.event_id, "{}")) for d in deliveries]
+
+    async def shelve(self, worker_id: str, delivery_ids: Sequence[str], until: float) -> None:
+        """Hand deliveries this worker holds back to the store as shelved (see SHELVED), due at `until` at latest."""
+        for start in range(0, len(delivery_ids), 500):
+            chunk = delivery_ids[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            await self.executemany(
+                f"UPDATE deliveries SET leased_by = '{SHELVED}', lease_until = NULL, next_at = ?"  # noqa: S608
+                f" WHERE leased_by = ? AND status = 'pending' AND id IN ({marks})",
+                [[until, worker_id, *chunk]],
+            )
+
+    async def reshelve(self, hook_id: str, before: float, until: float) -> int:
+        """Move a hook's shelved deliveries whose horizon comes before `before` out to `until` (a long outage)."""
+        return await self.execute(
+            f"UPDATE deliveries SET next_at = ? WHERE hook_id = ? AND leased_by = '{SHELVED}'"  # noqa: S608
+            " AND status = 'pending' AND next_at < ?",
+            until,
+            hook_id,
+            before,
+        )
+
+    async def shelved_hooks(self) -> list[str]:
+        rows = await self.fetch(
+            f"SELECT DISTINCT hook_id FROM deliveries WHERE leased_by = '{SHELVED}' AND status = 'pending'"  # noqa: S608
+        )
+        return [r["hook_id"] for r in rows]
 
     async def event_payloads(self, event_ids: Sequence[str]) -> dict[str, str]:
         marks = ", ".join("?" for _ in event_ids)
@@ -565,7 +610,7 @@ class SqlTx(ABC):
         return await self.execute(
             "UPDATE deliveries SET status = 'pending', next_at = ?, lease_until = NULL, leased_by = NULL,"
             " expires_at = CASE WHEN expires_at IS NULL THEN NULL ELSE ? + (expires_at - created_at) END,"
-            " updated_at = ? WHERE domain = ? AND id = ? AND (leased_by IS NULL OR lease_until < ?)",
+            " updated_at = ? WHERE domain = ? AND id = ? AND (lease_until IS NULL OR lease_until < ?)",
             now,
             now,
             now,
@@ -595,7 +640,7 @@ class SqlTx(ABC):
         if worker_id is None:
             return await self.execute(
                 "UPDATE deliveries SET lease_until = NULL, leased_by = NULL"
-                " WHERE status = 'pending' AND leased_by IS NOT NULL"
+                " WHERE status = 'pending' AND lease_until IS NOT NULL"  # leases, not shelved deliveries
             )
         sql = "UPDATE deliveries SET lease_until = NULL, leased_by = NULL WHERE status = 'pending' AND leased_by = ?"
         return await self.execute(sql, worker_id)
