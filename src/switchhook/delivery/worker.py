@@ -374,7 +374,7 @@ class DeliveryWorker:
         task.add_done_callback(self._sends.discard)
 
     def _cooldown_over(self, hook_id: str) -> None:
-        """Half-open: one delivery goes as a probe (a parked one, else one claimed from the store)."""
+        """Half-open: one delivery goes as a probe (one waiting here, else the oldest on its shelf in the store)."""
         if self._stopping or self._breakers.cap(hook_id, self._clock(), self._per_hook_cap) == 0:
             return
         if self._in_flight_by_hook.get(hook_id, 0) == 0:
