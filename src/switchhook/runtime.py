@@ -137,6 +137,7 @@ class Runtime:
                     settings.breaker_failures, settings.breaker_cooldown_s, settings.breaker_max_cooldown_s
                 ),
                 observer=self.metrics,
+                shared_store=self.store.backend != "sqlite",
             )
             events.fast_path = self.worker
             self.worker.start()

@@ -73,7 +73,7 @@ async def test_a_long_outage_keeps_its_backlog_out_of_the_due_range_then_deliver
 
 
 async def test_a_restart_takes_the_shelf_left_by_the_last_run_at_once(receiver: Receiver, tmp_path: Path) -> None:
-    receiver.routes["/slow"] = Reply(200, delay_s=0.3)
+    receiver.routes["/slow"] = Reply(200, delay_s=0.1)
     # Polls 30 s apart and shelves 10 minutes off: only taking shelves at start gets these out in time.
     settings = make_settings(tmp_path, max_in_flight_per_hook=1, poll_interval_s=30)
     async with running(settings) as app:
@@ -81,6 +81,9 @@ async def test_a_restart_takes_the_shelf_left_by_the_last_run_at_once(receiver: 
         assert (await app.services.events.accept(events(60), source="http")).deliveries == 60
         shelf, _ = await counts(app)
         assert shelf == 60 - 16  # a backlog of 16 x cap 1 in memory, the rest shelved
+        await receiver.wait_for(12, timeout_s=10)  # the backlog drained to half: some were taken off the shelf
+        shelf, _ = await counts(app)
+        assert shelf < 60 - 16  # those taken are in memory when this run stops: due again, not 10 minutes off
 
     receiver.routes["/slow"] = Reply(200)
     async with running(settings) as app:
@@ -88,3 +91,24 @@ async def test_a_restart_takes_the_shelf_left_by_the_last_run_at_once(receiver: 
         await asyncio.sleep(0.2)
         assert (await counts(app))[0] == 0
     assert sorted(int(r.json()["data"]["n"]) for r in receiver.requests) == list(range(60))  # each once
+
+
+async def test_a_probe_that_says_nothing_of_the_endpoint_is_followed_by_another(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    """The oldest shelved delivery (the first probe) has expired: its attempt proves nothing, so the next one goes,
+    and fresh deliveries shelved meanwhile are not left waiting for the shelf's horizon."""
+    receiver.routes["/back"] = Reply(503)
+    settings = make_settings(
+        tmp_path, max_in_flight_per_hook=2, breaker_failures=2, breaker_cooldown_s=1.2, breaker_max_cooldown_s=1.2
+    )
+    async with running(settings) as app:
+        await hook_to(app, receiver.url("/back"), retries=5, delay=60, ttl=1)
+        await app.services.events.accept(events(20), source="http")
+        await asyncio.sleep(0.3)  # two failures: paused, the rest shelved
+        receiver.routes["/back"] = Reply(200)
+        await asyncio.sleep(1.2)  # the cooldown ends after every shelved delivery's ttl
+        fresh = [{"Event-Name": "DTMF", "variable_domain_name": DOMAIN, "n": str(n)} for n in range(100, 105)]
+        await app.services.events.accept(fresh, source="http")
+        got = await receiver.wait_for(2 + 5, timeout_s=5)
+    assert sorted(int(r.json()["data"]["n"]) for r in got[2:]) == list(range(100, 105))

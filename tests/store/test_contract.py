@@ -415,7 +415,7 @@ async def test_a_fast_path_delivery_is_leased_from_birth(store: Store) -> None:
 
 async def shelved(store: Store, worker: str, hook: str, limit: int = 100, lease_s: float = 30) -> list[str]:
     async with store.transaction() as tx:
-        return [c.delivery.id for c in await tx.claim_shelved(worker, hook, NOW + lease_s, limit)]
+        return [c.delivery.id for c in await tx.claim_shelved(worker, hook, NOW, NOW + lease_s, limit)]
 
 
 async def test_shelved_deliveries_are_not_due_but_taken_by_hook_oldest_first(store: Store) -> None:
@@ -429,14 +429,25 @@ async def test_shelved_deliveries_are_not_due_but_taken_by_hook_oldest_first(sto
         assert sorted(await tx.shelved_hooks()) == sorted([hook, other])
     assert await claim(store, "w1", NOW + 599) == [due.id]  # claims never see a shelf before its horizon
     async with store.transaction() as tx:
-        taken = await tx.claim_shelved("w1", hook, NOW + 1000, 2)
-    assert [c.delivery.id for c in taken] == [rows[0].id, rows[1].id]
+        taken = await tx.claim_shelved("w1", hook, NOW, NOW + 1000, 2)
+    assert sorted(c.delivery.id for c in taken) == sorted([rows[0].id, rows[1].id])  # the first shelved
     assert all(json.loads(c.payload)["Event-Name"] == "CHANNEL_CREATE" for c in taken)
     assert await shelved(store, "w2", hook, lease_s=1000) == [rows[2].id]  # leased now: not taken twice
     assert await shelved(store, "w2", hook) == []
     async with store.transaction() as tx:
         assert await tx.shelved_hooks() == [other]
     assert await claim(store, "w3", NOW + 601) == [others_shelf.id]  # its worker gone: due at the horizon
+
+
+async def test_a_delivery_taken_off_the_shelf_and_let_go_is_due_again_at_once(store: Store) -> None:
+    hook = hook_id()
+    async with store.transaction() as tx:
+        (row,) = await seed(tx, 1, hook=hook, next_at=NOW + 600, leased_by=SHELVED)
+    assert await shelved(store, "w1", hook, lease_s=30) == [row.id]
+    assert await claim(store, "w2", NOW + 31) == [row.id]  # w1 died: its lease lapsed, not the shelf's horizon
+    async with store.transaction() as tx:
+        assert await tx.release_leases("w2") == 1  # a clean stop
+    assert await claim(store, "w3", NOW + 32) == [row.id]
 
 
 async def test_shelve_hands_this_workers_deliveries_back_out_of_the_due_range(store: Store) -> None:

@@ -33,6 +33,9 @@ PARKED_PER_SLOT = 16
 #: How far off a shelved delivery's next_at is (see store.base.SHELVED): it waits for room here, taken by hook,
 #: and is due on its own then only if this worker is gone; a paused hook's shelf is pushed out again meanwhile.
 SHELVE_S = 600.0
+#: How often a paused hook's shelf is pushed out again (whatever its cooldown) and, with several workers on one
+#: database, shelves no worker here knows of are looked for (their worker stopped or died).
+SHELF_CARE_S = 60.0
 
 
 def _decrement(counts: dict[str, int], key: str) -> None:
@@ -69,10 +72,13 @@ class DeliveryWorker:
         observer: Observer | None = None,
         clock: Callable[[], float] = time.time,
         shelve_s: float = SHELVE_S,
+        shared_store: bool = False,
     ) -> None:
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease_s = lease_s
         self.shelve_s = shelve_s
+        self._shared_store = shared_store  # other workers use the same database (PostgreSQL)
+        self._shelf_care_at = 0.0  # the first turn of the poll loop looks for shelves in any case
         self._deliveries = deliveries
         self._pipeline = pipeline
         self._max_in_flight = max_in_flight
@@ -91,6 +97,7 @@ class DeliveryWorker:
         # short forgets a hook only if nothing was shelved meanwhile).
         self._shelved: dict[str, int] = {}
         self._take_asked: set[str] = set()  # hooks whose drained backlog already asked for a take
+        self._probing: set[str] = set()  # half-open hooks whose probe is being taken from the shelf
         self._full = False  # fresh deliveries were left in the store because this worker held max_queued
         self._held: set[str] = set()  # delivery ids queued, parked or in flight here
         self._in_flight_by_hook: dict[str, int] = {}
@@ -120,6 +127,12 @@ class DeliveryWorker:
         room = self._per_hook_backlog - (len(parked) if parked else 0)
         return max(0, room)
 
+    def shelves(self, hook_id: str) -> bool:
+        """Whether this hook's fresh deliveries go on the shelf when hook_room has none for them: when its endpoint
+        is paused or its own backlog is full, not when all hooks' backlogs together took the room (those are due,
+        claimed as soon as there is room, so a healthy hook never waits for another's shelf)."""
+        return self._breakers.reopens_at(hook_id) is not None or self._parked_count < self._max_queued // 2
+
     def overflowed(self, hook_id: str | None) -> None:
         """Fresh deliveries were left in the store for lack of room: this hook's (see hook_room: shelved, taken
         by hook), or (None) this worker's as a whole (see capacity: due, claimed). Either as soon as there is room."""
@@ -127,6 +140,7 @@ class DeliveryWorker:
             self._full = True
         else:
             self._shelved[hook_id] = self._shelved.get(hook_id, 0) + 1
+            self._probe(hook_id)  # half-open with nothing to probe with until now
 
     def submit(self, jobs: list[Job]) -> None:
         for job in jobs:
@@ -262,6 +276,7 @@ class DeliveryWorker:
         # database outage longer than the lease cannot hand a finished delivery to another worker.
         _decrement(self._in_flight_by_hook, hook_id)
         _decrement(self._in_flight_by_domain, job.hook.domain)
+        self._probe(hook_id)  # still half-open after this attempt: it said nothing of the endpoint
         # A slot of this hook and of this domain opened: give each its longest waiter (dispatch re-checks caps).
         for queues, key in ((self._parked, hook_id), (self._parked_by_domain, job.hook.domain)):
             if queues is self._parked and self._in_flight_by_hook.get(hook_id, 0) >= self._hook_cap(hook_id):
@@ -271,6 +286,7 @@ class DeliveryWorker:
             hook_id in self._shelved
             and hook_id not in self._take_asked
             and len(self._parked.get(hook_id, ())) <= self._per_hook_backlog // 2
+            and self.hook_room(hook_id) > 0
         ):
             # Its backlog has room again and the store holds its shelf: take from that now, not at the next poll.
             self._take_asked.add(hook_id)
@@ -363,6 +379,8 @@ class DeliveryWorker:
             jobs, _ = await self._deliveries.claim_shelved(self.worker_id, hook_id, 1, self.lease_s)
         except Exception as exc:
             logger.warning("taking a probe for hook %s from the store failed: %s", hook_id, exc)
+        finally:
+            self._probing.discard(hook_id)
         if jobs:
             self.submit(jobs)
         else:
@@ -374,24 +392,31 @@ class DeliveryWorker:
         task.add_done_callback(self._sends.discard)
 
     def _cooldown_over(self, hook_id: str) -> None:
-        """Half-open: one delivery goes as a probe (one waiting here, else the oldest on its shelf in the store)."""
-        if self._stopping or self._breakers.cap(hook_id, self._clock(), self._per_hook_cap) == 0:
+        self._probe(hook_id)
+
+    def _probe(self, hook_id: str) -> None:
+        """Half-open with nothing on its way: one delivery goes as a probe (one waiting here, else the oldest on
+        its shelf). Called when the cooldown ends, and again when a probe said nothing of the endpoint (expired,
+        429, refused by the egress guard) or fresh deliveries were shelved with no probe to send."""
+        if self._stopping or self._breakers.reopens_at(hook_id) is None:
+            return  # closed: the common case, on every finished attempt
+        if self._breakers.is_open(hook_id, self._clock()):
+            return  # still cooling down
+        if self._in_flight_by_hook.get(hook_id, 0) or hook_id in self._probing:
             return
-        if self._in_flight_by_hook.get(hook_id, 0) == 0:
-            if self._parked.get(hook_id):
-                self._unpark(self._parked, hook_id, 1)
-                self._wake.set()
-            else:
-                self._background(self._probe_from_shelf(hook_id))
+        if self._parked.get(hook_id):
+            self._unpark(self._parked, hook_id, 1)
+            self._wake.set()
+        else:
+            self._probing.add(hook_id)
+            self._background(self._probe_from_shelf(hook_id))
 
     # -- polling for due deliveries (retries, other processes' leftovers, restarts) ---------------
     async def _poll_loop(self) -> None:
-        try:  # shelves left by an earlier run of this worker (or one that is gone): taken by hook as below
-            for hook_id in await self._deliveries.shelved_hooks():
-                self.overflowed(hook_id)
-        except Exception as exc:  # due at their horizon instead
-            logger.warning("looking for shelved deliveries failed: %s", exc)
+        first = True
         while True:
+            await self._care_for_shelves(look_for_others=first or self._shared_store)
+            first = False
             await self._take_shelved()
             # Small claims, one after another: a large one decodes hundreds of events in one go and stalls
             # the loop (and everyone's latency) for milliseconds.
@@ -410,6 +435,22 @@ class DeliveryWorker:
                     async with asyncio.timeout(self._poll_interval_s):
                         await self._poke.wait()
                 self._poke.clear()
+
+    async def _care_for_shelves(self, look_for_others: bool) -> None:
+        """Now and then: keep paused hooks' shelves out of the due range, and adopt shelves no worker here knows
+        of (left by the last run, or by another worker that stopped): taken by hook as any other."""
+        now = self._clock()
+        if now < self._shelf_care_at:
+            return
+        self._shelf_care_at = now + min(SHELF_CARE_S, self.shelve_s / 4)
+        for hook_id in [h for h in self._shelved if self._breakers.reopens_at(h) is not None]:
+            await self._keep_shelved(hook_id)
+        if look_for_others:
+            try:
+                for hook_id in await self._deliveries.shelved_hooks():
+                    self.overflowed(hook_id)
+            except Exception as exc:  # due at their horizon instead
+                logger.warning("looking for shelved deliveries failed: %s", exc)
 
     async def _take_shelved(self) -> None:
         """Take shelved deliveries of every hook that has room again, by hook, oldest first."""

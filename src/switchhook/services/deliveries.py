@@ -76,7 +76,7 @@ class DeliveriesService:
         and how many came off the shelf (more than the jobs when the hook is gone: those are finished here)."""
         now = self._clock()
         async with self._store.transaction() as tx:
-            claimed = await tx.claim_shelved(worker_id, hook_id, now + lease_s, limit)
+            claimed = await tx.claim_shelved(worker_id, hook_id, now, now + lease_s, limit)
         return await self._jobs(claimed, worker_id, now), len(claimed)
 
     async def shelve(self, worker_id: str, delivery_ids: Sequence[str], shelve_s: float) -> None:

@@ -46,6 +46,7 @@ class FastPath(Protocol):
 
     def capacity(self) -> int: ...
     def hook_room(self, hook_id: str) -> int: ...
+    def shelves(self, hook_id: str) -> bool: ...
     def overflowed(self, hook_id: str | None) -> None: ...
     def submit(self, jobs: list[Job]) -> None: ...
 
@@ -191,9 +192,10 @@ class EventsService:
             stored.append(mine)
         if self.fast_path is not None:
             # Straight from the writer, before the accepts resume: a loop turn sooner on the wire. Committed
-            # already: a failure here must not make the group commit write it all again (then as duplicates).
-            try:
-                for write, mine in zip(writes, stored, strict=True):
+            # already: a failure here must not make the group commit write it all again (then as duplicates),
+            # nor keep the other accepts' deliveries from the worker.
+            for write, mine in zip(writes, stored, strict=True):
+                try:
                     jobs = (
                         write.jobs if len(mine) == len(write.events) else [j for j in write.jobs if j.event_id in mine]
                     )
@@ -202,8 +204,10 @@ class EventsService:
                     # Shelved ones are told of once stored: a worker looking for them before the commit finds none.
                     for hook_id in {d.hook_id for d in write.deliveries if d.leased_by == SHELVED}:
                         self.fast_path.overflowed(hook_id)
-            except Exception:
-                logger.exception("handing stored deliveries to the worker failed; they are claimed when leases lapse")
+                except Exception:
+                    logger.exception(
+                        "handing stored deliveries to the worker failed; they are claimed when leases lapse"
+                    )
         return stored
 
     def _plan_deliveries(
@@ -229,9 +233,12 @@ class EventsService:
                         hook_rooms[hook.id] = hook_room - 1
                         jobs.append(Job(delivery_id, row.id, hook, event, key, 0, now, expires_at))
                         leased_by, lease_until = fast.worker_id, now + fast.lease_s
-                    else:  # its backlog is full or its endpoint paused: wait in the store, out of claims' way
+                    else:
                         hook_rooms[hook.id] = 0
-                        next_at, leased_by = now + fast.shelve_s, SHELVED
+                        if fast.shelves(hook.id):  # its own backlog is full or its endpoint paused
+                            next_at, leased_by = now + fast.shelve_s, SHELVED
+                        else:  # other hooks' backlogs took the room: due, claimed when there is room
+                            fast.overflowed(None)
                 elif fast is not None:
                     fast.overflowed(None)
                 deliveries.append(

@@ -441,19 +441,21 @@ class SqlTx(ABC):
         return await self._with_payloads(sorted((_delivery(r) for r in rows), key=lambda d: d.next_at))
 
     async def claim_shelved(
-        self, worker_id: str, hook_id: str, lease_until: float, limit: int
+        self, worker_id: str, hook_id: str, now: float, lease_until: float, limit: int
     ) -> list[ClaimedDelivery]:
-        """Lease up to `limit` of one hook's shelved deliveries, oldest first, whether their horizon has come or not."""
+        """Lease up to `limit` of one hook's shelved deliveries, oldest first, whether their horizon has come or not.
+        They are due from now on: one let go without a result (a stop, a crash) is claimed again like any other."""
         rows = await self.fetch(
-            "UPDATE deliveries SET lease_until = ?, leased_by = ? WHERE id IN ("  # noqa: S608 - placeholders only
+            "UPDATE deliveries SET next_at = ?, lease_until = ?, leased_by = ? WHERE id IN ("  # noqa: S608
             f" SELECT id FROM deliveries WHERE hook_id = ? AND leased_by = '{SHELVED}' AND status = 'pending'"
             f" ORDER BY next_at LIMIT ? {self.claim_lock_clause}) RETURNING {_DELIVERY_COLUMNS}",
+            now,
             lease_until,
             worker_id,
             hook_id,
             limit,
         )
-        return await self._with_payloads(sorted((_delivery(r) for r in rows), key=lambda d: d.next_at))
+        return await self._with_payloads(sorted((_delivery(r) for r in rows), key=lambda d: d.created_at))
 
     async def _with_payloads(self, deliveries: list[DeliveryRow]) -> list[ClaimedDelivery]:
         if not deliveries:
