@@ -118,7 +118,7 @@ class DeliveryWorker:
 
     def hook_room(self, hook_id: str) -> int:
         """How many more fresh deliveries of this hook may wait here; the rest wait in the store, not in memory
-        (a dead endpoint's backlog), and are claimed once this hook's backlog has drained to half."""
+        (a dead endpoint's backlog): shelved (see shelves) and taken once this hook's backlog has drained to half."""
         if self._breakers.reopens_at(hook_id) is not None:
             return 0  # its endpoint is down: the store keeps them until a probe gets through
         if self._parked_count >= self._max_queued // 2:
