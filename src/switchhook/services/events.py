@@ -59,6 +59,7 @@ class _Write:
     deliveries: list[NewDelivery]
     jobs: list[Job]  # the deliveries handed to the fast path, once stored
     now: float
+    shelved_hooks: set[str]  # hooks some of whose deliveries were shelved: the worker is told once stored
 
 
 @dataclass(slots=True)
@@ -168,8 +169,8 @@ class EventsService:
         unique = _unique_events(planned)
         result.duplicates = len(planned) - len(unique)
         planned = unique
-        deliveries, jobs = self._plan_deliveries(planned, now)
-        new = await self._writes.submit(_Write([p[0] for p in planned], deliveries, jobs, now))
+        deliveries, jobs, shelved_hooks = self._plan_deliveries(planned, now)
+        new = await self._writes.submit(_Write([p[0] for p in planned], deliveries, jobs, now, shelved_hooks))
         if len(new) < len(planned):  # a redelivered event: stored before, its deliveries never sent twice
             deliveries = [d for d in deliveries if d.event_id in new]
             result.duplicates += len(planned) - len(new)
@@ -202,7 +203,7 @@ class EventsService:
                     if jobs:
                         self.fast_path.submit(jobs)
                     # Shelved ones are told of once stored: a worker looking for them before the commit finds none.
-                    for hook_id in {d.hook_id for d in write.deliveries if d.leased_by == SHELVED}:
+                    for hook_id in write.shelved_hooks:
                         self.fast_path.overflowed(hook_id)
                 except Exception:
                     logger.exception(
@@ -212,12 +213,13 @@ class EventsService:
 
     def _plan_deliveries(
         self, planned: list[tuple[EventRow, Event, str, list[Hook]]], now: float
-    ) -> tuple[list[NewDelivery], list[Job]]:
+    ) -> tuple[list[NewDelivery], list[Job], set[str]]:
         fast = self.fast_path
         room = fast.capacity() if fast is not None else 0
         hook_rooms: dict[str, int] = {}
         deliveries: list[NewDelivery] = []
         jobs: list[Job] = []
+        shelved_hooks: set[str] = set()
         for row, event, key, hooks in planned:
             for hook in hooks:
                 ttl = hook.ttl_s
@@ -237,6 +239,7 @@ class EventsService:
                         hook_rooms[hook.id] = 0
                         if fast.shelves(hook.id):  # its own backlog is full or its endpoint paused
                             next_at, leased_by = now + fast.shelve_s, SHELVED
+                            shelved_hooks.add(hook.id)
                         else:  # other hooks' backlogs took the room: due, claimed when there is room
                             fast.overflowed(None)
                 elif fast is not None:
@@ -244,7 +247,7 @@ class EventsService:
                 deliveries.append(
                     NewDelivery(delivery_id, row.id, hook.id, row.domain, next_at, expires_at, leased_by, lease_until)
                 )
-        return deliveries, jobs
+        return deliveries, jobs, shelved_hooks
 
     def _count_dropped(self, source: str, reason: str) -> None:
         if self._counters is not None:
