@@ -32,8 +32,8 @@ def fixture_index() -> tuple[dict[str, Any], ...]:
 
 
 def fixture_names() -> list[str]:
-    """Every fixture file name (not SOURCES.md or index.json), sorted."""
-    return sorted(p.name for p in FIXTURES_DIR.iterdir() if p.name not in ("SOURCES.md", "index.json"))
+    """Every single-event fixture file name (not SOURCES.md, index.json, or the folders of live captures), sorted."""
+    return sorted(p.name for p in FIXTURES_DIR.iterdir() if p.is_file() and p.name not in ("SOURCES.md", "index.json"))
 
 
 def fixture_bytes(name: str) -> bytes:

@@ -26,6 +26,7 @@ from switchhook.domain.events import (
     event_key,
 )
 from tests.support.fixtures import (
+    FIXTURES_DIR,
     fixture_bytes,
     fixture_index,
     fixture_names,
@@ -610,3 +611,32 @@ def test_presence_rule_follows_header_not_position() -> None:
     event = {"Channel-Presence-ID": "1@x.com", "variable_dialed_domain": "1@y.com"}
     assert event_domain(event, ["variable_dialed_domain"]) == "1@y.com"
     assert event_domain(event, ["Channel-Presence-ID"]) == "x.com"
+
+
+LIVE_DIR = FIXTURES_DIR / "freeswitch-1.10.12"
+LIVE_FILES = sorted(p.relative_to(LIVE_DIR).as_posix() for p in LIVE_DIR.glob("*/*.json"))
+
+
+def test_live_captures_are_there() -> None:
+    # The live FreeSWITCH 1.10.12 captures (both producer profiles, ESL and mod_amqp) are this suite's ground truth.
+    assert len([f for f in LIVE_FILES if f.startswith("esl/")]) >= 30
+    assert len([f for f in LIVE_FILES if f.startswith("amqp/")]) >= 200
+
+
+@pytest.mark.parametrize("name", LIVE_FILES)
+def test_every_live_capture_decodes_to_its_event(name: str) -> None:
+    """Each captured body decodes; the key is the one its file name says; every header value is a string."""
+    capture = json.loads((LIVE_DIR / name).read_text(encoding="utf-8"))
+    raw = capture["body_raw"] if name.startswith("amqp/") else json.dumps(capture)
+    event = decode_json_event(raw)
+    if name.startswith("amqp/"):
+        assert event == capture["body"]  # mod_amqp's exact bytes decode to what was parsed at capture
+    file_event = name.split("-", 3)[3].removesuffix(".json")
+    expected_key = event["Event-Name"]
+    if "Event-Subclass" in event:
+        expected_key = f"CUSTOM->{event['Event-Subclass']}"
+        assert file_event == "CUSTOM-" + event["Event-Subclass"].replace("::", "_")
+    else:
+        assert file_event == event["Event-Name"]
+    assert event_key(event) == expected_key
+    assert all(isinstance(value, str) for value in event.values() if not isinstance(value, dict | list))
