@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
+import base64
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -14,22 +14,29 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.postgres import drop_schema, new_schema, require_postgres
-from tests.support.process import ServerProcess, domain_token
+from switchhook.domain.signing import verify
+from tests.support.process import Cluster, ServerProcess, postgres_cluster
 from tests.support.receiver import Receiver, Reply
 from tests.support.waiting import eventually
 
 DOMAIN = "scale.example"
+SIGNING_KEY = b"scale-out-signing-key-0123456789"
+SECRET = "whsec_" + base64.b64encode(SIGNING_KEY).decode()
 PER_HOOK_CAP = 32  # requests in flight per hook and worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 
 @dataclass
-class Cluster:
-    api: ServerProcess
-    workers: list[ServerProcess]
-    client: httpx.AsyncClient  # to the API process, authenticated as the domain's admin
+class ScaleOut:
+    """The API process and two workers on one PostgreSQL schema; `client` talks to the API process."""
+
+    cluster: Cluster
+    client: httpx.AsyncClient
+
+    @property
+    def workers(self) -> list[ServerProcess]:
+        return [self.cluster["worker1"], self.cluster["worker2"]]
 
     async def create_hook(self, hook: dict[str, Any]) -> str:
         response = await self.client.post("/api/v2/hooks", json=hook)
@@ -48,60 +55,20 @@ class Cluster:
         return Counter(d["status"] for d in response.json()["data"])
 
     def logs(self) -> str:
-        return "\n".join(f"--- {p.log_path.name}\n{p.log()[-3000:]}" for p in (self.api, *self.workers))
+        return self.cluster.logs()
 
 
 @asynccontextmanager
-async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
+async def cluster(tmp_path: Path, lease_s: float = 2) -> AsyncIterator[ScaleOut]:
     """A fresh PostgreSQL schema, the API process and two workers, all started in parallel."""
-    dsn = await require_postgres()
-    schema = new_schema()
-    env = {
-        "SWITCHHOOK_DATABASE_URL": dsn,
-        "SWITCHHOOK_DATABASE_SCHEMA": schema,
-        "SWITCHHOOK_LEASE_S": "2",
-        "SWITCHHOOK_MAX_IN_FLIGHT_PER_HOOK": str(PER_HOOK_CAP),
-        "SWITCHHOOK_DATA_DIR": str(tmp_path / "data"),
-    }
-    processes: list[ServerProcess] = []
-
-    async def start(role: str, name: str) -> ServerProcess:
-        # free_port() only picks a port: a concurrent test run may bind it first and answer our /health.
-        for _ in range(3):
-            process = ServerProcess(env, tmp_path, role, name=name)
-            processes.append(process)
-            await asyncio.to_thread(process.start)
-            if await is_ours(process, worker=role == "--worker"):
-                return process
-            await asyncio.to_thread(process.kill)
-        pytest.fail(f"{name} never got a port of its own:\n{process.log()}")
-
-    try:
-        token = await asyncio.to_thread(domain_token, env, DOMAIN)  # also migrates the schema
-        api, *workers = await asyncio.gather(
-            start("--api", "api"), start("--worker", "worker1"), start("--worker", "worker2")
-        )
-        async with httpx.AsyncClient(base_url=api.url, headers={"X-Access-Token": token}, timeout=30) as client:
-            yield Cluster(api, workers, client)
-    finally:
-        await asyncio.gather(*(asyncio.to_thread(p.stop) for p in processes))
-        await drop_schema(dsn, schema)
-
-
-async def is_ours(process: ServerProcess, *, worker: bool) -> bool:
-    """Whether the server answering on the process's port is that process (a worker's id holds its pid)."""
-    assert process.proc is not None
-    report = await worker_view(process)
-    if process.proc.poll() is not None or ("worker" in report) != worker:
-        return False
-    return not worker or report["worker"]["id"].split(":")[1] == str(process.proc.pid)
+    env = {"SWITCHHOOK_LEASE_S": str(lease_s), "SWITCHHOOK_MAX_IN_FLIGHT_PER_HOOK": str(PER_HOOK_CAP)}
+    roles = {"api": ("--api",), "worker1": ("--worker",), "worker2": ("--worker",)}
+    async with postgres_cluster(tmp_path, DOMAIN, roles, env) as c, c.client("api") as client:
+        yield ScaleOut(c, client)
 
 
 async def worker_view(worker: ServerProcess) -> dict[str, Any]:
-    async with httpx.AsyncClient(timeout=5) as client:
-        response = await client.get(worker.url + "/health")
-    report: dict[str, Any] = response.json()
-    return report
+    return await worker.health()
 
 
 async def delivered_by(worker: ServerProcess) -> float:
@@ -132,7 +99,7 @@ def unique_ids(receiver: Receiver) -> Counter[str]:
     return Counter(r.json()["data"]["Unique-ID"] for r in receiver.requests)
 
 
-async def all_recorded_delivered(c: Cluster, hook_id: str, total: int) -> None:
+async def all_recorded_delivered(c: ScaleOut, hook_id: str, total: int) -> None:
     """Wait until the store records every one of the hook's `total` deliveries as delivered."""
     statuses: Counter[str] = Counter()
 
@@ -171,7 +138,7 @@ async def test_a_killed_workers_in_flight_deliveries_are_finished_by_the_survivo
     total = 60
     receiver.routes["/slow"] = Reply(200, delay_s=1.0)  # keeps work in flight when the worker dies
     async with cluster(tmp_path) as c:
-        hook_id = await c.create_hook(hook(receiver.url("/slow"), retries=5, delay=0.2))
+        hook_id = await c.create_hook(hook(receiver.url("/slow"), retries=5, delay=0.2, secret=SECRET))
         for first in range(0, total, 10):
             await c.post_events(events(first, 10))
 
@@ -185,7 +152,7 @@ async def test_a_killed_workers_in_flight_deliveries_are_finished_by_the_survivo
         busiest = max(range(2), key=lambda i: views[i]["worker"]["inFlight"] + views[i]["worker"]["queued"])
         victim, survivor = c.workers[busiest], c.workers[1 - busiest]
         held = views[busiest]["worker"]["inFlight"] + views[busiest]["worker"]["queued"]
-        await asyncio.to_thread(victim.kill)
+        await victim.kill_async()
         sent_before_kill = len(receiver.requests)
 
         wanted = {f"call-{n}" for n in range(total)}
@@ -202,7 +169,21 @@ async def test_a_killed_workers_in_flight_deliveries_are_finished_by_the_survivo
             f"victim held {held} deliveries at the kill; {sent_before_kill} requests had arrived by then; "
             f"{len(receiver.requests)} requests for {total} events, {duplicates} duplicates"
         )
+        print(f"\nscale-out kill: {report}")
         assert set(counts) == wanted, report
         # A duplicate is a request the victim sent but could not record: at most what it had in flight.
         assert duplicates <= PER_HOOK_CAP, report
+        # ... and it is the same message: a receiver de-duplicates on `webhook-id` (or the envelope `id`).
+        webhook_ids, envelope_ids = defaultdict(set), defaultdict(set)
+        for request in receiver.requests:
+            unique_id = request.json()["data"]["Unique-ID"]
+            webhook_ids[unique_id].add(request.headers["webhook-id"])
+            envelope_ids[unique_id].add(request.json()["id"])
+            headers = request.headers
+            signed = (headers["webhook-id"], int(headers["webhook-timestamp"]), request.body)
+            assert verify(SIGNING_KEY, *signed, headers["webhook-signature"]), "a re-send with a bad signature"
+        resent = {uid: ids for uid, ids in webhook_ids.items() if counts[uid] > 1}
+        assert all(len(ids) == 1 for ids in webhook_ids.values()), f"a duplicate carried another webhook-id: {resent}"
+        assert all(len(ids) == 1 for ids in envelope_ids.values()), "a duplicate carried another envelope id"
+        assert webhook_ids.keys() == wanted and len({next(iter(ids)) for ids in webhook_ids.values()}) == total
         assert (await worker_view(survivor))["status"] == "ok", report
