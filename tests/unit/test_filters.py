@@ -1,4 +1,8 @@
-"""Hook filters (SPEC §6): every operation, numeric vs string order, absent keys, regexes and their guard."""
+"""Hook filters (SPEC §6): every operation, JavaScript comparison semantics, absent keys, regexes and their guard.
+
+Webitel evaluated filters with JS operators (`Operations` in webitel/engine-nodejs src/services/hook/hookClass.js);
+tests/webitel/test_delivery_fidelity.py holds the cited cases, these cover the rest.
+"""
 
 from __future__ import annotations
 
@@ -126,15 +130,32 @@ def test_equal_on_strings() -> None:
     assert holds("!=", "ringing", "answered") is True
 
 
-def test_equal_is_numeric_when_both_sides_are_numbers() -> None:
+def test_equal_is_numeric_when_one_side_is_a_number() -> None:
     assert holds("==", 2, "2") is True
     assert holds("==", "2", 2) is True
-    assert holds("==", "2.0", "2") is True
     assert holds("==", 2.0, "2") is True
     assert holds("==", "1e3", 1000) is True
-    assert holds("==", "0x10", "16") is False  # hex is not a number here: string comparison
+    assert holds("==", 16, "0x10") is True  # JS Number("0x10") is 16
+    assert holds("==", 0, "") is True  # JS Number("") is 0
+    assert holds("==", 12, " 12\n") is True  # Number() trims white space
     assert holds("!=", 2, "2.0") is False
     assert holds("!=", 2, "3") is True
+
+
+def test_two_strings_are_equal_only_when_identical() -> None:
+    assert holds("==", "2.0", "2") is False
+    assert holds("==", "0x10", "16") is False
+    assert holds("==", "0800", "800") is False
+    assert holds("!=", "0800", "800") is True
+
+
+@pytest.mark.parametrize("actual", ["abc", "1_000", "inf", "NaN", "١٢", "1e", ".", "0x", "--1", "0x-1"])
+def test_a_non_numeric_string_against_a_number_is_nan(actual: str) -> None:
+    for value in (0, 1, 1000, 12):
+        assert holds("==", value, actual) is False
+        assert holds("!=", value, actual) is True
+        for operation in ("<", ">", "<=", ">="):
+            assert holds(operation, value, actual) is False
 
 
 def test_equal_on_a_missing_key_is_false_and_not_equal_is_true() -> None:
@@ -202,15 +223,16 @@ def test_non_finite_floats_do_not_crash() -> None:
             assert check(condition, {"k": actual}) in (True, False)
 
 
-def test_huge_integers_compare_exactly_without_crashing() -> None:
-    # JSON (and Python's json module) allow integers that do not fit a float.
+def test_huge_integers_are_doubles_as_in_javascript() -> None:
+    # Python's json module reads integers of any size; JSON.parse made them doubles (Infinity past 1.8e308).
     huge = 10**400
     assert holds(">", 5, huge) is True
     assert holds("<", huge, 5) is True
     assert holds("==", huge, huge) is True
-    assert holds("==", huge, huge + 1) is False
-    assert holds(">", huge, str(huge + 1)) is True  # the string parses as a number (inf): still larger
+    assert holds("==", huge, huge + 1) is True  # both Infinity
+    assert holds(">=", huge, str(huge + 1)) is True  # Number("1000…1") is Infinity too
     assert holds("==", 1, huge) is False
+    assert holds("==", 2**53, 2**53 + 1) is True  # doubles: 2^53 + 1 rounds to 2^53
 
 
 # --- < > <= >= -----------------------------------------------------------------------------------
@@ -223,16 +245,15 @@ def test_huge_integers_compare_exactly_without_crashing() -> None:
         ("<", 10000, "9999", True),
         ("<", 9, "10", False),  # "10" < 9 would be true as strings
         (">", 9, "10", True),
-        ("<", "9", "10", False),  # both numeric strings: still numeric
-        (">", "9", "10", True),
         ("<=", 10, "10", True),
         ("<=", 10, "10.0", True),
         (">=", 10, "10", True),
         (">=", 10, "9.99", False),
         ("<", 0, "-1", True),
-        (">", "-1", "0", True),
         ("<", 1e3, " 999 ", True),  # surrounding spaces are tolerated (JS Number())
-        (">", "1.5e2", "151", True),
+        (">", 1.5e2, "151", True),
+        (">=", 150, "1.5e2", True),  # the string side converts with Number(): exponent form is a number
+        ("<", 17, "0x10", True),
     ],
 )
 def test_ordering_is_numeric_for_numbers(operation: str, value: Any, actual: Any, expected: bool) -> None:
@@ -244,12 +265,18 @@ def test_ordering_is_numeric_for_numbers(operation: str, value: Any, actual: Any
     [
         ("<", "abd", "abc", True),
         (">", "abd", "abc", False),
-        ("<", "b", "B", True),  # code point order
+        ("<", "b", "B", True),  # code unit order
+        ("<", "\uff5e", "\U0001f4de", True),  # UTF-16: the emoji's surrogate D83D sorts before FF5E
+        (">", "\U0001f4de", "\uff5e", True),
+        ("<", "\u00e9", "e", True),
         ("<=", "abc", "abc", True),
         (">=", "abc", "abc", True),
         (">", "10", "9a", True),  # "9a" is not numeric: string comparison, "9a" > "10"
-        ("<", 5, "abc", False),  # "abc" > "5" as text
-        (">", 5, "abc", True),
+        ("<", "9", "10", True),  # both strings: string order, "10" < "9"
+        (">", "9", "10", False),
+        ("<", "10000", "9999", False),
+        ("<", 5, "abc", False),  # a number makes "abc" NaN: false either way
+        (">", 5, "abc", False),
         ("<", "CS_INIT", "CS_EXECUTE", True),
     ],
 )
@@ -388,7 +415,7 @@ def test_passes_needs_every_condition_on_a_real_event() -> None:
     matching = {
         "Answer-State": {"operation": "==", "value": "ringing"},
         "Caller-Destination-Number": {"operation": ">=", "value": 1000},
-        "Channel-State-Number": {"operation": "<", "value": "10"},
+        "Channel-State-Number": {"operation": "<", "value": 10},
         "Caller-Caller-ID-Name": {"operation": "reg", "value": "/^USER_/i"},
         "variable_no_such_header": {"operation": "==", "value": "null"},
         "Call-Direction": {"operation": "!=", "value": "outbound"},
@@ -403,11 +430,12 @@ def test_passes_needs_every_condition_on_a_real_event() -> None:
     assert explain(conditions, event) == {**dict.fromkeys(matching, True), "Call-Direction": False}
 
 
-def test_event_date_timestamp_compares_numerically() -> None:
+def test_event_date_timestamp_compares_numerically_against_a_number_only() -> None:
     event = load_fixture_event(CHANNEL_CREATE)
     assert event["Event-Date-Timestamp"] == "1742986241847058"
-    assert check(cond(">", "999999999999999", key="Event-Date-Timestamp"), event) is True
+    assert check(cond(">", 999999999999999, key="Event-Date-Timestamp"), event) is True
     assert check(cond("<", 1742986241847059, key="Event-Date-Timestamp"), event) is True
+    assert check(cond(">", "999999999999999", key="Event-Date-Timestamp"), event) is False  # string order
 
 
 def test_passes_does_not_modify_the_event() -> None:

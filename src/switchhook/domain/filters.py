@@ -19,7 +19,16 @@ OPERATIONS = ("==", "!=", "<", ">", "<=", ">=", "reg")
 #: Wall-clock cap on one tenant regex match; a timed-out match does not pass.
 REGEX_TIMEOUT_S = 0.05
 _REGEX_LITERAL = re.compile(r"/(.*)/([gimsy]*)", re.DOTALL)  # fullmatch: "$" would allow a final "\n"
-_NUMERIC = re.compile(r"^\s*[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*$")
+#: What JS `Number()` trims: WhiteSpace and LineTerminator code points (ECMAScript StringToNumber).
+_JS_SPACE = (
+    "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+#: StrNumericLiteral: a signed decimal or Infinity, or an unsigned 0x/0o/0b integer ([0-9], never Unicode digits).
+_JS_NUMBER = re.compile(
+    r"[+-]?(?:Infinity|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)|0(?P<radix>[xXoObB])(?P<digits>[0-9a-fA-F]+)"
+)
+_RADIX = {"x": 16, "o": 8, "b": 2}
 _ABSENT_MARKERS = (None, "null", "")
 
 
@@ -83,23 +92,24 @@ def explain(conditions: tuple[Condition, ...], event: Mapping[str, Any]) -> dict
 
 
 def check(condition: Condition, event: Mapping[str, Any]) -> bool:
-    """Evaluate one condition against the event's top-level key."""
+    """Evaluate one condition against the event's top-level key, as Webitel's `Operations` did in JavaScript."""
     op = condition.operation
-    present = condition.key in event and event[condition.key] is not None
-    actual = event.get(condition.key)
-    if op in ("==", "!="):
-        if condition.value in _ABSENT_MARKERS:  # Webitel: `== "null"` / `== ""` mean "key absent"
-            equal = not present
-        else:
-            equal = present and _compare(actual, condition.value) == 0
-        return equal if op == "==" else not equal
+    actual = event.get(condition.key)  # a JSON null is an absent key
+    if op in ("==", "!=") and condition.value in _ABSENT_MARKERS:  # Webitel: `== "null"` / `== ""` mean absent
+        return (actual is None) is (op == "==")
     if op == "reg":
-        return _search(condition, "" if not present else _text(actual))
-    if not present or condition.value is None:
+        return _search(condition, "" if actual is None else js_text(actual))
+    if actual is None:  # JS: undefined == x is false, undefined < x is false (NaN)
+        return op == "!="
+    if condition.value is None:  # only an ordering gets here with a null value: never passes
         return False
     order = _compare(actual, condition.value)
-    if order is None:
-        return False
+    if order is None:  # NaN: every comparison is false but !=
+        return op == "!="
+    if op == "==":
+        return order == 0
+    if op == "!=":
+        return order != 0
     return {"<": order < 0, ">": order > 0, "<=": order <= 0, ">=": order >= 0}[op]
 
 
@@ -112,32 +122,113 @@ def _search(condition: Condition, text: str) -> bool:
 
 
 def _compare(a: Any, b: Any) -> int | None:
-    """-1/0/1; numeric when both sides are numbers or numeric strings, else string order."""
-    na, nb = _number(a), _number(b)
-    if na is not None and nb is not None:
-        return (na > nb) - (na < nb)
-    sa, sb = _text(a), _text(b)
-    return (sa > sb) - (sa < sb)
+    """-1/0/1 as JavaScript's `==` and `<` decide them, None when a side is NaN.
+
+    Two strings compare exactly, in UTF-16 code unit order (phone numbers are strings: "0800" is not "800");
+    when either side is a number, the other converts with JS `Number()` (a non-numeric string is NaN).
+    Booleans compare as their text "true"/"false" (a deliberate difference: JS would turn true into 1).
+    """
+    if type(a) is str and type(b) is str:  # the hot path: FreeSWITCH headers against a string value
+        if a == b:
+            return 0
+        if a.isascii() and b.isascii():
+            return -1 if a < b else 1
+        return _utf16_order(a, b)
+    if isinstance(a, bool) or isinstance(b, bool):
+        return _utf16_order(js_text(a), js_text(b))
+    if isinstance(a, int | float) or isinstance(b, int | float):
+        x, y = js_number(a), js_number(b)
+        if math.isnan(x) or math.isnan(y):
+            return None
+        return (x > y) - (x < y)
+    return _utf16_order(js_text(a), js_text(b))
 
 
-def _number(value: Any) -> int | float | None:
+def _utf16_order(a: str, b: str) -> int:
+    """JS string order compares UTF-16 code units: U+FF5E sorts after U+1F4DE, unlike code point order."""
+    if a == b:
+        return 0
+    if not (a.isascii() and b.isascii()):
+        a16, b16 = a.encode("utf-16-be", "surrogatepass"), b.encode("utf-16-be", "surrogatepass")
+        return -1 if a16 < b16 else 1
+    return -1 if a < b else 1
+
+
+def js_number(value: Any) -> float:
+    """JavaScript `Number(value)` for JSON values: doubles (huge integers become Infinity), NaN when not numeric."""
+    if isinstance(value, str):
+        return _string_to_number(value)
     if isinstance(value, bool):
-        return None
+        return 1.0 if value else 0.0
     if isinstance(value, int):
-        return value  # exact: a JSON integer may not fit a float (float() would overflow)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, str) and len(value) < 64 and _NUMERIC.match(value):
         try:
             return float(value)
-        except ValueError:  # `\s` admits separators such as \x1f that float() refuses
-            return None
-    return None
+        except OverflowError:  # JSON.parse reads such a literal as +/-Infinity
+            return math.inf if value > 0 else -math.inf
+    if isinstance(value, float):
+        return value
+    if value is None:
+        return 0.0
+    return _string_to_number(js_text(value))  # arrays and objects: ToPrimitive, then ToNumber
 
 
-def _text(value: Any) -> str:
+def _string_to_number(text: str) -> float:
+    """ECMAScript StringToNumber: trimmed, "" is 0, decimal/Infinity/0x/0o/0b literals, anything else NaN."""
+    text = text.strip(_JS_SPACE)
+    if not text:
+        return 0.0
+    match = _JS_NUMBER.fullmatch(text)
+    if match is None:
+        return math.nan
+    if match.group("radix") is None:
+        return float(text)  # correctly rounded, as JS; "1e400" is inf, "Infinity" is inf
+    digits, base = match.group("digits"), _RADIX[match.group("radix").lower()]
+    try:
+        return float(int(digits, base))
+    except OverflowError:
+        return math.inf
+
+
+def js_text(value: Any) -> str:
+    """JavaScript `String(value)` for JSON values (arrays joined with commas, objects "[object Object]")."""
+    if isinstance(value, str):
+        return value
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+    if isinstance(value, int | float):
+        return _number_text(js_number(value))
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return ",".join("" if item is None else js_text(item) for item in value)
+    return "[object Object]"
+
+
+def _number_text(number: float) -> str:
+    """ECMAScript Number::toString: shortest round-trip digits, exponent form below 1e-6 and from 1e21."""
+    if math.isnan(number):
+        return "NaN"
+    if math.isinf(number):
+        return "Infinity" if number > 0 else "-Infinity"
+    if number == 0:
+        return "0"
+    sign = "-" if number < 0 else ""
+    mantissa, _, exponent = repr(abs(number)).partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    all_digits = whole + fraction
+    digits = all_digits.lstrip("0")
+    point = (
+        len(whole) - (len(all_digits) - len(digits)) + (int(exponent) if exponent else 0)
+    )  # value = 0.digits e point
+    digits = digits.rstrip("0")
+    k = len(digits)
+    if k <= point <= 21:
+        text = digits + "0" * (point - k)
+    elif 0 < point <= 21:
+        text = digits[:point] + "." + digits[point:]
+    elif -6 < point <= 0:
+        text = "0." + "0" * -point + digits
+    else:
+        power = point - 1
+        text = digits[0] + ("." + digits[1:] if k > 1 else "") + ("e+" if power >= 0 else "e-") + str(abs(power))
+    return sign + text
