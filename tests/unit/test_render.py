@@ -20,10 +20,13 @@ from switchhook.domain.render import (
     form_escape,
     header_escape,
     json_escape,
+    json_template,
     lookup,
+    lookup_exact_first,
     no_escape,
     query_string,
     render,
+    render_json,
     render_mapping,
     to_text,
     with_query,
@@ -211,7 +214,7 @@ def test_json_raw_body_with_webitels_example() -> None:
         header_templates={"Content-Type": "application/json"},
     )
     assert body_json(rendered) == {"dlr_id": "", "end_cause": "MAX_TRY_COUNT", "name": "Customer 1"}
-    assert rendered.headers == {"Content-Type": "application/json"}
+    assert rendered.headers == {"Content-Type": "application/json", "Accept": "application/json"}
 
 
 def test_json_raw_body_with_unquoted_numbers_and_booleans() -> None:
@@ -233,7 +236,7 @@ def test_form_body_is_url_encoded() -> None:
     )
     assert rendered.body == b"name=a%26b%3Dc%20d%2B%C3%A9%2F%22&n=1"
     assert parse_qs(rendered.body.decode()) == {"name": ['a&b=c d+é/"'], "n": ["1"]}
-    assert rendered.headers == {"Content-Type": "application/x-www-form-urlencoded"}
+    assert rendered.headers == {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
     assert rendered.json_body is False
 
 
@@ -245,7 +248,7 @@ def test_text_plain_body_is_not_escaped() -> None:
         header_templates={"content-type": "text/plain"},
     )
     assert rendered.body == b'Caller: a "quoted" \\ name\n&x=1'
-    assert rendered.headers == {"content-type": "text/plain"}
+    assert rendered.headers == {"content-type": "text/plain", "Accept": "application/json"}
     assert rendered.json_body is False
     assert rendered.notes
 
@@ -266,7 +269,7 @@ def test_raw_body_that_is_not_json_keeps_the_hooks_content_type() -> None:
         header_templates={"Content-Type": "application/xml"},
     )
     assert rendered.body == b"<x>1</x>"
-    assert rendered.headers == {"Content-Type": "application/xml"}
+    assert rendered.headers == {"Content-Type": "application/xml", "Accept": "application/json"}
 
 
 def test_raw_body_that_renders_to_broken_json_is_still_sent() -> None:
@@ -323,7 +326,7 @@ def test_default_envelope_holds_the_whole_event() -> None:
     assert rendered.method == "POST"
     assert rendered.url == URL
     assert rendered.json_body is True
-    assert rendered.headers == {"Content-Type": "application/json"}
+    assert rendered.headers == {"Accept": "application/json", "Content-Type": "application/json"}
     assert body_json(rendered) == {"id": MESSAGE_ID, "action": "CHANNEL_CREATE", "data": event}
     assert list(body_json(rendered)) == ["id", "action", "data"]
     assert list(body_json(rendered)["data"]) == list(event)
@@ -411,7 +414,7 @@ def test_non_get_methods_send_the_body(method: str) -> None:
 
 def test_hooks_content_type_is_kept_for_the_envelope() -> None:
     rendered = request(header_templates={"content-type": "application/vnd.x+json"})
-    assert rendered.headers == {"content-type": "application/vnd.x+json"}
+    assert rendered.headers == {"content-type": "application/vnd.x+json", "Accept": "application/json"}
     assert "Content-Type" not in rendered.headers
 
 
@@ -512,6 +515,7 @@ def test_header_templates_render_with_the_same_rules() -> None:
         "X-City": "Lviv",
         "X-N": "0",
         "X-Missing": "[]",
+        "Accept": "application/json",
         "Content-Type": "application/json",
     }
 
@@ -557,7 +561,7 @@ def test_auth_cookie_is_forwarded_as_cookie() -> None:
 
 def test_hooks_own_cookie_header_wins() -> None:
     rendered = request(header_templates={"cookie": "mine=1"}, auth_values={"auth:cookie": "sid=abc"})
-    assert rendered.headers == {"cookie": "mine=1", "Content-Type": "application/json"}
+    assert rendered.headers == {"cookie": "mine=1", "Accept": "application/json", "Content-Type": "application/json"}
 
 
 def test_build_request_does_not_mutate_its_inputs() -> None:
@@ -585,7 +589,7 @@ def test_auth_request_get_sends_map_as_query_parameters() -> None:
     assert built == AuthRequest(
         method="GET",
         url="https://auth.example.org/login",
-        headers={"X-Domain": "demo.webitel.com", "X-Bad": "a  b"},
+        headers={"X-Domain": "demo.webitel.com", "X-Bad": "a  b", "Accept": "application/json"},
         query={"user": "1000&x", "const": "1"},
         json_body=None,
     )
@@ -598,12 +602,12 @@ def test_auth_request_other_methods_send_map_as_json_body(method: str) -> None:
     assert built.method == method.upper()
     assert built.query == {}
     assert built.json_body == {"user": 'a\\b"'}  # raw values: the caller serializes the JSON
-    assert built.headers == {}
+    assert built.headers == {"Accept": "application/json"}
 
 
 def test_auth_request_defaults_to_get_without_headers_or_map() -> None:
     built = build_auth_request({"url": "https://a.example.org/", "method": None, "headers": None}, {})
-    assert built == AuthRequest("GET", "https://a.example.org/", {}, {}, None)
+    assert built == AuthRequest("GET", "https://a.example.org/", {"Accept": "application/json"}, {}, None)
 
 
 # --- auth values from the auth response ----------------------------------------------------------
@@ -682,6 +686,7 @@ def test_auth_response_end_to_end_into_the_main_request() -> None:
     rendered = request(header_templates={"Authorization": "Bearer ${auth:body:access_token}"}, auth_values=values)
     assert rendered.headers == {
         "Authorization": "Bearer tok",
+        "Accept": "application/json",
         "Cookie": "sid=abc",
         "Content-Type": "application/json",
     }
@@ -742,3 +747,103 @@ def test_pathologically_nested_values_never_crash_request_building() -> None:
         raw_body=None,
     )
     assert get.url.startswith("http://h/x?n")
+
+
+# --- rawBody: verbatim outside JSON string literals, escaped inside --------------------------------
+
+
+def test_a_json_text_value_outside_a_string_literal_nests() -> None:
+    payload = '{"a": [1, "x"], "b": {"c": null}}'
+    rendered = request(event={"payload": payload}, custom_body=True, raw_body='{"obj": ${payload}}')
+    assert body_json(rendered) == {"obj": {"a": [1, "x"], "b": {"c": None}}}
+    assert rendered.json_body is True
+
+
+def test_the_same_value_inside_a_string_literal_stays_a_string() -> None:
+    payload = '{"a": 1}'
+    rendered = request(
+        event={"payload": payload}, custom_body=True, raw_body='{"text": "${payload}", "obj": ${payload}}'
+    )
+    assert body_json(rendered) == {"text": payload, "obj": {"a": 1}}
+
+
+def test_string_state_follows_escaped_quotes_in_the_template() -> None:
+    template = '{"q": "say \\"${x}\\" now", "raw": ${n}, "k\\\\": "${x}"}'
+    rendered = request(event={"x": 'he said "hi"', "n": "7"}, custom_body=True, raw_body=template)
+    assert body_json(rendered) == {"q": 'say "he said "hi"" now', "raw": 7, "k\\": 'he said "hi"'}
+
+
+def test_placeholders_in_keys_and_arrays() -> None:
+    template = '{"${key}": [${a}, "${b}"]}'
+    rendered = request(event={"key": 'k"1', "a": "[1,2]", "b": "]"}, custom_body=True, raw_body=template)
+    assert body_json(rendered) == {'k"1': [[1, 2], "]"]}
+
+
+def test_json_template_is_split_once_and_cached() -> None:
+    template = '{"a": "${x}", "b": ${y}}'
+    parts = json_template(template)
+    assert parts == (('{"a": "', "x", True), ('", "b": ', "y", False), ("}", None, False))
+    assert json_template(template) is parts
+
+
+def test_render_json_without_placeholders_returns_the_template() -> None:
+    assert render_json('{"a": 1}', {}) == '{"a": 1}'
+
+
+def test_a_raw_body_that_does_not_render_to_json_is_sent_as_text_with_a_note() -> None:
+    rendered = request(event={}, custom_body=True, raw_body='{"obj": ${missing}}')
+    assert rendered.body == b'{"obj": }'
+    assert rendered.json_body is False
+    assert rendered.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert rendered.notes == ["rawBody did not render to JSON: sent verbatim"]
+
+
+# --- header templates: exact key first, then variable_<key> --------------------------------------
+
+
+def test_header_templates_try_the_exact_key_before_the_variable() -> None:
+    event = {"domain_name": "plain.example", "variable_domain_name": "variable.example", "variable_only": "v"}
+    rendered = request(event=event, header_templates={"X-D": "${domain_name}", "X-O": "${only}"})
+    assert rendered.headers["X-D"] == "plain.example"
+    assert rendered.headers["X-O"] == "v"
+    assert lookup_exact_first(event, "domain_name") == "plain.example"
+    assert lookup(event, "domain_name") == "variable.example"  # rawBody keeps Webitel's variable_ first
+
+
+def test_header_templates_fall_back_to_the_variable_when_the_exact_key_is_empty() -> None:
+    assert lookup_exact_first({"x": "", "variable_x": "v"}, "x") == "v"
+    assert lookup_exact_first({"x": None, "variable_x": "v"}, "x") == "v"
+    assert lookup_exact_first({}, "x") is None
+
+
+def test_auth_headers_and_map_use_the_header_lookup() -> None:
+    auth = {"url": "https://a.example.org/", "headers": {"X-U": "${user}"}, "map": {"u": "${user}"}}
+    built = build_auth_request(auth, {"user": "exact", "variable_user": "variable"})
+    assert built.headers["X-U"] == "exact"
+    assert built.query == {"u": "exact"}
+
+
+# --- Accept and GET query merging ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE"])
+def test_every_request_accepts_json(method: str) -> None:
+    assert request(method=method).headers["Accept"] == "application/json"
+
+
+def test_a_hooks_own_accept_header_wins() -> None:
+    rendered = request(header_templates={"accept": "text/plain"})
+    assert rendered.headers["accept"] == "text/plain"
+    assert "Accept" not in rendered.headers
+
+
+def test_a_url_parameter_named_as_an_event_field_is_replaced_not_repeated() -> None:
+    rendered = request(method="GET", url=URL + "?token=t&Unique-ID=old&x=1", event={"Unique-ID": "u-1"})
+    assert rendered.url == URL + "?token=t&Unique-ID=u-1&x=1"
+
+
+def test_query_merge_keeps_order_and_drops_repeats() -> None:
+    assert with_query(URL + "?a=1&b=2&a=3", "a=9&c=4") == URL + "?a=9&b=2&c=4"
+    assert with_query(URL + "?a%5Bx%5D=1&b=2", "a%5By%5D=5") == URL + "?a%5By%5D=5&b=2"  # qs nesting: same `a`
+    assert with_query(URL + "?a+b=1&flag", "a%20b=2") == URL + "?a%20b=2&flag"
+    assert with_query(URL + "?x=1#frag", "y=2") == URL + "?x=1&y=2#frag"

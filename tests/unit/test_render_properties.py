@@ -230,3 +230,31 @@ def test_comparisons_agree_with_a_model_of_javascript(a: Any, b: Any) -> None:
     event = {"k": a}
     for operation, result in expected.items():
         assert check(Condition("k", operation, b), event) is result, (operation, a, b)
+
+
+utf8_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | utf8_text,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(utf8_text, children, max_size=3),
+    max_leaves=10,
+)
+
+
+@FEW
+@given(value=utf8_json, text=utf8_text)
+def test_json_text_outside_a_string_literal_nests_and_text_inside_stays_text(value: Any, text: str) -> None:
+    """Outside string literals rawBody substitutes verbatim, as Webitel's `Message` did (hookClass.js)."""
+    rendered = build_request(
+        method="POST",
+        url="https://example.org/h",
+        event_key="E",
+        message_id="m",
+        event={"payload": json.dumps(value), "text": text},
+        auth_values={},
+        header_templates={},
+        fields=[],
+        renames={},
+        custom_body=True,
+        raw_body='{"obj": ${payload}, "s": "${text}", "same": "${payload}"}',
+    )
+    assert rendered.body is not None
+    assert json.loads(rendered.body) == {"obj": value, "s": text, "same": json.dumps(value)}

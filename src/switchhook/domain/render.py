@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, unquote_plus, urlencode, urlsplit, urlunsplit
 
 _PLACEHOLDER = re.compile(r"\$\{([\s\S]*?)\}")
 #: Lone UTF-16 surrogates: Python's json module decodes `"\ud800"` into one, and it has no UTF-8 form.
@@ -17,13 +17,28 @@ _LINE_BREAK = re.compile(r"[\r\n]")
 _MISSING = object()
 
 Escape = Callable[[str], str]
+Lookup = Callable[[Mapping[str, Any], str], Any]
 
 
 def lookup(context: Mapping[str, Any], name: str) -> Any:
-    """`variable_<name>`, else `<name>`; a dotted name that is not a key walks nested objects."""
+    """rawBody's lookup: `variable_<name>`, else `<name>`; a dotted name that is not a key walks nested objects.
+
+    Webitel's `Message` constructor (webitel/engine-nodejs src/services/hook/hookClass.js) tried
+    `message["variable_" + name] || message[name]`.
+    """
     value = context.get("variable_" + name)
     if value is None or value == "":
         value = context.get(name, _MISSING)
+    if value is _MISSING or value is None:
+        value = _walk(context, name) if "." in name else None
+    return value
+
+
+def lookup_exact_first(context: Mapping[str, Any], name: str) -> Any:
+    """Header templates' lookup: `<name>` first (all Webitel's `_setHeadersFromEvent` tried), then `variable_<name>`."""
+    value = context.get(name)
+    if value is None or value == "":
+        value = context.get("variable_" + name, _MISSING)
     if value is _MISSING or value is None:
         value = _walk(context, name) if "." in name else None
     return value
@@ -111,20 +126,80 @@ def escape_for(content_type: str) -> Escape:
     return no_escape
 
 
-def render(template: str, context: Mapping[str, Any], escape: Escape = no_escape) -> str:
+def render(template: str, context: Mapping[str, Any], escape: Escape = no_escape, find: Lookup = lookup) -> str:
     """Replace every `${name}` in `template` with the escaped text of its value."""
     if "${" not in template:
         return template
-    return _PLACEHOLDER.sub(lambda m: escape(to_text(lookup(context, m.group(1)))), template)
+    return _PLACEHOLDER.sub(lambda m: escape(to_text(find(context, m.group(1)))), template)
 
 
-def render_mapping(templates: Mapping[str, Any], context: Mapping[str, Any], escape: Escape) -> dict[str, str]:
+#: A JSON template split once: (literal text, placeholder name or None, whether the placeholder is in a string).
+JsonTemplate = tuple[tuple[str, str | None, bool], ...]
+_json_templates: dict[str, JsonTemplate] = {}
+
+
+def json_template(template: str) -> JsonTemplate:
+    """Split a rawBody template at its placeholders, noting which sit inside a JSON string literal (cached)."""
+    parts = _json_templates.get(template)
+    if parts is not None:
+        return parts
+    found: list[tuple[str, str | None, bool]] = []
+    in_string = False
+    start = 0
+    for match in _PLACEHOLDER.finditer(template):
+        literal = template[start : match.start()]
+        in_string = _string_state(literal, in_string)
+        found.append((literal, match.group(1), in_string))
+        start = match.end()
+    found.append((template[start:], None, False))
+    parts = tuple(found)
+    if len(_json_templates) > 1_000:  # hooks reuse a few templates; a bound keeps odd clients from growing it
+        _json_templates.clear()
+    _json_templates[template] = parts
+    return parts
+
+
+def _string_state(literal: str, in_string: bool) -> bool:
+    """Whether the text after `literal` is inside a JSON string literal, given the state before it."""
+    if '"' not in literal:
+        return in_string
+    escaped = False
+    for char in literal:
+        if escaped:
+            escaped = False
+        elif char == "\\" and in_string:
+            escaped = True
+        elif char == '"':
+            in_string = not in_string
+    return in_string
+
+
+def render_json(template: str, context: Mapping[str, Any]) -> str:
+    """rawBody as JSON: values JSON-escaped inside string literals, their text verbatim outside them.
+
+    Outside a string literal Webitel's plain substitution is kept, so `{"obj": ${payload}}` with a JSON text
+    value nests it; inside one, escaping keeps a quote in a caller name from breaking the JSON (docs/webitel.md).
+    """
+    if "${" not in template:
+        return template
+    out: list[str] = []
+    for literal, name, in_string in json_template(template):
+        out.append(literal)
+        if name is not None:
+            text = to_text(lookup(context, name))
+            out.append(json_escape(text) if in_string else text)
+    return "".join(out)
+
+
+def render_mapping(
+    templates: Mapping[str, Any], context: Mapping[str, Any], escape: Escape, find: Lookup = lookup_exact_first
+) -> dict[str, str]:
     """Render each string value of a `{name: template}` object; non-string values are dropped (Webitel)."""
-    return {key: render(value, context, escape) for key, value in templates.items() if isinstance(value, str)}
+    return {key: render(value, context, escape, find) for key, value in templates.items() if isinstance(value, str)}
 
 
 def render_headers(templates: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, str]:
-    """Render header templates; the whole value (template text included) never carries CR or LF."""
+    """Render header templates (exact key first, then `variable_<key>`); no value ever carries CR or LF."""
     return {key: header_escape(value) for key, value in render_mapping(templates, context, header_escape).items()}
 
 
@@ -163,12 +238,39 @@ def query_string(data: Mapping[str, Any]) -> str:
 
 
 def with_query(url: str, query: str) -> str:
-    """Append a query string to a URL that may already have one."""
+    """Add a query string to a URL; a parameter the URL already has is replaced, not repeated.
+
+    Webitel's `request` client merged `qs` into the URL's own query (`base[name] = qs[name]` in
+    request/request.js `Request.prototype.qs`): a URL parameter named as an event field took the event's value.
+    """
     if not query:
         return url
     parts = urlsplit(url)
-    joined = f"{parts.query}&{query}" if parts.query else query
+    joined = _merge_query(parts.query, query) if parts.query else query
     return urlunsplit((parts.scheme, parts.netloc, parts.path, joined, parts.fragment))
+
+
+def _merge_query(own: str, added: str) -> str:
+    """The URL's parameters in their order (replaced ones in place, their repeats dropped), then the new ones."""
+    groups: dict[str, list[str]] = {}
+    for part in added.split("&"):
+        groups.setdefault(_top_name(part), []).append(part)
+    out: list[str] = []
+    placed: set[str] = set()
+    for part in own.split("&"):
+        name = _top_name(part)
+        if name not in groups:
+            out.append(part)
+        elif name not in placed:
+            out.extend(groups[name])
+            placed.add(name)
+    out.extend(part for name, group in groups.items() if name not in placed for part in group)
+    return "&".join(out)
+
+
+def _top_name(part: str) -> str:
+    """The top-level name of `a[b]=c` (qs nesting), decoded."""
+    return unquote_plus(part.split("=", 1)[0], errors="replace").split("[", 1)[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +315,8 @@ def build_request(
     context: Mapping[str, Any] = {**event, **auth_values} if auth_values else event
     method = method.upper()
     headers = render_headers(header_templates, context)
+    if _header(headers, "Accept") is None:  # what `request({json: …})` sent, now on every method (docs/webitel.md)
+        headers["Accept"] = "application/json"
     if "auth:cookie" in auth_values and _header(headers, "Cookie") is None:
         headers["Cookie"] = header_escape(auth_values["auth:cookie"])
     content_type = _header(headers, "Content-Type")
@@ -220,7 +324,8 @@ def build_request(
     payload: Any
     text: str | None = None
     if custom_body and isinstance(raw_body, str):
-        text = render(raw_body, context, escape_for(content_type or "application/json"))
+        escape = escape_for(content_type or "application/json")
+        text = render_json(raw_body, context) if escape is json_escape else render(raw_body, context, escape)
         try:
             payload = json.loads(text)
         except (ValueError, RecursionError):
@@ -272,6 +377,8 @@ def build_auth_request(auth: Mapping[str, Any], event: Mapping[str, Any]) -> Aut
     """The auth pre-request (SPEC §7.5): `auth.map` as query parameters for GET, a JSON body otherwise."""
     method = str(auth.get("method") or "GET").upper()
     headers = render_headers(auth.get("headers") or {}, event)
+    if _header(headers, "Accept") is None:
+        headers["Accept"] = "application/json"
     params = render_mapping(auth.get("map") or {}, event, no_escape)
     if method == "GET":
         return AuthRequest(method, str(auth["url"]), headers, params, None)
