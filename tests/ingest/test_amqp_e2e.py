@@ -132,7 +132,7 @@ async def test_mod_amqp_fixtures_are_delivered_as_rendered_requests(
         assert created.method == "POST"
         body = created.json()
         assert body["action"] == "CHANNEL_CREATE"
-        assert body["id"].startswith("msg_")
+        assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", body["id"])
         assert body["data"] == create
 
         (called,) = receiver.on("/callstate")

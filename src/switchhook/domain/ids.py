@@ -13,8 +13,10 @@ ids sort by time whatever follows:
   event stored twice is one event. Without a usable timestamp the time part is zeros (still stable).
 - other events get the accept's clock + 64 random bits + a counter.
 
-A delivery's id (the message id receivers see) is `msg_` + its event's time part + a hash of
-(event id, hook id): the same across retries and redeliveries.
+A delivery's id (the message id receivers see, as the envelope `id` and `webhook-id`) is a UUID, since
+receivers store it in uuid columns (Webitel sent a uuid v4): RFC 9562's version 7 layout with its event's
+time part in milliseconds, then 74 bits of a hash of (event id, hook id) where v7 has random bits: the
+same across retries and redeliveries. Deliveries stored before this carry `msg_` ids; nothing parses them.
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ from collections.abc import Iterator
 from switchhook.domain.events import Event
 
 DEDUPED = "evt_"
-MESSAGE = "msg_"
 TIME_DIGITS = 14
 _NO_TIME = "0" * TIME_DIGITS
 _MAX_US = 16**TIME_DIGITS - 1
+_LOW_62 = (1 << 62) - 1
 
 
 def is_redeliverable(event: Event, source: str) -> bool:
@@ -46,9 +48,12 @@ def event_id(event: Event, domain: str, payload: str, source: str, now_s: float)
 
 
 def delivery_id(event_id: str, hook_id: str) -> str:
-    """Stable per (event, hook), and ordered as its event is."""
-    digest = hashlib.blake2b(f"{event_id}/{hook_id}".encode(), digest_size=12).hexdigest()
-    return MESSAGE + time_part(event_id) + digest
+    """A UUID stable per (event, hook), ordered as its event is: version 7's 48-bit millisecond time, then hash bits."""
+    digest = int.from_bytes(hashlib.blake2b(f"{event_id}/{hook_id}".encode(), digest_size=10).digest())
+    ms = int(time_part(event_id), 16) // 1000
+    bits = ms << 80 | 0x7 << 76 | (digest >> 68) << 64 | 0b10 << 62 | (digest & _LOW_62)
+    text = f"{bits:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def time_part(event_id: str) -> str:

@@ -12,6 +12,7 @@ from switchhook.domain.errors import Conflict, InvalidEvent, NotFound, Validatio
 from switchhook.domain.events import Event, event_key
 from switchhook.domain.filters import explain, passes
 from switchhook.domain.hooks import Hook
+from switchhook.domain.ids import delivery_id
 from switchhook.services.auth import Caller, effective_domain, require
 from switchhook.services.events import Job
 from switchhook.services.hooks import _int_param, check_hook_id
@@ -216,7 +217,7 @@ class DeliveriesService:
             raise NotFound("Hook not found.")
         hook = Hook.compile(row.id, row.domain, row.doc)
         assert self.tester is not None
-        message_id = "msg_test_" + hook.id
+        message_id = delivery_id("test", hook.id)  # UUID-shaped as real ones, stable per hook
         report: dict[str, Any] = {
             "eventKey": key,
             "eventMatches": key == hook.event,
