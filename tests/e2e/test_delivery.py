@@ -270,7 +270,7 @@ async def test_retry_after_is_honoured(app: Harness, receiver: Receiver) -> None
     assert second.at - first.at >= 0.95
 
 
-async def test_410_gone_disables_the_hook(app: Harness, receiver: Receiver) -> None:
+async def test_410_gone_disables_the_hook_that_opts_in(app: Harness, receiver: Receiver) -> None:
     token = await app.domain_token(DOMAIN)
     receiver.answer(410)
     hook_id = await app.create_hook(
@@ -281,6 +281,7 @@ async def test_410_gone_disables_the_hook(app: Harness, receiver: Receiver) -> N
             "action": web(receiver.url()),
             "retries": 5,
             "delay": 0.1,
+            "disableOnGone": True,
         },
         token,
     )

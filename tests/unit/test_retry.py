@@ -186,16 +186,26 @@ def test_other_statuses_retry(status: int) -> None:
     assert result.reason == f"HTTP {status}"
 
 
-def test_410_gone_gives_up_and_disables_the_hook() -> None:
+def test_410_gone_gives_up_and_leaves_the_hook_enabled_by_default() -> None:
     result = outcome(status=410)
     assert isinstance(result, GiveUp)
-    assert result.disable_hook is True
+    assert result.disable_hook is False
     assert "410" in result.reason
+    assert "disableOnGone" in result.reason
 
 
-def test_410_disables_even_with_attempts_left_or_on_the_last_one() -> None:
-    assert outcome(status=410, attempts_done=1, max_attempts=101) == outcome(status=410, attempts_done=4)
-    assert isinstance(outcome(status=410, attempts_done=4), GiveUp)
+def test_410_gone_disables_the_hook_when_it_opts_in() -> None:
+    result = outcome(status=410, disable_on_gone=True)
+    assert isinstance(result, GiveUp)
+    assert result.disable_hook is True
+    assert result.reason == "HTTP 410 Gone: hook disabled"
+
+
+@pytest.mark.parametrize("disable_on_gone", [False, True])
+def test_410_gives_up_even_with_attempts_left_or_on_the_last_one(disable_on_gone: bool) -> None:
+    first = outcome(status=410, attempts_done=1, max_attempts=101, disable_on_gone=disable_on_gone)
+    assert first == outcome(status=410, attempts_done=4, disable_on_gone=disable_on_gone)
+    assert isinstance(first, GiveUp)
 
 
 def test_other_give_ups_do_not_disable_the_hook() -> None:

@@ -57,6 +57,7 @@ HOOK_PROPERTIES: dict[str, Any] = {
         "pattern": "^whsec_",
         "description": "write-only; reads show whsec_********",
     },
+    "disableOnGone": {"type": "boolean", "description": "a 410 Gone disables the hook (default false)"},
 }
 HOOK_INPUT = {"type": "object", "required": ["event", "action"], "properties": HOOK_PROPERTIES}
 HOOK_OUTPUT = {

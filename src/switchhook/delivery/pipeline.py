@@ -153,6 +153,7 @@ class DeliveryPipeline:
             expires_at=job.expires_at,
             now=self._clock(),
             jitter_unit=self._rng.random(),
+            disable_on_gone=hook.disable_on_gone,
         )
 
     # -- the whole attempt ------------------------------------------------------------------------

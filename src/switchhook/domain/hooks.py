@@ -33,6 +33,7 @@ HOOK_KEYS = (
     "timeout",
     "ttl",
     "secret",
+    "disableOnGone",
 )
 STORED_KEYS = HOOK_KEYS[1:]
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -139,7 +140,7 @@ def validate_hook(
 
 
 def _validate_field(key: str, value: Any, previous_secret: str | None) -> Any:
-    if key in ("enable", "customBody"):
+    if key in ("enable", "customBody", "disableOnGone"):
         return _boolean(value, key)
     if key in ("description", "rawBody"):
         if not isinstance(value, str):
@@ -266,3 +267,8 @@ class Hook:
     def ttl_s(self) -> float | None:
         ttl = self.doc.get("ttl")
         return float(ttl) if isinstance(ttl, int | float) else None
+
+    @property
+    def disable_on_gone(self) -> bool:
+        """Whether a 410 Gone disables the hook (opt-in); without it a 410 fails only that delivery."""
+        return self.doc.get("disableOnGone") is True

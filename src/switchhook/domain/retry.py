@@ -81,13 +81,19 @@ def decide(
     expires_at: float | None,
     now: float,
     jitter_unit: float,
+    disable_on_gone: bool = False,
 ) -> Outcome:
-    """Classify one attempt's result into Delivered, Retry(at) or GiveUp(reason)."""
+    """Classify one attempt's result into Delivered, Retry(at) or GiveUp(reason).
+
+    A 410 Gone fails the delivery for good, and disables the hook only when it opted in (`disableOnGone`).
+    """
     if status is not None and 200 <= status < 300:
         return _DELIVERED.get(status) or Delivered(status)
     reason = f"HTTP {status}" if status is not None else (error or "request failed")
     if status == 410:
-        return GiveUp("HTTP 410 Gone: hook disabled", disable_hook=True)
+        if disable_on_gone:
+            return GiveUp("HTTP 410 Gone: hook disabled", disable_hook=True)
+        return GiveUp("HTTP 410 Gone: not retried (the hook stays enabled without disableOnGone)")
     if terminal_error:
         return GiveUp(reason)
     if attempts_done >= max_attempts:
