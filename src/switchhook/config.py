@@ -22,7 +22,11 @@ class Settings(BaseSettings):
     amqp_queue: str = "switchhook.events"
     amqp_events_exchange: str = "TAP.Events"
     amqp_cc_exchange: str = "TAP.CC-Events"
+    # mod_amqp's routing-key layout: `freeswitch` (stock amqp.conf.xml), `webitel`, or a format_fields value
+    amqp_format_fields: str = "freeswitch"
+    amqp_cc_format_fields: str = ""  # the CC exchange's layout; empty: the preset's (webitel's), `none`: unbound
     esl_url: str = ""
+    esl_reconnect_max_s: float = Field(1.0, gt=0)  # longest wait between Event Socket reconnects, seconds
     root_password: str = ""
     token_secret: str = ""
     egress_deny: str = ""  # comma-separated CIDRs

@@ -23,6 +23,7 @@ from switchhook.delivery.sender import Sender
 from switchhook.delivery.worker import DeliveryWorker
 from switchhook.domain.breaker import Breakers
 from switchhook.domain.events import Event
+from switchhook.ingest.routing import Layout, resolve_layouts
 from switchhook.services.auth import AuthService
 from switchhook.services.container import Services
 from switchhook.services.deliveries import DeliveriesService
@@ -47,6 +48,14 @@ def build_store(settings: Settings) -> Store:
     from switchhook.store.sqlite import SqliteStore
 
     return SqliteStore(settings.sqlite_path)
+
+
+def amqp_layouts(settings: Settings) -> tuple[Layout, Layout | None]:
+    """The mod_amqp routing-key layouts of the events and CC exchanges; ValueError naming the bad setting."""
+    try:
+        return resolve_layouts(settings.amqp_format_fields, settings.amqp_cc_format_fields)
+    except ValueError as exc:
+        raise ValueError(f"SWITCHHOOK_AMQP_FORMAT_FIELDS / SWITCHHOOK_AMQP_CC_FORMAT_FIELDS: {exc}") from None
 
 
 class Runtime:
@@ -84,6 +93,8 @@ class Runtime:
 
     async def start(self) -> None:
         settings = self.settings
+        if settings.amqp_url and self.worker_enabled:
+            amqp_layouts(settings)  # a layout mod_amqp would refuse stops the start before anything runs
         applied = await self.store.migrate()
         if applied:
             logger.info("applied migrations %s", ", ".join(applied))
@@ -155,6 +166,7 @@ class Runtime:
         if settings.amqp_url:
             from switchhook.ingest.amqp import AmqpSource
 
+            layout, cc_layout = amqp_layouts(settings)
             amqp = AmqpSource(
                 settings.amqp_url,
                 lambda batch: sink_for("amqp", batch),
@@ -162,6 +174,8 @@ class Runtime:
                 queue_name=settings.amqp_queue,
                 events_exchange=settings.amqp_events_exchange,
                 cc_exchange=settings.amqp_cc_exchange,
+                layout=layout,
+                cc_layout=cc_layout,
                 on_dropped=lambda reason: self.metrics.dropped("amqp", reason, 1),
             )
             self.sources["amqp"] = amqp
@@ -174,6 +188,7 @@ class Runtime:
                 settings.esl_url,
                 lambda batch: sink_for("esl", batch),
                 self.index.event_keys,
+                reconnect_max_s=settings.esl_reconnect_max_s,
                 on_dropped=lambda reason: self.metrics.dropped("esl", reason, 1),
             )
             self.sources["esl"] = esl
@@ -224,7 +239,8 @@ class Runtime:
             "time": time.time(),
         }
         for name, source in self.sources.items():
-            report[name] = {"state": source.state, "received": source.events_received}
+            describe = getattr(source, "describe", None)
+            report[name] = describe() if describe else {"state": source.state, "received": source.events_received}
         if self.worker is not None:
             report["worker"] = {
                 "id": self.worker.worker_id,

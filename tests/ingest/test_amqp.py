@@ -12,7 +12,8 @@ import pytest
 from aio_pika.exceptions import PublishError
 
 from switchhook.domain.events import Event, decode_json_event
-from switchhook.ingest.amqp import AmqpSource, bindings_for, encode_routing_part, routing_key_for
+from switchhook.ingest.amqp import AmqpSource, routing_key_for
+from switchhook.ingest.routing import WEBITEL_CC_LAYOUT, WEBITEL_LAYOUT
 from tests.support.fixtures import fixture_bytes, load_fixture_frames
 from tests.support.services import need_rabbitmqctl, rabbitmqctl, wait_until_broker_answers
 from tests.support.tap import Tap, own_tap
@@ -93,50 +94,19 @@ async def running(source: AmqpSource) -> AsyncIterator[AmqpSource]:
         assert source.state == "disconnected"
 
 
-# -- routing keys and binding keys (pure) --------------------------------------------------------------
+# -- routing keys (pure; the layouts themselves are tested in test_routing.py) ---------------------------
 
 
-@pytest.mark.parametrize(
-    ("raw", "encoded"),
-    [
-        ("kkk@10.10.10.144", "kkk%4010%2E10%2E10%2E144"),
-        ("engine::dialer_member_end", "engine%3A%3Adialer_member_end"),
-        ("callcenter::info", "callcenter%3A%3Ainfo"),
-        ("CHANNEL_CREATE", "CHANNEL_CREATE"),
-        ("a.b.c", "a%2Eb%2Ec"),
-        ("sip:a b/c?d#e", "sip%3Aa%20b%2Fc%3Fd%23e"),
-        ("-_~!*'()", "-_~!*'()"),  # encodeURIComponent leaves these alone
-        ("дзвінок", "%D0%B4%D0%B7%D0%B2%D1%96%D0%BD%D0%BE%D0%BA"),
-        ("", ""),
-    ],
-)
-def test_encode_routing_part_is_webitels_encodeRK(raw: str, encoded: str) -> None:
-    assert encode_routing_part(raw) == encoded
-
-
-def test_bindings_for_channel_custom_and_bare_custom_events() -> None:
-    assert bindings_for("CHANNEL_CREATE") == [("TAP.Events", "*.CHANNEL_CREATE.*.*.*")]
-    assert bindings_for("CUSTOM->engine::dialer_member_end") == [
-        ("TAP.Events", "*.CUSTOM.engine%3A%3Adialer_member_end.*.*"),
-        ("TAP.CC-Events", "*.engine%3A%3Adialer_member_end.*.*.*"),
-    ]
-    assert bindings_for("CUSTOM->callcenter::info") == [
-        ("TAP.Events", "*.CUSTOM.callcenter%3A%3Ainfo.*.*"),
-        ("TAP.CC-Events", "*.callcenter%3A%3Ainfo.*.*.*"),
-    ]
-    assert bindings_for("CUSTOM") == [("TAP.Events", "*.CUSTOM.*.*.*")]
-    assert bindings_for("CHANNEL_CREATE", "ev", "cc") == [("ev", "*.CHANNEL_CREATE.*.*.*")]
-
-
-def test_routing_key_for_real_events() -> None:
+def test_routing_key_for_real_events_under_webitels_layout() -> None:
+    # The first word is the literal `#FreeSWITCH-Hostname` of Webitel's format_fields, not the host name.
     create = decode_json_event(fixture_body(CREATE))
-    assert routing_key_for(create) == "debian12-kazoo.CHANNEL_CREATE..1000%404f5549%2Esip%2E2600hz%2Ecom."
-    callstate = decode_json_event(fixture_body(CALLSTATE))
-    assert routing_key_for(callstate) == "core.CHANNEL_CALLSTATE..102%4010%2E10%2E10%2E144."
+    assert routing_key_for(create, WEBITEL_LAYOUT) == (
+        "FreeSWITCH-Hostname.CHANNEL_CREATE..1000%404f5549%2Esip%2E2600hz%2Ecom."
+    )
     destroy = decode_json_event(fixture_body(DESTROY))
-    assert routing_key_for(destroy) == "alexey-PC.CHANNEL_DESTROY..."
-    # Webitel's dialer publishes exactly this key (webitel-original.md §4.1).
-    assert routing_key_for(DIALER_MEMBER_END) == ".CUSTOM.engine%3A%3Adialer_member_end.."
+    assert routing_key_for(destroy, WEBITEL_LAYOUT) == "FreeSWITCH-Hostname.CHANNEL_DESTROY..."
+    # FreeSWITCH's stock layout by default: #FreeSWITCH,FreeSWITCH-Hostname,Event-Name,Event-Subclass,Unique-ID.
+    assert routing_key_for(destroy) == "FreeSWITCH.alexey-PC.CHANNEL_DESTROY.."  # no Unique-ID: an empty word
 
 
 # -- against the real broker ---------------------------------------------------------------------------
@@ -155,20 +125,24 @@ async def test_only_hooked_keys_are_routed_to_the_queue(broker: Tap) -> None:
     assert await broker.ready_count() == 0
 
 
-async def test_custom_subclass_is_bound_on_both_exchanges(broker: Tap) -> None:
+async def test_custom_subclass_is_bound_on_both_exchanges_under_webitels_layouts(broker: Tap) -> None:
     broker.keys = {"CUSTOM->engine::dialer_member_end"}
     sink = Recorder()
-    async with running(broker.source(sink)):
+    async with running(broker.source(sink, layout=WEBITEL_LAYOUT, cc_layout=WEBITEL_CC_LAYOUT)):
         # RabbitMQ's `*` matches the dialer's empty words: `.CUSTOM.engine%3A%3Adialer_member_end..`.
         from_dialer = json.dumps({**DIALER_MEMBER_END, "Unique-ID": "dialer"}).encode()
         await broker.publish(from_dialer, ".CUSTOM.engine%3A%3Adialer_member_end..")
-        # The callcenter profile's words: Hostname.Event-Subclass.CC-Action.CC-Queue.Unique-ID.
+        # The callcenter profile's words: #FreeSWITCH-Hostname,Event-Subclass,CC-Action,CC-Queue,Unique-ID.
         from_cc = json.dumps({**DIALER_MEMBER_END, "Unique-ID": "cc"}).encode()
-        await broker.publish(from_cc, "core.engine%3A%3Adialer_member_end.end.q1.cc", exchange=broker.cc_exchange)
+        await broker.publish(
+            from_cc, "FreeSWITCH-Hostname.engine%3A%3Adialer_member_end.end.q1.cc", exchange=broker.cc_exchange
+        )
         with pytest.raises(PublishError):
             await broker.publish(b"{}", ".CUSTOM.engine%3A%3Acallback_member_add..")
         with pytest.raises(PublishError):
-            await broker.publish(b"{}", "core.engine%3A%3Acallback_member_add.x.y.z", exchange=broker.cc_exchange)
+            await broker.publish(
+                b"{}", "FreeSWITCH-Hostname.engine%3A%3Acallback_member_add.x.y.z", exchange=broker.cc_exchange
+            )
         await eventually(lambda: len(sink.events) == 2, "the event from both exchanges")
     assert unique_ids(sink.events) == {"dialer", "cc"}
 

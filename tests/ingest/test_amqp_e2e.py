@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -39,7 +40,8 @@ def web(url: str, method: str = "POST") -> dict[str, str]:
 
 
 def with_id(event: Event, unique_id: str) -> Event:
-    return {**event, "Unique-ID": unique_id}
+    """Another event like this one: its own Unique-ID and, as FreeSWITCH numbers every event, its own sequence."""
+    return {**event, "Unique-ID": unique_id, "Event-Sequence": str(zlib.crc32(unique_id.encode()))}
 
 
 @pytest.fixture

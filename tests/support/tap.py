@@ -1,8 +1,14 @@
-"""A test's own TAP exchanges and queue on the real RabbitMQ, with a publisher that acts as mod_amqp."""
+"""A test's own TAP exchanges and queue on the real RabbitMQ, with a publisher that acts as mod_amqp.
+
+It publishes as the FreeSWITCH 1.10.12 captures (shared fixtures `freeswitch-1.10.12/amqp/*.json`) show
+mod_amqp does: content type `text/json`, a timestamp in seconds, one header `x_Liquid_MessageSentTimeStamp`
+(an AMQP timestamp) and no delivery mode at all (not persistent), unless a test asks for persistence.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import time
 import uuid
@@ -12,13 +18,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aio_pika
+import aiormq
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractConnection
 from aio_pika.exceptions import PublishError
 
 from switchhook.domain.events import Event
 from switchhook.ingest.amqp import AmqpSource, routing_key_for
+from switchhook.ingest.routing import STOCK_LAYOUT, Layout
+from tests.support.fixtures import FIXTURES_DIR
 from tests.support.services import rabbitmqctl, require_amqp
+
+CAPTURES_DIR = FIXTURES_DIR / "freeswitch-1.10.12"
 
 # Routed like a real event but matching no hook (no domain): it only proves a binding exists.
 PROBE = {"Event-Name": "SWITCHHOOK_PROBE"}
@@ -35,8 +46,10 @@ class Tap:
     connection: AbstractConnection
     channel: AbstractChannel
     keys: set[str] = field(default_factory=set)  # the event keys a bare AmqpSource of this tap binds
+    layout: Layout = STOCK_LAYOUT  # how publish() lays out a routing key it is not given (as the source binds)
 
     def source(self, sink: Any, **kwargs: Any) -> AmqpSource:
+        kwargs.setdefault("layout", self.layout)
         return AmqpSource(
             self.url,
             sink,
@@ -45,6 +58,41 @@ class Tap:
             events_exchange=self.events_exchange,
             cc_exchange=self.cc_exchange,
             **kwargs,
+        )
+
+    def exchange_of(self, captured: str) -> str:
+        """This test's exchange standing for a captured one (`TAP.Events`, `TAP.CC-Events`)."""
+        return {"TAP.Events": self.events_exchange, "TAP.CC-Events": self.cc_exchange}[captured]
+
+    async def publish_capture(self, capture: Capture, *, body: bytes | None = None) -> None:
+        """Publish a captured mod_amqp message as it was: its exchange, routing key, properties and body."""
+        await self.publish_raw(
+            body if body is not None else capture.body_raw,
+            capture.routing_key,
+            exchange=self.exchange_of(capture.exchange),
+            timestamp_s=capture.timestamp_s,
+        )
+
+    async def publish_raw(
+        self, body: bytes, routing_key: str, *, exchange: str | None = None, timestamp_s: int | None = None
+    ) -> None:
+        """Publish exactly as mod_amqp does, no delivery mode included; PublishError if nothing routes it.
+
+        aio-pika always writes a delivery mode, so this goes through its underlying aiormq channel.
+        """
+        sent = datetime.datetime.fromtimestamp(time.time() if timestamp_s is None else timestamp_s, datetime.UTC)
+        properties = aiormq.spec.Basic.Properties(
+            content_type="text/json",
+            timestamp=sent.replace(microsecond=0),
+            headers={"x_Liquid_MessageSentTimeStamp": sent},
+        )
+        channel = await self.channel.get_underlay_channel()
+        await channel.basic_publish(
+            body,
+            exchange=exchange or self.events_exchange,
+            routing_key=routing_key,
+            properties=properties,
+            mandatory=True,
         )
 
     async def publish(
@@ -56,11 +104,15 @@ class Tap:
         persistent: bool = False,
         channel: AbstractChannel | None = None,
     ) -> None:
-        """Publish as mod_amqp does (text/json, non-persistent by default); PublishError if nothing routes it."""
+        """Publish as mod_amqp does (text/json, no delivery mode unless `persistent`); PublishError if nothing
+        routes it. The routing key defaults to the event's under this tap's layout."""
         if not isinstance(body, bytes):
-            routing_key = routing_key if routing_key is not None else routing_key_for(body)
+            routing_key = routing_key if routing_key is not None else routing_key_for(body, self.layout)
             body = json.dumps(body).encode()
-        key = routing_key if routing_key is not None else routing_key_for(json.loads(body))
+        key = routing_key if routing_key is not None else routing_key_for(json.loads(body), self.layout)
+        if not persistent and channel is None:
+            await self.publish_raw(body, key, exchange=exchange)
+            return
         target = await (channel or self.channel).get_exchange(exchange or self.events_exchange, ensure=False)
         mode = aio_pika.DeliveryMode.PERSISTENT if persistent else aio_pika.DeliveryMode.NOT_PERSISTENT
         await target.publish(aio_pika.Message(body, content_type="text/json", delivery_mode=mode), key, mandatory=True)
@@ -88,6 +140,35 @@ class Tap:
             if name == self.queue:
                 return int(ready), int(unacked)
         raise AssertionError(f"queue {self.queue} not found")
+
+
+@dataclass(frozen=True)
+class Capture:
+    """One message mod_amqp published in the FreeSWITCH 1.10.12 captures."""
+
+    name: str
+    exchange: str
+    routing_key: str
+    timestamp_s: int
+    body_raw: bytes
+
+    @property
+    def event(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.body_raw)
+        return parsed
+
+
+def load_capture(name: str) -> Capture:
+    """`amqp/<name>` of the live captures (`amqp-default-*` stock profile, `amqp-webitel-*` Webitel's)."""
+    data = json.loads((CAPTURES_DIR / "amqp" / name).read_text(encoding="utf-8"))
+    return Capture(
+        name, data["exchange"], data["routing_key"], data["properties"]["timestamp"], data["body_raw"].encode()
+    )
+
+
+def captures(profile: str) -> list[Capture]:
+    """Every captured message of a profile (`default` or `webitel`), in the order they were received."""
+    return [load_capture(path.name) for path in sorted((CAPTURES_DIR / "amqp").glob(f"amqp-{profile}-*.json"))]
 
 
 async def until_publish(publish: Callable[[], Any], routed: bool, timeout_s: float) -> None:

@@ -10,7 +10,23 @@ from switchhook.api.responses import json_response
 
 router = APIRouter(tags=["operations"])
 
-HEALTH = {"type": "object", "required": ["status"], "properties": {"status": {"enum": ["ok", "degraded"]}}}
+STATE = {"enum": ["disconnected", "connecting", "connected"]}
+SOURCE = {"type": "object", "properties": {"state": STATE}}
+BINDING = {"type": "object", "properties": {"exchange": {"type": "string"}, "key": {"type": "string"}}}
+AMQP = {
+    "type": "object",
+    "properties": {
+        "state": STATE,
+        # exchange -> the mod_amqp `format_fields` layout its routing keys are read with (docs/freeswitch.md)
+        "layouts": {"type": "object", "additionalProperties": {"type": "string"}},
+        "bindings": {"type": "array", "items": BINDING},
+    },
+}
+HEALTH = {
+    "type": "object",
+    "required": ["status"],
+    "properties": {"status": {"enum": ["ok", "degraded"]}, "amqp": AMQP, "esl": SOURCE},
+}
 
 
 @router.get(

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Collection, Coroutine
 from typing import Any, Final, Literal
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustQueue
@@ -15,23 +15,14 @@ from aio_pika.robust_connection import RobustConnection
 
 from switchhook.domain.errors import InvalidEvent
 from switchhook.domain.events import Event, decode_json_event, event_key
+from switchhook.ingest.routing import STOCK_LAYOUT, Layout, bindings_for
+
+__all__ = ["STOCK_LAYOUT", "AmqpSource", "Layout", "bindings_for", "routing_key_for"]
 
 logger = logging.getLogger("switchhook.ingest.amqp")
 
 SourceState = Literal["disconnected", "connecting", "connected"]
 
-# mod_amqp's Webitel profile: `#FreeSWITCH-Hostname,Event-Name,Event-Subclass,Channel-Presence-ID,
-# Channel-Presence-Data` on TAP.Events (SPEC §5.2); we publish the real hostname in the first word.
-ROUTING_HEADERS: Final = (
-    "FreeSWITCH-Hostname",
-    "Event-Name",
-    "Event-Subclass",
-    "Channel-Presence-ID",
-    "Channel-Presence-Data",
-)
-
-# encodeURIComponent leaves exactly these (plus alphanumerics) unescaped; urllib's quote adds `_.-~` itself.
-_URI_COMPONENT_SAFE: Final = "!*'()"
 _RECONNECT_FIRST_S: Final = 0.5
 _CONNECT_TIMEOUT_S: Final = 10.0
 _BIND_TIMEOUT_S: Final = 5.0
@@ -42,40 +33,9 @@ _SINK_BACKOFF_MAX_S: Final = 5.0
 _BODY_EXCERPT_CHARS: Final = 200
 
 
-def encode_routing_part(s: str) -> str:
-    """Webitel's `encodeRK`: `encodeURIComponent(s)`, then every `.` -> `%2E` and `:` -> `%3A`."""
-    return quote(s, safe=_URI_COMPONENT_SAFE).replace(".", "%2E").replace(":", "%3A")
-
-
-def bindings_for(
-    event_key: str, events_exchange: str = "TAP.Events", cc_exchange: str = "TAP.CC-Events"
-) -> list[tuple[str, str]]:
-    """(exchange, binding key) pairs that route every event with this hook event key to our queue.
-
-    TAP.Events words are Hostname.Event-Name.Event-Subclass.Presence-ID.Presence-Data; TAP.CC-Events
-    (Webitel's callcenter profile, CUSTOM events only) uses
-    Hostname.Event-Subclass.CC-Action.CC-Queue.Unique-ID.
-    """
-    name, _, subclass = event_key.partition("->")
-    if not subclass:
-        # No (or an empty) subclass: `*` also matches the empty word mod_amqp writes for an absent header.
-        return [(events_exchange, f"*.{encode_routing_part(name)}.*.*.*")]
-    encoded = encode_routing_part(subclass)
-    bindings = [(events_exchange, f"*.{encode_routing_part(name)}.{encoded}.*.*")]
-    if name == "CUSTOM":
-        # A CUSTOM subclass may come from FreeSWITCH's callcenter profile or from an engine publishing on
-        # TAP.Events (Webitel's dialer): bind both so neither producer is missed.
-        bindings.append((cc_exchange, f"*.{encoded}.*.*.*"))
-    return bindings
-
-
-def routing_key_for(event: Event) -> str:
-    """The routing key mod_amqp (Webitel's TAP.Events profile) publishes this event with."""
-    parts = []
-    for header in ROUTING_HEADERS:
-        value = event.get(header)
-        parts.append(encode_routing_part("" if value is None else str(value)))
-    return ".".join(parts)
+def routing_key_for(event: Event, layout: Layout = STOCK_LAYOUT) -> str:
+    """The routing key mod_amqp publishes this event with (FreeSWITCH's stock layout unless told)."""
+    return layout.routing_key(event)
 
 
 def _describe_url(url: str) -> tuple[str, str]:
@@ -96,6 +56,10 @@ class AmqpSource:
     A batch is acked only after `await sink(events)` returns (the sink stores the deliveries durably);
     if the sink raises, the batch is requeued after a backoff. Several processes may consume the same
     queue as competing consumers. Call `refresh_bindings()` whenever the set of hooked event keys changes.
+
+    `layout` is the routing-key layout of the mod_amqp profile publishing on `events_exchange`, `cc_layout`
+    that of the one on `cc_exchange` (None: not bound). A layout without Event-Name and Event-Subclass
+    words binds `#`: then every event reaches us and those of unhooked keys are acked and dropped here.
     """
 
     def __init__(
@@ -107,6 +71,8 @@ class AmqpSource:
         queue_name: str = "switchhook.events",
         events_exchange: str = "TAP.Events",
         cc_exchange: str = "TAP.CC-Events",
+        layout: Layout = STOCK_LAYOUT,
+        cc_layout: Layout | None = None,
         prefetch: int = 256,
         batch_max: int = 256,
         batch_linger_s: float = 0.005,
@@ -125,6 +91,8 @@ class AmqpSource:
         self._queue_name = queue_name
         self._events_exchange = events_exchange
         self._cc_exchange = cc_exchange
+        self.layout = layout
+        self.cc_layout = cc_layout
         self._prefetch = prefetch
         self._batch_max = batch_max
         self._batch_linger_s = batch_linger_s
@@ -138,6 +106,7 @@ class AmqpSource:
         self.messages_rejected = 0  # bodies that are not a JSON object with an Event-Name
         self.reconnects = 0
         self.sink_failures = 0
+        self.events_unhooked = 0  # let through by a `#` binding, of no hooked key: acked and dropped
 
         # Filled by the consumer callback in delivery order; None only wakes the batch loop on stop.
         self._buffer: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
@@ -145,6 +114,7 @@ class AmqpSource:
         self._queue: AbstractRobustQueue | None = None
         self._consumer_tag: str | None = None
         self._bound: set[tuple[str, str]] = set()  # what this source bound, to diff against
+        self._broad = False  # a `#` binding is in force: filter by hooked key in process
         self._bindings_stale = False  # a key change not yet applied (broker away, or a failed bind)
         self._bind_lock = asyncio.Lock()
         self._stopping = asyncio.Event()
@@ -160,6 +130,7 @@ class AmqpSource:
         """Connect (retrying with backoff), bind, consume and feed the sink until `stop()` is called."""
         if self._worker is not None:
             raise RuntimeError("AmqpSource.run() can only be called once")
+        self._log_layouts()
         # The work runs in its own task so that stop() can cut a stuck sink short without cancelling
         # whoever awaits run().
         self._worker = asyncio.get_running_loop().create_task(self._work())
@@ -173,6 +144,19 @@ class AmqpSource:
                 await self._close()
             finally:
                 self._done.set()
+
+    def _log_layouts(self) -> None:
+        layouts = [(self._events_exchange, self.layout)]
+        if self.cc_layout is not None:
+            layouts.append((self._cc_exchange, self.cc_layout))
+        for exchange, layout in layouts:
+            logger.info("mod_amqp routing keys on %s laid out as format_fields %s", exchange, layout.format_fields)
+            if not layout.selective:
+                logger.warning(
+                    "the layout on %s has no Event-Name or Event-Subclass word: binding `#`, so every event "
+                    "published there reaches switchhook and those no hook uses are dropped after decoding",
+                    exchange,
+                )
 
     async def _work(self) -> None:
         if await self._open():
@@ -378,9 +362,8 @@ class AmqpSource:
             queue = self._queue
             if queue is None:
                 return
-            wanted: set[tuple[str, str]] = set()
-            for key in self._event_keys():
-                wanted.update(bindings_for(key, self._events_exchange, self._cc_exchange))
+            wanted = self.wanted_bindings()
+            self._broad = any(routing_key == "#" for _, routing_key in wanted)
             for exchange, routing_key in sorted(wanted - self._bound):
                 await queue.bind(exchange, routing_key)
                 self._bound.add((exchange, routing_key))
@@ -389,6 +372,28 @@ class AmqpSource:
                 await queue.unbind(exchange, routing_key)
                 self._bound.discard((exchange, routing_key))
                 logger.info("unbound %s from %s with %s", self._queue_name, exchange, routing_key)
+
+    def wanted_bindings(self) -> set[tuple[str, str]]:
+        """(exchange, binding key) pairs the hooked event keys call for under the configured layouts."""
+        wanted: set[tuple[str, str]] = set()
+        for key in self._event_keys():
+            wanted.update(bindings_for(key, self.layout, self.cc_layout, self._events_exchange, self._cc_exchange))
+        return wanted
+
+    def describe(self) -> dict[str, object]:
+        """State, counters, layouts and the bindings in force, for /health."""
+        layouts: dict[str, str] = {self._events_exchange: self.layout.format_fields}
+        if self.cc_layout is not None:
+            layouts[self._cc_exchange] = self.cc_layout.format_fields
+        return {
+            "state": self.state,
+            "received": self.events_received,
+            "unhooked": self.events_unhooked,
+            "rejected": self.messages_rejected,
+            "queue": self._queue_name,
+            "layouts": layouts,
+            "bindings": [{"exchange": exchange, "key": key} for exchange, key in sorted(self._bound)],
+        }
 
     # -- consumption -----------------------------------------------------------------------------------
 
@@ -436,6 +441,11 @@ class AmqpSource:
             event = self._decode(message)
             if event is None:
                 await _settle(message, "reject")
+                continue
+            if self._broad and event_key(event) not in self._event_keys():
+                # Only a `#` binding lets these in: nothing hooks them, so they go no further.
+                self.events_unhooked += 1
+                await _settle(message, "ack")
                 continue
             events.append(event)
             accepted.append(message)

@@ -27,6 +27,13 @@ _EVERY_EVENT: Final = frozenset({"ALL", "SWITCH_EVENT_ALL"})  # switch_name_even
 _READ_CHUNK_BYTES: Final = 64 * 1024
 _LOG_EXCERPT_CHARS: Final = 200
 _CLOSE_TIMEOUT_S: Final = 1.0
+# The Event Socket has no replay: every second spent reconnecting after FreeSWITCH is back loses its calls'
+# events. So retries start at 0.1-0.2 s and never wait more than reconnect_max_s (1 s by default): a switch
+# that restarts is re-subscribed within about a second of answering again. A refused password is an
+# operator's error that retrying will not fix soon: those retries back off to _AUTH_RETRY_MAX_S instead.
+RECONNECT_INITIAL_S: Final = 0.2
+RECONNECT_MAX_S: Final = 1.0
+_AUTH_RETRY_MAX_S: Final = 30.0
 # Without traffic a silently dead switch (power loss, NAT expiry) would keep us "connected" forever:
 # ESL has no heartbeat of its own unless HEARTBEAT events are subscribed, so let the kernel probe.
 _KEEPALIVE_IDLE_S: Final = 30
@@ -221,8 +228,8 @@ class EslSource:
         sink: Sink,
         event_keys: Callable[[], Collection[str]],
         *,
-        reconnect_initial_s: float = 0.5,
-        reconnect_max_s: float = 30.0,
+        reconnect_initial_s: float = RECONNECT_INITIAL_S,
+        reconnect_max_s: float = RECONNECT_MAX_S,
         connect_timeout_s: float = 5.0,
         batch_max: int = 200,
         sink_retry_initial_s: float = 0.5,
@@ -335,7 +342,8 @@ class EslSource:
     async def _connect_forever(self) -> None:
         failures = 0
         first = True
-        while not self._stopping:  # besides cancellation: a cancel swallowed by a library must not loop on
+        while not self._stopping:
+            max_s = self._reconnect_max_s  # besides cancellation: a cancel swallowed by a library must not loop on
             if not first:
                 self.reconnects += 1
             first = False
@@ -345,6 +353,7 @@ class EslSource:
                 await self._session()
             except _AuthFailed as exc:
                 logger.error("ESL %s: %s", self._url.address, exc)
+                max_s = max(max_s, _AUTH_RETRY_MAX_S)
             except (_EslError, OSError, TimeoutError, InvalidEvent) as exc:
                 logger.warning("ESL %s: %s", self._url.address, _excerpt(str(exc) or type(exc).__name__))
             except Exception:
@@ -354,7 +363,7 @@ class EslSource:
                 failures = 0  # a session that got through the handshake resets the backoff
             self.state = "disconnected"
             failures += 1
-            delay_s = _backoff_s(failures, self._reconnect_initial_s, self._reconnect_max_s)
+            delay_s = _backoff_s(failures, self._reconnect_initial_s, max_s)
             logger.info("ESL %s: reconnecting in %.2f s", self._url.address, delay_s)
             await asyncio.sleep(delay_s)
 
