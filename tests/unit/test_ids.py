@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from hypothesis import given, settings
@@ -26,8 +27,27 @@ def test_a_freeswitch_event_has_the_same_id_however_often_it_arrives() -> None:
     first = event_id(event, "d", '{"a":1}', "http", NOW)
     assert first == event_id(event, "d", '{"a":1}', "amqp", NOW + 3600)  # the clock does not enter
     assert first.startswith(DEDUPED)
-    assert event_id(event, "d", '{"a":2}', "http", NOW) != first
     assert event_id(event, "other", '{"a":1}', "http", NOW) != first
+    assert event_id(fs_event(sequence="686"), "d", '{"a":1}', "http", NOW) != first
+    assert event_id({**event, "Core-UUID": "another-run"}, "d", '{"a":1}', "http", NOW) != first
+
+
+def test_one_freeswitch_event_over_esl_and_amqp_is_one_id_whatever_the_header_order() -> None:
+    # The Event Socket and mod_amqp serialize the same event separately: same Core-UUID and Event-Sequence,
+    # headers in another order, so another payload (freeswitch-1.10.12 captures, CUSTOM callcenter::info).
+    over_amqp = {**fs_event(sequence="542"), "Event-Subclass": "callcenter::info", "CC-Queue": "q1@d"}
+    over_esl = dict(reversed(over_amqp.items()))
+    amqp_payload, esl_payload = json.dumps(over_amqp), json.dumps(over_esl)
+    assert amqp_payload != esl_payload
+    assert event_id(over_amqp, "d", amqp_payload, "amqp", NOW) == event_id(over_esl, "d", esl_payload, "esl", NOW)
+
+
+def test_without_both_freeswitch_headers_the_content_decides() -> None:
+    for event in ({"Event-Name": "X", "Core-UUID": "917c114b"}, {"Event-Name": "X", "Event-Sequence": "5"}):
+        assert event_id(event, "d", '{"a":1}', "amqp", NOW) == event_id(event, "d", '{"a":1}', "esl", NOW)
+        assert event_id(event, "d", '{"a":1}', "amqp", NOW) != event_id(event, "d", '{"a":2}', "amqp", NOW)
+    empty = {"Event-Name": "X", "Core-UUID": "", "Event-Sequence": "5"}
+    assert event_id(empty, "d", '{"a":1}', "amqp", NOW) != event_id(empty, "d", '{"a":2}', "amqp", NOW)
 
 
 def test_a_deduplicated_id_leads_with_the_events_own_timestamp() -> None:

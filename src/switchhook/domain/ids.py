@@ -8,9 +8,12 @@ deliveries per transaction: ~105 µs per event with random keys, ~18 µs with ti
 Both kinds start with 14 hex digits of microseconds since the epoch (enough until the year 4253), so
 ids sort by time whatever follows:
 
-- events that can arrive twice (broker redeliveries, FreeSWITCH events unique by Core-UUID and
-  Event-Sequence) get `evt_` + the event's own `Event-Date-Timestamp` + a hash of what arrived: the same
-  event stored twice is one event. Without a usable timestamp the time part is zeros (still stable).
+- events that can arrive twice (broker redeliveries, one FreeSWITCH event over the Event Socket and over
+  AMQP) get `evt_` + the event's own `Event-Date-Timestamp` + a hash of its identity: the same event
+  stored twice is one event. A FreeSWITCH event is identified by (domain, `Core-UUID`, `Event-Sequence`),
+  unique per switch run and the same over every path, whatever order the headers come in (mod_amqp and
+  the Event Socket serialize the same event separately); an event without both is identified by its
+  content. Without a usable timestamp the time part is zeros (still stable).
 - other events get the accept's clock + 64 random bits + a counter.
 
 A delivery's id (the message id receivers see, as the envelope `id` and `webhook-id`) is a UUID, since
@@ -40,11 +43,23 @@ def is_redeliverable(event: Event, source: str) -> bool:
 
 
 def event_id(event: Event, domain: str, payload: str, source: str, now_s: float) -> str:
-    """A content id for events that can arrive twice, a fresh one for the rest; both ordered by time."""
+    """A stable id for events that can arrive twice, a fresh one for the rest; both ordered by time."""
     if is_redeliverable(event, source):
-        digest = hashlib.blake2b(f"{domain}\n{payload}".encode(), digest_size=12).hexdigest()
+        origin = _freeswitch_origin(event)
+        # The two shapes cannot collide: a payload is a JSON object, it never starts with a NUL.
+        identity = f"{domain}\n\x00{origin[0]}\n{origin[1]}" if origin is not None else f"{domain}\n{payload}"
+        digest = hashlib.blake2b(identity.encode(), digest_size=12).hexdigest()
         return DEDUPED + _event_time(event) + digest
     return _time_part(int(now_s * 1_000_000)) + next(_fresh)
+
+
+def _freeswitch_origin(event: Event) -> tuple[str, str] | None:
+    """(`Core-UUID`, `Event-Sequence`) when the event has both, non-empty; None otherwise."""
+    core, sequence = event.get("Core-UUID"), event.get("Event-Sequence")
+    if isinstance(core, str) and core and isinstance(sequence, str | int) and not isinstance(sequence, bool):
+        text = str(sequence)
+        return (core, text) if text else None
+    return None
 
 
 def delivery_id(event_id: str, hook_id: str) -> str:
