@@ -49,5 +49,5 @@ async def test_migrate_token_and_accounts_work_offline_against_the_same_store(tm
     async with running(settings) as app:
         login = await app.client.post("/login", json={"username": "ops@cli.example", "password": "ops-password-1"})
         hooks = await app.client.get("/api/v2/hooks", headers={"X-Access-Token": token.stdout.strip()})
-    assert login.status_code == 200 and login.json()["role"] == "admin"
+    assert login.status_code == 200 and login.json()["roleName"] == "admin"
     assert hooks.json() == {"status": "OK", "data": []}

@@ -110,19 +110,21 @@ INVALID_HOOKS: list[tuple[Any, str]] = [
     (with_action(url="example.org/hook"), "Bad request: action.url must be an absolute http or https URL."),
     (with_action(url="http://x.test:99999/"), "Bad request: action.url has an invalid port."),
     (with_action(method="FETCH"), "Bad request: action.method must be one of GET, POST, PUT, PATCH, DELETE."),
-    ({**with_action(), "retries": "3"}, "Bad request: retries must be an integer."),
-    ({**with_action(), "retries": 101}, "Bad request: retries must be between 0 and 100."),
+    ({**with_action(), "retries": "three"}, "Bad request: retries must be a number."),
     ({**with_action(), "retries": True}, "Bad request: retries must be a number."),
-    ({**with_action(), "delay": -1}, "Bad request: delay must be between 0 and 86400."),
-    ({**with_action(), "enable": "yes"}, "Bad request: enable must be true or false."),
+    ({**with_action(), "delay": 86_401}, "Bad request: delay must be between 0 and 86400."),
+    ({**with_action(), "enable": ["yes"]}, "Bad request: enable must be true or false."),
     ({**with_action(), "customBody": 1}, "Bad request: customBody must be true or false."),
     ({**with_action(), "description": 7}, "Bad request: description must be a string."),
     ({**with_action(), "fields": "Unique-ID"}, "Bad request: fields must be a list of strings."),
-    ({**with_action(), "headers": {"X-N": 1}}, "Bad request: headers must be an object of strings."),
+    ({**with_action(), "headers": ["X-N"]}, "Bad request: headers must be an object of strings."),
     ({**with_action(), "map": []}, "Bad request: map must be an object of strings."),
     ({**with_action(), "filter": []}, "Bad request: filter must be an object."),
     ({**with_action(), "secret": "hunter2"}, "Bad request: secret must look like whsec_<base64>."),
-    ({**with_action(), "auth": {"enabled": True}}, "Bad request: auth.url is required."),
+    (
+        {**with_action(), "auth": {"enabled": True, "url": "/login"}},
+        "Bad request: auth.url must be an absolute http or https URL.",
+    ),
     ([with_action()], "Bad request: hook must be a JSON object."),
     ("CHANNEL_CREATE", "Bad request: hook must be a JSON object."),
 ]
@@ -148,7 +150,6 @@ async def test_bad_filters_are_400_naming_the_key(app: Harness) -> None:
     headers = token_headers(await app.domain_token(DOMAIN))
     ani = "filter 'Caller-ANI'"
     cases = {
-        "unknown operation": ({"operation": "~", "value": "1"}, f"{ani} has unknown operation"),
         "invalid regex": ({"operation": "reg", "value": "(x"}, f"{ani} has an invalid regular expression"),
         "regex not a string": ({"operation": "reg", "value": 5}, f"{ani} with operation reg needs a string"),
         "entry not an object": ("100", f"{ani} must be an object"),
@@ -176,7 +177,7 @@ async def test_malformed_json_and_empty_bodies_are_400(app: Harness) -> None:
         assert not_utf8.status_code == 400, method
 
 
-@pytest.mark.parametrize("bad_id", ["123", "nope", "0123456789ABCDEF01234567", "0123456789abcdef012345678", "x" * 24])
+@pytest.mark.parametrize("bad_id", ["123", "nope", "0123456789abcdef012345678", "x" * 24])
 async def test_a_malformed_id_is_400_on_every_route(app: Harness, bad_id: str) -> None:
     headers = token_headers(await app.domain_token(DOMAIN))
     expected = (400, error("Bad request: hook id must be 24 hex characters."))
@@ -241,9 +242,8 @@ async def test_list_pages_with_limit_and_page_in_creation_order(app: Harness) ->
     assert await page("limit=&page=") == ids
     assert await page("limit=0") == ids  # Webitel: `parseInt(limit) || 40`
     assert await page("limit=-2&page=2") == ids[2:4]  # Mongo: a negative limit is its size
-    for query, info in [("limit=two", "limit"), ("page=2.5", "page")]:
-        response = await app.client.get(f"{HOOKS}&{query}", headers=headers)
-        assert answer(response) == (400, error(f"Bad request: {info} must be an integer."))
+    assert await page("limit=two") == ids  # parseInt: junk is NaN, so the default (tests/webitel)
+    assert await page("limit=2&page=2.5") == ids[2:4]
 
 
 async def test_list_defaults_to_40_per_page(app: Harness) -> None:

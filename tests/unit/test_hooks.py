@@ -240,9 +240,15 @@ def test_validate_does_not_mutate_the_body() -> None:
 # --- field types ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value", ["true", "false", 1, 0, "1", [], {}])
+@pytest.mark.parametrize("value", [[], {}])
 def test_enable_must_be_a_boolean(value: Any) -> None:
     assert rejected(minimal(enable=value)) == "Bad request: enable must be true or false."
+
+
+@pytest.mark.parametrize("value", ["true", "false", 1, 0, "1"])
+def test_enable_that_webitel_never_fired_is_stored_as_false(value: Any) -> None:
+    # Webitel matched `{enable: true}`: only the boolean fired (docs/webitel.md).
+    assert validate_hook(minimal(enable=value))["enable"] is False
 
 
 @pytest.mark.parametrize("value", [True, False])
@@ -273,9 +279,21 @@ def test_fields_and_map_are_kept() -> None:
 
 
 @pytest.mark.parametrize("key", ["map", "headers"])
-@pytest.mark.parametrize("value", [["a"], "a", {"a": 1}, {"a": None}, {"a": {"b": "c"}}])
+@pytest.mark.parametrize("value", [["a"], "a"])
 def test_map_and_headers_must_be_objects_of_strings(key: str, value: Any) -> None:
     assert rejected(minimal(**{key: value})) == f"Bad request: {key} must be an object of strings."
+
+
+@pytest.mark.parametrize("value", [{"a": 1}, {"a": None}, {"a": {"b": "c"}}])
+def test_map_values_must_be_strings(value: Any) -> None:
+    assert rejected(minimal(map=value)) == "Bad request: map must be an object of strings."
+
+
+def test_non_string_header_values_are_dropped_as_webitel_skipped_them() -> None:
+    headers = {"X-A": "1", "X-B": 2, "X-C": None, "X-D": {"e": "f"}, "X-E": True}
+    assert validate_hook(minimal(headers=headers))["headers"] == {"X-A": "1"}
+    auth = validate_hook(minimal(auth={"headers": {"X-A": 1, "X-B": "b"}, "map": {"a": ["b"], "c": "d"}}))["auth"]
+    assert (auth["headers"], auth["map"]) == ({"X-B": "b"}, {"c": "d"})
 
 
 @pytest.mark.parametrize("name", ["X Bad", "X-Bad\r\nX-Injected", "", "Bad:Name", "Ünï", "X(y)"])
@@ -301,14 +319,24 @@ def test_retries_in_range(value: Any) -> None:
     assert type(doc["retries"]) is int
 
 
-@pytest.mark.parametrize("value", [-1, 101, 1000])
-def test_retries_out_of_range(value: int) -> None:
-    assert rejected(minimal(retries=value)) == "Bad request: retries must be between 0 and 100."
+@pytest.mark.parametrize("value", [-1, 101, 1000, 0.5, "-3", "1e3"])
+def test_retries_out_of_range_mean_none_as_in_webitel(value: Any) -> None:
+    assert validate_hook(minimal(retries=value))["retries"] == 0
 
 
-@pytest.mark.parametrize("value", ["3", 2.5, True, False, [], float("nan"), float("inf")])
-def test_retries_must_be_an_integer(value: Any) -> None:
-    assert "retries must be" in rejected(minimal(retries=value))
+@pytest.mark.parametrize(("value", "stored"), [("3", 3), (" 7 ", 7), ("100", 100), (2.5, 2), ("2.9", 2)])
+def test_numeric_retries_are_normalised(value: Any, stored: int) -> None:
+    doc = validate_hook(minimal(retries=value))
+    assert doc["retries"] == stored and type(doc["retries"]) is int
+
+
+def test_empty_retries_string_is_absent() -> None:
+    assert "retries" not in validate_hook(minimal(retries=""))
+
+
+@pytest.mark.parametrize("value", ["three", "0x10", True, False, [], float("nan"), float("inf")])
+def test_retries_must_be_a_number(value: Any) -> None:
+    assert rejected(minimal(retries=value)) == "Bad request: retries must be a number."
 
 
 def test_max_retries_constant() -> None:
@@ -320,12 +348,16 @@ def test_delay_in_range(key: str, value: float) -> None:
     assert validate_hook(minimal(**{key: value}))[key] == value
 
 
+@pytest.mark.parametrize(("value", "stored"), [("60", 60), ("0.5", 0.5), (-1, 0), ("-5", 0)])
+def test_numeric_and_negative_delays_are_normalised(value: Any, stored: float) -> None:
+    assert validate_hook(minimal(delay=value))["delay"] == stored
+
+
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("delay", -1, "delay must be between 0 and 86400."),
         ("delay", 86_401, "delay must be between 0 and 86400."),
-        ("delay", "60", "delay must be a number."),
+        ("delay", "sixty", "delay must be a number."),
         ("delay", True, "delay must be a number."),
         ("delay", float("nan"), "delay must be a number."),
         ("timeout", 0, "timeout must be between 0.1 and 60."),
@@ -410,12 +442,16 @@ def test_enabled_auth() -> None:
     assert validate_hook(minimal(auth=auth))["auth"] == auth
 
 
-@pytest.mark.parametrize("url", [None, "", "/login", "ftp://a.example/"])
+@pytest.mark.parametrize("url", ["/login", "ftp://a.example/"])
 def test_enabled_auth_needs_an_http_url(url: Any) -> None:
-    auth: dict[str, Any] = {"enabled": True}
-    if url is not None:
-        auth["url"] = url
-    assert "auth.url" in rejected(minimal(auth=auth))
+    assert "auth.url" in rejected(minimal(auth={"enabled": True, "url": url}))
+
+
+@pytest.mark.parametrize("auth", [{"enabled": True}, {"enabled": True, "url": ""}])
+def test_enabled_auth_without_a_url_is_stored_and_runs_no_pre_request(auth: dict[str, Any]) -> None:
+    doc = validate_hook(minimal(auth=auth, enable=True))
+    assert doc["auth"] == auth
+    assert Hook.compile(HOOK_ID, DOMAIN, doc).auth is None
 
 
 def test_disabled_auth_with_a_bad_url_is_rejected() -> None:
@@ -430,9 +466,8 @@ def test_disabled_auth_with_a_bad_url_is_rejected() -> None:
         ({"enabled": "true"}, "auth.enabled"),
         ({"enabled": 1}, "auth.enabled"),
         ({"cookie": "true"}, "auth.cookie"),
-        ({"headers": {"a": 1}}, "auth.headers"),
         ({"headers": "x"}, "auth.headers"),
-        ({"map": {"a": ["b"]}}, "auth.map"),
+        ({"map": ["b"]}, "auth.map"),
         ({"method": "HEAD"}, "auth.method"),
         ({"method": 5}, "auth.method"),
         ({"ttl": -1}, "auth.ttl"),
@@ -458,7 +493,6 @@ def test_filter_is_validated_and_kept() -> None:
 @pytest.mark.parametrize(
     "spec",
     [
-        {"Answer-State": {"operation": "~=", "value": "x"}},
         {"Answer-State": {"operation": "reg", "value": "("}},
         {"Answer-State": "ringing"},
     ],
@@ -515,7 +549,7 @@ def test_masked_view_round_trips_through_put() -> None:
     [
         (HOOK_ID, True),
         ("0" * 24, True),
-        (HOOK_ID.upper(), False),
+        (HOOK_ID.upper(), True),
         (HOOK_ID[:-1], False),
         (HOOK_ID + "0", False),
         ("g" * 24, False),
@@ -604,3 +638,14 @@ def test_hook_is_frozen() -> None:
     hook = Hook.compile(HOOK_ID, DOMAIN, minimal())
     with pytest.raises(AttributeError):
         hook.enabled = True  # type: ignore[misc]
+
+
+def test_unknown_filter_operations_are_stored_and_never_pass() -> None:
+    spec = {"Answer-State": {"operation": "~=", "value": "x"}, "Unique-ID": {"value": "y"}}
+    doc = validate_hook(minimal(filter=spec, enable=True))
+    assert doc["filter"] == spec
+    hook = Hook.compile(HOOK_ID, DOMAIN, doc)
+    assert passes(hook.conditions, {"Answer-State": "x", "Unique-ID": "y"}) is False
+    assert hook.filter_notes is not None and set(hook.filter_notes) == {"Answer-State", "Unique-ID"}
+    assert "never holds" in hook.filter_notes["Answer-State"]
+    assert Hook.compile(HOOK_ID, DOMAIN, minimal(filter={})).filter_notes is None

@@ -48,6 +48,24 @@ class WebitelCors:
         await self.app(scope, receive, send_with_cors)
 
 
+class TrailingSlash:
+    """`/api/v2/hooks/` routes as `/api/v2/hooks`, with no 307 redirect: Webitel's Express app routed
+    non-strictly (a path matches with or without one trailing slash), and clients wrote URLs both ways."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if len(path) > 1 and path[-1] == "/":
+                raw: bytes | None = scope.get("raw_path")
+                scope = {**scope, "path": path[:-1]}
+                if raw and raw.endswith(b"/"):
+                    scope["raw_path"] = raw[:-1]
+        await self.app(scope, receive, send)
+
+
 def create_app(services: Services, operations_only: bool = False) -> FastAPI:
     """The whole API, or (worker-only processes) just /health and /metrics."""
     app = FastAPI(
@@ -58,6 +76,7 @@ def create_app(services: Services, operations_only: bool = False) -> FastAPI:
         redoc_url=None,
     )
     app.state.services = services
+    app.router.redirect_slashes = False  # TrailingSlash strips the one slash Webitel tolerated; no 307s
     if not operations_only:
         for module in (hooks, events, deliveries, domains, auth):
             app.include_router(module.router)
@@ -66,6 +85,7 @@ def create_app(services: Services, operations_only: bool = False) -> FastAPI:
     if not operations_only:
         app.add_middleware(events.IngestFastPath, services=services)
     app.add_middleware(WebitelCors)
+    app.add_middleware(TrailingSlash)  # outermost: every route, the ingest fast path too, sees the plain path
     _truthful_openapi(app)
     return app
 

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from switchhook.api.deps import credentials, services
 from switchhook.domain.errors import (
     AuthError,
     Conflict,
@@ -67,6 +68,14 @@ async def _validation_error(_request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code in (404, 405) and request.url.path.startswith("/api/v2/"):
+        # Webitel authenticated every /api/v2/* request before routing (`api.all('/api/v2/*', ...)` in
+        # src/adapter/rest/auth/auth.resource.js): an unknown route without a credential is a 401.
+        try:
+            token, key = await credentials(request)
+            await services(request).auth.authenticate(token, key)
+        except SwitchhookError as auth_error:
+            return error_for(auth_error)
     if exc.status_code == 404:
         return error_response(404, f"{request.url.path} not found.")
     if exc.status_code == 405:

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from switchhook.domain.errors import InvalidHook
-from switchhook.domain.filters import Condition, compile_filter
+from switchhook.domain.filters import OPERATIONS, Condition, compile_filter, compile_pattern
 from switchhook.domain.redact import redact, restore
 from switchhook.domain.signing import secret_key
 
@@ -43,13 +43,20 @@ MAX_DELAY_S = 86_400.0
 MAX_TTL_S = 30 * 86_400.0
 #: What reads show instead of a secret; sending it back on PUT keeps the stored secret.
 SECRET_MASK = "whsec_********"  # noqa: S105 - a display mask, not a secret
-_HOOK_ID = re.compile(r"[0-9a-f]{24}")
+_HOOK_ID = re.compile(r"[0-9a-fA-F]{24}")
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_DECIMAL = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
 
 
 def is_hook_id(value: str) -> bool:
+    """24 hex digits in either case, as Mongo's `ObjectID.isValid` took them (src/db/mongodb/query/hook.js)."""
     return bool(_HOOK_ID.fullmatch(value))  # not match+$: "$" also matches before a trailing newline
+
+
+def normal_hook_id(value: str) -> str:
+    """The stored spelling of an id: an ObjectId is a number, `5A0B…` and `5a0b…` name the same hook."""
+    return value.lower()
 
 
 def _bad(message: str) -> InvalidHook:
@@ -62,8 +69,17 @@ def _string_map(value: Any, name: str) -> dict[str, str]:
     return dict(value)
 
 
+def _template_map(value: Any, name: str) -> dict[str, str]:
+    """Headers, auth.headers, auth.map: Webitel templated string values only and silently skipped the rest
+    (src/services/hook/hookClass.js `_setHeadersFromEvent`); switchhook drops them when storing, so a read
+    shows what is sent (docs/webitel.md)."""
+    if not isinstance(value, Mapping):
+        raise _bad(f"{name} must be an object of strings.")
+    return {k: v for k, v in value.items() if isinstance(v, str)}
+
+
 def _headers(value: Any, name: str) -> dict[str, str]:
-    headers = _string_map(value, name)
+    headers = _template_map(value, name)
     for header in headers:
         if not _HEADER_NAME.fullmatch(header):
             raise _bad(f"{name} has an invalid header name {header!r}.")
@@ -102,6 +118,49 @@ def _http_url(value: Any, name: str) -> str:
     return value
 
 
+def _numeric(value: Any, name: str) -> float | int | None:
+    """A JSON number, or a numeric string as Webitel's JS comparisons read it (`"3" <= 100`); "" is absent."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        if not _DECIMAL.fullmatch(text):
+            raise _bad(f"{name} must be a number.")
+        number = float(text)
+        return int(number) if number.is_integer() else number
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _bad(f"{name} must be a number.")
+    return value
+
+
+def _retries(value: Any) -> int | None:
+    """Webitel's rule, `0 < retries <= maxRetries` else 0 (src/services/hook/hookClass.js `Hook`); a fraction
+    counts its whole part, as its `retries < attempt` comparison did."""
+    number = _numeric(value, "retries")
+    if number is None:
+        return None
+    return math.floor(number) if 0 < number <= MAX_RETRIES else 0
+
+
+def _delay(value: Any) -> float | int | None:
+    """Webitel: `delay > 0 ? delay : default` (src/services/hook/hookClass.js `Hook`), so 0 or less means
+    the default schedule, which switchhook spells 0; above a day stays a 400 (it would not be kept)."""
+    number = _numeric(value, "delay")
+    if number is None:
+        return None
+    return _number(max(number, 0), "delay", 0, MAX_DELAY_S)
+
+
+def _enable(value: Any) -> bool:
+    """Webitel fired only `enable === true` (its query was `{enable: true}`, src/services/hook/hookClass.js
+    `Trigger.find`): a string or number never fired, so it is stored as false and a read says so."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str | int | float):
+        return False
+    raise _bad("enable must be true or false.")
+
+
 def _boolean(value: Any, name: str) -> bool:
     if not isinstance(value, bool):
         raise _bad(f"{name} must be true or false.")
@@ -134,13 +193,17 @@ def validate_hook(
     for key in STORED_KEYS[1:]:
         if key not in body or body[key] is None:
             continue
-        doc[key] = _validate_field(key, body[key], previous_secret)
+        value = _validate_field(key, body[key], previous_secret)
+        if value is not None:
+            doc[key] = value
     doc["action"] = {**dict(action), "method": action["method"].upper()}
     return restore({key: doc[key] for key in STORED_KEYS if key in doc}, previous)
 
 
 def _validate_field(key: str, value: Any, previous_secret: str | None) -> Any:
-    if key in ("enable", "customBody", "disableOnGone"):
+    if key == "enable":
+        return _enable(value)
+    if key in ("customBody", "disableOnGone"):
         return _boolean(value, key)
     if key in ("description", "rawBody"):
         if not isinstance(value, str):
@@ -157,18 +220,15 @@ def _validate_field(key: str, value: Any, previous_secret: str | None) -> Any:
     if key == "filter":
         if not isinstance(value, Mapping):
             raise _bad("filter must be an object.")
-        compile_filter(value)
+        known, _unknown = split_filter(value)
+        compile_filter(known)
         return dict(value)
     if key == "auth":
         return _validate_auth(value)
     if key == "retries":
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if not isinstance(value, int):
-            raise _bad("retries must be an integer.")
-        return int(_number(value, "retries", 0, MAX_RETRIES))
+        return _retries(value)
     if key == "delay":
-        return _number(value, "delay", 0, MAX_DELAY_S)
+        return _delay(value)
     if key == "timeout":
         return _number(value, "timeout", 0.1, MAX_TIMEOUT_S)
     if key == "ttl":
@@ -189,20 +249,55 @@ def _validate_auth(value: Any) -> dict[str, Any]:
         if key in auth and auth[key] is not None:
             _boolean(auth[key], f"auth.{key}")
     if auth.get("headers") is not None:
-        _headers(auth["headers"], "auth.headers")
+        auth["headers"] = _headers(auth["headers"], "auth.headers")
     if auth.get("map") is not None:
-        _string_map(auth["map"], "auth.map")
+        auth["map"] = _template_map(auth["map"], "auth.map")
     if auth.get("method") is not None and (
         not isinstance(auth["method"], str) or auth["method"].upper() not in METHODS
     ):
         raise _bad(f"auth.method must be one of {', '.join(METHODS)}.")
     if "ttl" in auth and auth["ttl"] is not None:
         _number(auth["ttl"], "auth.ttl", 0, 86_400)
-    if auth.get("enabled") is True:
-        _http_url(auth.get("url"), "auth.url")
-    elif auth.get("url") not in (None, ""):
+    # Enabled with no URL is stored: Webitel ran the pre-request only `if (auth.enabled && auth.url)`
+    # (src/services/hook/hookClass.js `Trigger.send`), and so does Hook.compile below.
+    if auth.get("url") not in (None, ""):
         _http_url(auth["url"], "auth.url")
     return auth
+
+
+def split_filter(spec: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(entries with an operation Webitel knew, entries with any other operation).
+
+    Webitel stored any operation and its `Hook.check` failed an entry whose operation is not one of its
+    `Operations` (src/services/hook/hookClass.js), so such a hook never fires; switchhook stores it the same
+    way, never passes it, and the dry run names it. A non-object entry is still a 400.
+    """
+    known: dict[str, Any] = {}
+    unknown: dict[str, Any] = {}
+    for key, entry in spec.items():
+        if isinstance(entry, Mapping) and entry.get("operation") not in OPERATIONS:
+            unknown[key] = entry
+        else:
+            known[key] = entry
+    return known, unknown
+
+
+#: A pattern no text matches: the compiled form of an entry whose operation is unknown.
+_NEVER = compile_pattern("(?!)")
+
+
+def _conditions(spec: Any) -> tuple[tuple[Condition, ...], dict[str, str]]:
+    if not isinstance(spec, Mapping):
+        return (), {}
+    known, unknown = split_filter(spec)
+    never = tuple(
+        Condition(key=key, operation="reg", value=None, pattern=_NEVER) for key in unknown
+    )  # never holds, whatever the event
+    notes = {
+        key: f"unknown operation {entry.get('operation')!r}: this condition never holds (as in Webitel)"
+        for key, entry in unknown.items()
+    }
+    return compile_filter(known) + never, notes
 
 
 def public_view(doc: Mapping[str, Any], hook_id: str, domain: str, *, id_first: bool = True) -> dict[str, Any]:
@@ -230,6 +325,8 @@ class Hook:
     signing_key: bytes | None = None
     #: The auth pre-request, when enabled with a URL.
     auth: Mapping[str, Any] | None = None
+    #: Filter keys whose operation is unknown, with what the dry run says about each (they never pass).
+    filter_notes: Mapping[str, str] | None = None
 
     @classmethod
     def compile(cls, hook_id: str, domain: str, doc: Mapping[str, Any]) -> Hook:
@@ -238,16 +335,18 @@ class Hook:
         enabled = doc.get("enable") is True
         secret = doc.get("secret")
         auth = doc.get("auth")
+        conditions, notes = _conditions(filter_spec)
         return cls(
             id=hook_id,
             domain=domain,
             event=str(doc.get("event", "")),
             enabled=enabled,
             doc=doc,
-            conditions=compile_filter(filter_spec) if isinstance(filter_spec, Mapping) else (),
+            conditions=conditions,
             delivers=enabled and isinstance(action, Mapping) and action.get("type") == "web",
             signing_key=secret_key(secret) if isinstance(secret, str) and secret else None,
             auth=auth if isinstance(auth, Mapping) and auth.get("enabled") is True and auth.get("url") else None,
+            filter_notes=notes or None,
         )
 
     def max_attempts(self, default_retries: int) -> int:

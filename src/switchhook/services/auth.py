@@ -38,6 +38,8 @@ _ROLE_PERMISSIONS: dict[str, dict[str, str]] = {
     },
     "user": {"domain": "r"},
 }
+#: Webitel's numeric `role` of a login (src/const/index.js `ACCOUNT_ROLE.getRoleFromName`): any other name is -1.
+ROLE_NUMBERS = {"root": 2, "admin": 1, "user": 0}
 _password_hasher = PasswordHasher()
 # A real hash to verify against when the user does not exist, so timing does not reveal account names.
 _DUMMY_HASH = _password_hasher.hash(secrets.token_urlsafe(16))
@@ -56,7 +58,29 @@ class Caller:
 
     @property
     def is_root(self) -> bool:
-        return self.role == ROOT
+        # Never a domain token: Webitel let a domain admin mint a token with role "root" (src/services/domain.js
+        # `genToken` took any role name); switchhook refuses that role and grants domain callers no root power.
+        return self.role == ROOT and self.domain is None
+
+
+def role_number(role: str) -> int:
+    return ROLE_NUMBERS.get(role.lower(), -1)
+
+
+def acl_of(caller: Caller) -> dict[str, list[str]]:
+    """The caller's permissions in Webitel's `acl` shape (resource -> letters), as /login and whoami show them."""
+    if caller.is_root:
+        resources = sorted({r for grants in _ROLE_PERMISSIONS.values() for r in grants})
+        return {resource: ["*"] for resource in resources}
+    return {resource: list(letters) for resource, letters in _ROLE_PERMISSIONS.get(caller.role, {}).items()}
+
+
+def validate_token_role(role: Any) -> str:
+    """A domain token's role: any non-empty name, as Webitel stored it (src/services/domain.js `genToken`);
+    roles switchhook does not know grant nothing. `root` is refused (see Caller.is_root)."""
+    if not isinstance(role, str) or not role.strip() or role == ROOT:
+        raise ValidationFailed("Bad role name.")
+    return role
 
 
 def require(caller: Caller, resource: str, permission: str) -> None:
@@ -170,13 +194,16 @@ class AuthService:
         token = jwt.encode({"exp": expires_ms, "key": key, "u": username}, self._secret, algorithm="HS256")
         async with self._store.transaction() as tx:
             await tx.add_session(SessionRow(key, _token_digest(token), name, domain, role, expires_ms / 1000), now)
+        # Webitel's answer, in its key order (src/services/auth.js `validate`): `role` is the number.
         return {
             "key": key,
-            "token": token,
-            "username": username,
             "domain": domain,
-            "role": role,
+            "username": username,
             "expires": expires_ms,
+            "token": token,
+            "role": role_number(role),
+            "roleName": role,
+            "acl": acl_of(Caller(username, name, domain, role, "session")),
         }
 
     async def logout(self, key: str | None, token: str | None) -> None:
@@ -281,9 +308,8 @@ class AuthService:
             or not self._clock() * 1000 < expire <= MAX_EXPIRE_MS
         ):
             raise ValidationFailed("Bad expire date.")
-        if role not in ("admin", "user"):
-            raise ValidationFailed("Bad role name.")
-        if caller.role != ROOT and role == "admin" and caller.role != "admin":
+        role = validate_token_role(role)
+        if not caller.is_root and role == "admin" and caller.role != "admin":
             raise PermissionDenied()
         now = self._clock()
         row = TokenRow(str(uuid.uuid4()), domain, role, int(expire), True, caller.id, now)

@@ -166,7 +166,7 @@ class DeliveriesService:
     ) -> list[dict[str, Any]]:
         require(caller, "delivery", "r")
         scope = effective_domain(caller, domain)
-        check_hook_id(hook_id)
+        hook_id = check_hook_id(hook_id)
         if status and status not in STATUSES:
             raise ValidationFailed(f"Bad request: status must be one of {', '.join(STATUSES)}.")
         size = _int_param(limit, "limit", 40, 1, 1000)
@@ -205,7 +205,7 @@ class DeliveriesService:
         """Dry run: filter result per key and the request that would go out; `send` really sends it."""
         require(caller, "hook", "r")
         scope = effective_domain(caller, domain)
-        check_hook_id(hook_id)
+        hook_id = check_hook_id(hook_id)
         if not isinstance(event, dict):
             raise InvalidEvent("Bad request: the test body must be one event (a JSON object).")
         key = event_key(event)
@@ -224,6 +224,7 @@ class DeliveriesService:
             "enabled": hook.delivers,
             "filter": explain(hook.conditions, event),
             "filterPasses": passes(hook.conditions, event),
+            **({"filterUnknown": dict(hook.filter_notes)} if hook.filter_notes else {}),
             "request": self.tester.preview(hook, event, key, message_id),
         }
         if send:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from typing import Any
 
 from switchhook.domain.errors import ValidationFailed
-from switchhook.domain.hooks import is_hook_id, public_view, validate_hook
+from switchhook.domain.hooks import is_hook_id, normal_hook_id, public_view, validate_hook
 from switchhook.services.auth import Caller, effective_domain, require
 from switchhook.services.index import HookIndex
 from switchhook.store.base import HookRow, Store
@@ -22,20 +23,47 @@ def new_hook_id(clock: Callable[[], float] = time.time) -> str:
     return f"{int(clock()) & 0xFFFFFFFF:08x}{os.urandom(8).hex()}"
 
 
+_PARSE_INT = re.compile(r"[ \t\n\v\f\r\u00a0\ufeff]*([-+]?\d+)")
+
+
 def check_hook_id(hook_id: str) -> str:
+    """The id as stored (lower-case hex), or a 400 for anything that is not an ObjectId."""
     if not is_hook_id(hook_id):
         raise ValidationFailed("Bad request: hook id must be 24 hex characters.")
-    return hook_id
+    return normal_hook_id(hook_id)
+
+
+def parse_int(value: str | None) -> int | None:
+    """JavaScript's `parseInt(value, 10)`: leading digits after optional space and sign, else None (NaN).
+
+    Webitel read `limit` and `page` this way (src/db/mongodb/query/hook.js `search`): `2.9` is 2, `5x` is 5.
+    """
+    match = _PARSE_INT.match(value or "")
+    return int(match.group(1)) if match else None
 
 
 def _int_param(value: str | None, name: str, default: int, low: int, high: int) -> int:
-    if value is None or value == "":
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise ValidationFailed(f"Bad request: {name} must be an integer.") from None
-    return max(low, min(high, number))
+    """A paging parameter parsed like `parseInt`, junk (NaN) meaning the default, clamped to [low, high]."""
+    number = parse_int(value)
+    return default if number is None else max(low, min(high, number))
+
+
+def project(view: dict[str, Any], columns: list[str]) -> dict[str, Any]:
+    """Mongo's inclusion projection: `_id` always, and each column a top-level key or a dotted path."""
+    out: dict[str, Any] = {"_id": view["_id"]}
+    for column in columns:
+        source: Any = view
+        target = out
+        *parents, leaf = column.split(".")
+        for part in parents:
+            source = source.get(part) if isinstance(source, dict) else None
+            if not isinstance(source, dict):
+                break
+            target = target.setdefault(part, {})
+        else:
+            if isinstance(source, dict) and leaf in source:
+                target[leaf] = source[leaf]
+    return {k: out[k] for k in view if k in out}  # in the document's key order, as Mongo answers
 
 
 class HooksService:
@@ -49,7 +77,8 @@ class HooksService:
     ) -> list[dict[str, Any]]:
         require(caller, "hook", "r")
         scope = effective_domain(caller, domain)
-        # Webitel: `parseInt(limit) || 40`, so 0 means the default; Mongo reads a negative limit as its size.
+        # Webitel: `parseInt(limit) || 40`, so 0 and junk mean the default; Mongo reads a negative limit as its
+        # size. switchhook caps a page at MAX_LIMIT (docs/webitel.md).
         size = abs(_int_param(limit, "limit", DEFAULT_LIMIT, -MAX_LIMIT, MAX_LIMIT)) or DEFAULT_LIMIT
         number = _int_param(page, "page", 1, -(2**31), 2**31)
         offset = (number - 1) * size if number > 0 else 0
@@ -57,14 +86,14 @@ class HooksService:
             rows = await tx.list_hooks(scope, size, offset)
         views = [public_view(r.doc, r.id, r.domain) for r in rows]
         wanted = [c.strip() for c in (columns or "").split(",") if c.strip()]
-        if wanted:  # Mongo projection: `_id` always stays
-            views = [{k: v for k, v in view.items() if k == "_id" or k in wanted} for view in views]
+        if wanted:
+            views = [project(view, wanted) for view in views]
         return views
 
     async def get(self, caller: Caller, domain: str | None, hook_id: str) -> dict[str, Any] | None:
         require(caller, "hook", "r")
         scope = effective_domain(caller, domain)
-        check_hook_id(hook_id)
+        hook_id = check_hook_id(hook_id)
         async with self._store.transaction() as tx:
             row = await tx.get_hook(scope, hook_id)
         if row is None:
@@ -93,7 +122,7 @@ class HooksService:
     async def replace(self, caller: Caller, domain: str | None, hook_id: str, body: Any) -> dict[str, int]:
         require(caller, "hook", "u")
         scope = effective_domain(caller, domain)
-        check_hook_id(hook_id)
+        hook_id = check_hook_id(hook_id)
         async with self._store.transaction() as tx:
             current = await tx.get_hook(scope, hook_id)
             if current is None:
@@ -109,7 +138,7 @@ class HooksService:
     async def delete(self, caller: Caller, domain: str | None, hook_id: str) -> dict[str, int]:
         require(caller, "hook", "d")
         scope = effective_domain(caller, domain)
-        check_hook_id(hook_id)
+        hook_id = check_hook_id(hook_id)
         async with self._store.transaction() as tx:
             removed = await tx.delete_hook(scope, hook_id)
             if removed:

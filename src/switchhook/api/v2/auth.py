@@ -8,9 +8,10 @@ from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
 from switchhook.api import schemas as s
-from switchhook.api.deps import CallerDep, ServicesDep, json_body
-from switchhook.api.responses import json_response, ok
+from switchhook.api.deps import CallerDep, ServicesDep, body_credentials, json_body
+from switchhook.api.responses import json_response
 from switchhook.domain.errors import ValidationFailed
+from switchhook.services.auth import acl_of
 
 router = APIRouter(tags=["auth"])
 
@@ -19,22 +20,31 @@ LOGIN_INPUT = {
     "required": ["username", "password"],
     "properties": {"username": {"type": "string"}, "password": {"type": "string"}},
 }
+ACL = {
+    "type": "object",
+    "description": "resource -> permission letters (c r u d, * for all), as Webitel's acl",
+    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+}
 SESSION = {
     "type": "object",
-    "required": ["key", "token", "username", "role", "expires"],
+    "required": ["key", "token", "username", "role", "roleName", "expires"],
     "properties": {
         "key": {"type": "string"},
-        "token": {"type": "string"},
-        "username": {"type": "string"},
         "domain": {"type": ["string", "null"]},
-        "role": {"type": "string"},
+        "username": {"type": "string"},
         "expires": {"type": "integer"},
+        "token": {"type": "string"},
+        "role": {"type": "integer", "description": "Webitel's number: root 2, admin 1, user 0, any other -1"},
+        "roleName": {"type": "string"},
+        "acl": ACL,
     },
 }
 WHOAMI = {
     "type": "object",
+    "description": "not wrapped in the {status, data} envelope, as Webitel answered it",
     "required": ["id", "roleName"],
     "properties": {
+        "acl": ACL,
         "id": {"type": "string"},
         "domain": {"type": ["string", "null"]},
         "roleName": {"type": "string"},
@@ -66,24 +76,28 @@ async def login(request: Request, svc: ServicesDep) -> Response:
     },
 )
 async def logout(
+    request: Request,
     svc: ServicesDep,
     x_access_token: Annotated[str | None, Header()] = None,
     x_key: Annotated[str | None, Header()] = None,
     access_token: Annotated[str | None, Query()] = None,
     key_query: Annotated[str | None, Query(alias="x_key")] = None,
 ) -> Response:
-    await svc.auth.logout(x_key or key_query, x_access_token or access_token)
+    body_token, body_key = await body_credentials(request)  # Webitel's order: body, query, header
+    await svc.auth.logout(body_key or key_query or x_key, body_token or access_token or x_access_token)
     return json_response({"status": "OK", "info": "Successful logout."})
 
 
 @router.get(
     "/api/v2/whoami",
     summary="Who the credentials belong to",
-    responses={**s.ok(s.envelope(WHOAMI)), **s.error_responses(401, 503)},
+    responses={**s.ok(WHOAMI), **s.error_responses(401, 503)},
 )
 async def whoami(caller: CallerDep) -> Response:
-    return ok(
+    # Unwrapped, in Webitel's key order (src/adapter/rest/auth/auth.resource.js `whoami`); `kind` is ours.
+    return json_response(
         {
+            "acl": acl_of(caller),
             "id": caller.id,
             "domain": caller.domain,
             "roleName": caller.role,

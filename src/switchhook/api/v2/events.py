@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from switchhook.api import schemas as s
-from switchhook.api.deps import CallerDep, ServicesDep, read_body
+from switchhook.api.deps import HeaderCallerDep, ServicesDep, read_body
 from switchhook.api.errors import error_for
 from switchhook.api.responses import ok
 from switchhook.domain.errors import InvalidEvent, PayloadTooLarge, SwitchhookError, ValidationFailed
@@ -55,7 +55,7 @@ _REQUEST = {
         **s.error_responses(400, 401, 403, 413, 429, 503),
     },
 )
-async def post_events(request: Request, caller: CallerDep, svc: ServicesDep) -> Response:
+async def post_events(request: Request, caller: HeaderCallerDep, svc: ServicesDep) -> Response:
     # Normally answered by IngestFastPath below, before FastAPI's routing; this route documents it and
     # serves it when the app runs without that middleware.
     data = await ingest(svc, caller, request.headers.get("content-type", ""), await read_body(request))
@@ -99,12 +99,14 @@ class IngestFastPath:
         if scope["type"] != "http" or scope["path"] != self.PATH or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
+        # The body is events, so credentials come from the query, then the headers (Webitel's order after
+        # the body it had no events in: src/adapter/rest/auth/auth.resource.js `validateRequestV2`).
         headers = Headers(scope=scope)
         token, key = headers.get("x-access-token"), headers.get("x-key")
         if scope.get("query_string"):
             query = parse_qs(scope["query_string"].decode("latin-1"))
-            token = token or next(iter(query.get("access_token", [])), None)
-            key = key or next(iter(query.get("x_key", [])), None)
+            token = next(iter(query.get("access_token", [])), None) or token
+            key = next(iter(query.get("x_key", [])), None) or key
         try:
             raw = await read_capped(receive, headers.get("content-length"), self.services.max_body_bytes)
             caller = await self.services.auth.authenticate(token, key)
