@@ -23,6 +23,8 @@ from switchhook.services.events import Job
 from switchhook.store.base import AttemptRow, Finish
 
 AUTH_TIMEOUT_S = 10.0
+#: The auth response is read whole (a 4.6 KB OIDC token reply lost every `auth:body:*` value at 4 KiB), up to this.
+AUTH_MAX_RESPONSE_BYTES = 1024 * 1024
 logger = logging.getLogger("switchhook.delivery")
 
 
@@ -100,6 +102,7 @@ class DeliveryPipeline:
             body,
             min(AUTH_TIMEOUT_S, hook.timeout_s(self._default_timeout_s)),
             params=request.query or None,
+            max_body_bytes=AUTH_MAX_RESPONSE_BYTES,
         )
         if result.status is None or not 200 <= result.status < 300:
             raise AuthFailed(f"auth pre-request failed: {result.error or f'HTTP {result.status}'}")

@@ -1,4 +1,4 @@
-"""The HTTP client of deliveries: one aiohttp session, explicit timeouts, no redirects, guarded egress."""
+"""The HTTP client of deliveries: one aiohttp session, explicit timeouts, GET-only redirects, guarded egress."""
 
 from __future__ import annotations
 
@@ -12,6 +12,11 @@ from yarl import URL
 from switchhook.delivery.egress import EgressPolicy, EgressRefused, GuardedResolver, refused_reason
 
 MAX_RESPONSE_BYTES = 4096
+#: Redirects a GET follows. Webitel's `request` client followed up to 10, for GET only (request/lib/redirect.js).
+MAX_REDIRECTS = 5
+_REDIRECTS = frozenset((301, 302, 303, 307, 308))
+#: Not sent on to another host after a redirect (request/lib/redirect.js dropped `authorization` the same way).
+_CREDENTIALS = frozenset(("authorization", "cookie", "proxy-authorization"))
 
 
 @dataclass(slots=True)
@@ -70,8 +75,13 @@ class Sender:
         body: bytes | None,
         timeout_s: float,
         params: dict[str, str] | None = None,
+        max_body_bytes: int | None = None,
     ) -> HttpResult:
-        """One request; never raises for network trouble, returns it as an HttpResult."""
+        """One request; never raises for network trouble, returns it as an HttpResult.
+
+        The response body is a 4 KiB excerpt, or with `max_body_bytes` all of it (more is an error: status None).
+        A GET follows up to MAX_REDIRECTS redirects, every hop through the egress guard; other methods never do.
+        """
         started = time.perf_counter()
         try:
             target = self._targets.get(url)
@@ -87,24 +97,33 @@ class Sender:
             if timeout is None:
                 timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(self._connect_timeout_s, timeout_s))
                 self._timeouts[timeout_s] = timeout
-            async with self._client().request(
-                method,
-                target,
-                headers=headers,
-                data=body,
-                params=params,
-                allow_redirects=False,
-                timeout=timeout,
-            ) as response:
-                excerpt = await response.content.read(MAX_RESPONSE_BYTES)
-                return HttpResult(
-                    response.status,
-                    response.headers,
-                    excerpt,
-                    duration_ms=(time.perf_counter() - started) * 1000,
-                )
+            hops = 0
+            while True:
+                async with self._client().request(
+                    method,
+                    target,
+                    headers=headers,
+                    data=body,
+                    params=params,
+                    allow_redirects=False,
+                    timeout=timeout,
+                ) as response:
+                    location = response.headers.get("Location") if method == "GET" else None
+                    if location is None or response.status not in _REDIRECTS:
+                        return await _result(response, started, max_body_bytes)
+                if hops == MAX_REDIRECTS:
+                    return _failed(started, f"more than {MAX_REDIRECTS} redirects (the last to {location[:200]!r})")
+                hops += 1
+                target, headers = self._redirect(target, location, headers)
+                params = None  # the Location carries its own query
+                left_s = timeout_s - (time.perf_counter() - started)
+                if left_s <= 0:
+                    raise TimeoutError
+                timeout = aiohttp.ClientTimeout(total=left_s, sock_connect=min(self._connect_timeout_s, left_s))
         except EgressRefused as exc:
             return _failed(started, f"egress refused: {exc}", terminal=True)
+        except _BadRedirect as exc:
+            return _failed(started, str(exc), terminal=True)
         except TimeoutError:
             return _failed(started, f"timeout after {timeout_s:g} s")
         except aiohttp.ClientError as exc:
@@ -115,10 +134,52 @@ class Sender:
         except (OSError, ValueError) as exc:
             return _failed(started, f"{type(exc).__name__}: {exc}"[:500])
 
+    def _redirect(self, current: URL, location: str, headers: dict[str, str]) -> tuple[URL, dict[str, str]]:
+        """The next hop of a redirect: resolved against the current URL, checked like a hook's own URL."""
+        try:
+            target = current.join(URL(location))
+        except (ValueError, TypeError):
+            raise _BadRedirect(f"redirect to an invalid URL {location[:200]!r}") from None
+        if target.host is None or target.scheme not in ("http", "https"):
+            raise _BadRedirect(f"redirect to a non-http(s) URL {location[:200]!r}")
+        self._policy.check_literal(target.host)
+        if target.host != current.host:
+            headers = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIALS}
+        return target, headers
+
     async def close(self) -> None:
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
+
+
+class _BadRedirect(Exception):
+    """A Location a GET cannot follow; a terminal failure, like an invalid hook URL."""
+
+
+async def _result(response: aiohttp.ClientResponse, started: float, max_body_bytes: int | None) -> HttpResult:
+    if max_body_bytes is None:
+        body = await response.content.read(MAX_RESPONSE_BYTES)
+    else:
+        whole = await _read_whole(response, max_body_bytes)
+        if whole is None:
+            return _failed(started, f"response body larger than {max_body_bytes} bytes (HTTP {response.status})")
+        body = whole
+    return HttpResult(response.status, response.headers, body, duration_ms=(time.perf_counter() - started) * 1000)
+
+
+async def _read_whole(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The whole body, or None when it is larger than `limit` bytes (stops reading there)."""
+    if response.content_length is not None and response.content_length > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await response.content.read(65_536):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _failed(started: float, error: str, terminal: bool = False) -> HttpResult:
