@@ -11,8 +11,17 @@ from typing import Any
 
 import pytest
 
+from switchhook.config import Settings
 from switchhook.domain.events import FrameDecoder, decode_frame_event, event_key
-from switchhook.ingest.esl import EslSource, EslUrl, _backoff_s, subscription_command
+from switchhook.ingest.esl import (
+    _AUTH_RETRY_MAX_S,
+    RECONNECT_INITIAL_S,
+    RECONNECT_MAX_S,
+    EslSource,
+    EslUrl,
+    _backoff_s,
+    subscription_command,
+)
 from tests.support.esl_peer import (
     DISCONNECT_NOTICE,
     EslPeer,
@@ -488,6 +497,42 @@ async def test_disconnect_notice_is_followed_by_a_reconnect() -> None:
             assert source.reconnects == 1
     assert sink.keys == ["CHANNEL_CREATE", "CHANNEL_CREATE", "DTMF"]
     assert [event.get("Unique-ID") for event in sink.events[:2]] == ["before-notice", "after-notice"]
+
+
+@pytest.mark.timeout(30)
+async def test_a_switch_that_restarts_is_resubscribed_within_about_a_second_of_listening_again() -> None:
+    """FreeSWITCH restarts: it says goodbye, its port refuses us for a while, then it listens again.
+
+    The Event Socket has no replay: every moment between the switch answering and our `event json` loses
+    its events (a real FreeSWITCH 1.10.12 restart once cost 6.4 s). With the source's own default timings,
+    after four refused attempts the next one must come within RECONNECT_MAX_S (1 s), measured at the peer
+    from its listening again to the subscription; the earlier 0.5 s-doubling backoff waited 4-8 s here.
+    """
+    assert Settings.model_fields["esl_reconnect_max_s"].default == RECONNECT_MAX_S == 1.0
+    async with EslPeer() as peer:
+        source = EslSource(peer.url(), RecordingSink(), lambda: HOOKED)  # default reconnect timings
+        async with running(source):
+            await peer.wait_subscribed()
+            await peer.go_away()
+            start = source.reconnects
+            await wait_until(
+                lambda: source.reconnects >= start + 4 and source.state == "disconnected",
+                timeout_s=15,
+                what="four refused reconnect attempts",
+            )
+            await peer.come_back()
+            back = await peer.wait_subscribed(count=2, timeout_s=15)
+            assert back.subscribed_at is not None and peer.listening_since is not None
+            gap_s = back.subscribed_at - peer.listening_since
+            # 1 s plus generous slack for a loaded machine; still below the old backoff's 4 s floor.
+            assert gap_s < 2.5, f"re-subscribed {gap_s:.2f} s after the switch listened again"
+            assert back.commands == ["auth ClueCon", subscription_command(HOOKED)]
+
+
+def test_a_refused_password_backs_off_further_than_an_absent_switch() -> None:
+    # Retrying a wrong password every second fixes nothing and fills the switch's log: it backs off to 30 s.
+    assert _backoff_s(10, RECONNECT_INITIAL_S, RECONNECT_MAX_S) <= RECONNECT_MAX_S
+    assert _backoff_s(10, RECONNECT_INITIAL_S, _AUTH_RETRY_MAX_S) >= _AUTH_RETRY_MAX_S / 2
 
 
 async def test_peer_side_disconnect_then_close_reconnects() -> None:

@@ -96,6 +96,7 @@ class PeerConnection:
     names: set[str] = field(default_factory=set)
     subclasses: set[str] = field(default_factory=set)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
+    subscribed_at: float | None = None  # time.monotonic() of the answer to the first event/noevents command
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one writer at a time, as FreeSWITCH's thread
 
     @property
@@ -121,11 +122,36 @@ class EslPeer:
         self.silent = silent
         self.connections: list[PeerConnection] = []
         self._server: asyncio.Server | None = None
+        self._port = 0
         self._handlers: set[asyncio.Task[None]] = set()
+        self.listening_since: float | None = None  # time.monotonic() when the socket last started listening
 
     async def __aenter__(self) -> EslPeer:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        await self._listen()
         return self
+
+    async def _listen(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self._port)
+        self._port = self._server.sockets[0].getsockname()[1]
+        self.listening_since = time.monotonic()
+
+    async def go_away(self) -> None:
+        """Shut down as FreeSWITCH does: a disconnect-notice to every client, then the port is closed."""
+        for conn in self.connections:
+            if not conn.closed.is_set():
+                async with conn.lock:
+                    conn.writer.write(DISCONNECT_NOTICE)
+                    with contextlib.suppress(ConnectionError):
+                        await conn.writer.drain()
+                    conn.writer.close()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def come_back(self) -> None:
+        """Listen again on the same port (connections are refused in between)."""
+        await self._listen()
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -145,9 +171,8 @@ class EslPeer:
 
     @property
     def port(self) -> int:
-        assert self._server is not None, "use `async with EslPeer()`"
-        port: int = self._server.sockets[0].getsockname()[1]
-        return port
+        assert self._port, "use `async with EslPeer()`"
+        return self._port
 
     def url(self, password: str | None = None) -> str:
         return f"esl://:{self.password if password is None else password}@127.0.0.1:{self.port}"
@@ -256,6 +281,8 @@ class EslPeer:
             text = "-ERR command not found"
         async with conn.lock:
             conn.writer.write(reply_frame(text))
+            if conn.subscribed_at is None and conn.authed and verb in ("event", "noevents"):
+                conn.subscribed_at = time.monotonic()
             if not keep_open:
                 conn.writer.write(DISCONNECT_NOTICE)
             with contextlib.suppress(ConnectionError):
