@@ -1,9 +1,10 @@
-"""The `switchhook` command: serve, migrate, token, accounts."""
+"""The `switchhook` command: serve, migrate, token, accounts, import (from Webitel), hooks export."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -13,8 +14,12 @@ from switchhook.config import Settings
 app = typer.Typer(help="switchhook: webhooks for FreeSWITCH/Webitel telephony events.", no_args_is_help=True)
 token_app = typer.Typer(help="Domain tokens.", no_args_is_help=True)
 accounts_app = typer.Typer(help="Domain accounts.", no_args_is_help=True)
+import_app = typer.Typer(help="Import hooks and tokens from another system.", no_args_is_help=True)
+hooks_app = typer.Typer(help="Hooks, offline.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 app.add_typer(accounts_app, name="accounts")
+app.add_typer(import_app, name="import")
+app.add_typer(hooks_app, name="hooks")
 
 
 @app.command()
@@ -67,15 +72,18 @@ def migrate() -> None:
 @token_app.command("create")
 def token_create(
     domain: Annotated[str, typer.Option(help="the domain the token acts for")],
-    role: Annotated[str, typer.Option(help="admin or user")] = "admin",
+    role: Annotated[str, typer.Option(help="admin, user, or any other name (which grants nothing)")] = "admin",
     expires: Annotated[str, typer.Option(help="lifetime: 30d, 12h, 90m (default 365d)")] = "365d",
 ) -> None:
     """Mint a domain token offline (the domain is created when missing)."""
+    from switchhook.domain.errors import ValidationFailed
     from switchhook.runtime import build_store
-    from switchhook.services.auth import AuthService, validate_domain_name
+    from switchhook.services.auth import AuthService, validate_domain_name, validate_token_role
 
-    if role not in ("admin", "user"):
-        raise typer.BadParameter("role must be admin or user")
+    try:
+        validate_token_role(role)
+    except ValidationFailed:
+        raise typer.BadParameter("role must be a non-empty name other than root (admin, user, ...)") from None
     validate_domain_name(domain)
     lifetime_s = _duration_s(expires)
     settings = Settings()
@@ -127,6 +135,73 @@ def accounts_add(
         typer.echo(exc.message, err=True)
         raise typer.Exit(1) from None
     typer.echo(f"added {name}@{domain} ({role})")
+
+
+@import_app.command("webitel")
+def import_webitel(
+    hooks: Annotated[Path | None, typer.Option(help="mongoexport (JSON lines) of Webitel's hook collection")] = None,
+    domains: Annotated[
+        Path | None, typer.Option(help="mongoexport (JSON lines) of Webitel's domains collection (tokens)")
+    ] = None,
+) -> None:
+    """Import Webitel hooks (their ids kept) and domain tokens; safe to run again (see docs/webitel.md)."""
+    from switchhook.runtime import build_store
+    from switchhook.services.migration import ImportReport, import_webitel
+
+    if hooks is None and domains is None:
+        raise typer.BadParameter("give --hooks, --domains or both")
+    hooks_text = hooks.read_text("utf-8") if hooks else ""
+    domains_text = domains.read_text("utf-8") if domains else ""
+    settings = Settings()
+
+    async def run() -> ImportReport:
+        store = build_store(settings)
+        try:
+            await store.migrate()
+            return await import_webitel(store, hooks_text, domains_text)
+        finally:
+            await store.close()
+
+    report = asyncio.run(run())
+    for warning in report.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    for rejected in report.rejected:
+        typer.echo(f"rejected: {rejected}", err=True)
+    typer.echo(report.summary())
+    if report.rejected:
+        typer.echo("the rest was imported; fix the rejected documents and run it again (it is idempotent)", err=True)
+        raise typer.Exit(1)
+
+
+@hooks_app.command("export")
+def hooks_export(
+    out: Annotated[Path, typer.Option(help="file to write (mode 0600): it holds hook secrets in clear")],
+    domain: Annotated[str | None, typer.Option(help="only this domain's hooks")] = None,
+) -> None:
+    """Write every hook as a full document, secrets included, one JSON object per line."""
+    import orjson
+
+    from switchhook.runtime import build_store
+    from switchhook.services.migration import export_hooks
+
+    settings = Settings()
+
+    async def run() -> list[dict[str, object]]:
+        store = build_store(settings)
+        try:
+            await store.migrate()
+            return await export_hooks(store, domain)
+        finally:
+            await store.close()
+
+    docs = asyncio.run(run())
+    # Created 0600 before a byte is written, and narrowed again if the file was already there.
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        os.fchmod(file.fileno(), 0o600)
+        for doc in docs:
+            file.write(orjson.dumps(doc) + b"\n")
+    typer.echo(f"exported {len(docs)} hooks to {out}")
 
 
 def _duration_s(text: str) -> float:
