@@ -11,12 +11,12 @@ from contextlib import asynccontextmanager
 import pytest
 from aio_pika.exceptions import PublishError
 
-from switchhook.domain.events import Event, decode_json_event
+from switchhook.domain.events import Event, decode_json_event, event_key
 from switchhook.ingest.amqp import AmqpSource, routing_key_for
-from switchhook.ingest.routing import WEBITEL_CC_LAYOUT, WEBITEL_LAYOUT
+from switchhook.ingest.routing import STOCK_LAYOUT, WEBITEL_CC_LAYOUT, WEBITEL_LAYOUT, Layout, bindings_for
 from tests.support.fixtures import fixture_bytes, load_fixture_frames
 from tests.support.services import need_rabbitmqctl, rabbitmqctl, wait_until_broker_answers
-from tests.support.tap import Tap, own_tap
+from tests.support.tap import Capture, Tap, captures, load_capture, own_tap
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -323,3 +323,99 @@ async def test_unreachable_broker_is_retried_and_the_password_never_logged(
     assert states == ["connecting", "disconnected"]
     assert "127.0.0.1:1 vhost vh" in caplog.text
     assert "s3cret-pw" not in caplog.text
+
+
+# -- live FreeSWITCH 1.10.12 captures, replayed as mod_amqp published them ------------------------------
+
+HOOKED_FROM_CAPTURES = {"CHANNEL_CREATE", "CHANNEL_HANGUP_COMPLETE", "CUSTOM->callcenter::info"}
+ODD_SUBCLASS = "my app::call.end now"  # a space, a dot and colons
+
+
+def key_of(event: Event) -> str:
+    key = event_key(event)
+    assert key is not None
+    return key
+
+
+async def publish_or_unrouted(tap: Tap, capture: Capture) -> bool:
+    """Publish a capture as it was; False when the broker returned it (no binding routes it)."""
+    try:
+        await tap.publish_capture(capture)
+    except PublishError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("profile", "layout", "cc_layout"),
+    [("default", STOCK_LAYOUT, None), ("webitel", WEBITEL_LAYOUT, WEBITEL_CC_LAYOUT)],
+)
+async def test_captured_mod_amqp_messages_reach_us_exactly_when_their_key_is_hooked(
+    broker: Tap, profile: str, layout: Layout, cc_layout: Layout | None
+) -> None:
+    """Both FreeSWITCH profiles through the real broker, routing keys exactly as captured: every message of a
+    hooked key arrives (in order, body as published), every other one is returned unrouted."""
+    broker.keys = set(HOOKED_FROM_CAPTURES)
+    messages = captures(profile)
+    sink = Recorder()
+    source = broker.source(sink, layout=layout, cc_layout=cc_layout)
+    async with running(source):
+        routed = [m for m in messages if await publish_or_unrouted(broker, m)]
+        hooked = [m for m in messages if key_of(m.event) in HOOKED_FROM_CAPTURES]
+        assert [m.name for m in routed] == [m.name for m in hooked]
+        assert {key_of(m.event) for m in hooked} == HOOKED_FROM_CAPTURES
+        await eventually(lambda: len(sink.events) >= len(hooked), "every hooked capture")
+        assert sink.events == [decode_json_event(m.body_raw) for m in hooked]
+        bindings = {(b["exchange"], b["key"]) for b in source.describe()["bindings"]}  # type: ignore[attr-defined]
+    expected = {
+        (broker.exchange_of(exchange), key)
+        for hooked_key in HOOKED_FROM_CAPTURES
+        for exchange, key in bindings_for(hooked_key, layout, cc_layout)
+    }
+    assert bindings == expected
+
+
+@pytest.mark.parametrize(
+    ("layout", "cc_layout"), [(STOCK_LAYOUT, None), (WEBITEL_LAYOUT, WEBITEL_CC_LAYOUT)], ids=["stock", "webitel"]
+)
+async def test_a_subclass_with_a_space_a_dot_and_colons_is_bound_as_mod_amqp_spells_it(
+    broker: Tap, layout: Layout, cc_layout: Layout | None
+) -> None:
+    broker.keys = {f"CUSTOM->{ODD_SUBCLASS}"}
+    template = load_capture("amqp-default-162-CUSTOM-callcenter_info.json").event
+    event = {**template, "Event-Subclass": ODD_SUBCLASS}
+    sink = Recorder()
+    async with running(broker.source(sink, layout=layout, cc_layout=cc_layout)):
+        # mod_amqp's own spelling of the word (amqp_util_encode): `my+app%3A%3Acall%2Eend+now`.
+        key = layout.routing_key(event)
+        assert "my+app%3A%3Acall%2Eend+now" in key.split(".")
+        await broker.publish_raw(json.dumps(event).encode(), key)
+        published = 1
+        if cc_layout is not None:
+            await broker.publish_raw(
+                json.dumps(event).encode(), cc_layout.routing_key(event), exchange=broker.cc_exchange
+            )
+            published += 1
+        # Webitel's encodeRK spelling of the same subclass (`%20` for a space) is not what mod_amqp publishes.
+        with pytest.raises(PublishError):
+            await broker.publish_raw(b"{}", key.replace("+", "%20"))
+        await eventually(lambda: len(sink.events) == published, "the odd subclass's events")
+    assert [key_of(e) for e in sink.events] == [f"CUSTOM->{ODD_SUBCLASS}"] * published
+
+
+async def test_a_layout_naming_no_event_binds_everything_and_drops_unhooked_keys_in_process(broker: Tap) -> None:
+    broker.keys = {"CHANNEL_CREATE"}
+    layout = Layout.parse("#FreeSWITCH,FreeSWITCH-Hostname,Unique-ID")
+    messages = captures("default")[:20]
+    creates = [m for m in messages if key_of(m.event) == "CHANNEL_CREATE"]
+    assert creates and len(creates) < len(messages)
+    sink = Recorder()
+    source = broker.source(sink, layout=layout)
+    async with running(source):
+        assert source.describe()["bindings"] == [{"exchange": broker.events_exchange, "key": "#"}]
+        for message in messages:
+            await broker.publish_raw(message.body_raw, layout.routing_key(message.event))
+        await eventually(lambda: source.events_unhooked == len(messages) - len(creates), "the unhooked ones dropped")
+        await eventually(lambda: len(sink.events) == len(creates), "the hooked ones")
+        assert [e["Event-Sequence"] for e in sink.events] == [m.event["Event-Sequence"] for m in creates]
+    assert await broker.ready_count() == 0
