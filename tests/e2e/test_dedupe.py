@@ -8,6 +8,17 @@ from pathlib import Path
 from tests.support.app import ROOT, Harness, make_settings, running
 from tests.support.postgres import drop_schema, new_schema, require_postgres
 from tests.support.receiver import Receiver
+from tests.support.waiting import eventually
+
+
+async def all_recorded(app: Harness, domain: str, hook_id: str, count: int) -> None:
+    """Until the hook's `count` deliveries are all recorded delivered: after that, none can go out again."""
+
+    async def done() -> bool:
+        rows = await app.services.deliveries.list_for_hook(ROOT, domain, hook_id, None, "1000", None)
+        return len(rows) == count and all(r["status"] == "delivered" for r in rows)
+
+    await eventually(done, f"{count} deliveries recorded as delivered", 10)
 
 
 async def test_a_broker_batch_fanning_out_to_over_10000_deliveries_is_stored(any_app: Harness) -> None:
@@ -40,8 +51,10 @@ async def test_the_same_event_accepted_by_two_processes_at_once_is_sent_once(
         async with running(settings) as one, running(settings) as two:
             hook = {"event": "CHANNEL_CREATE", "enable": True,
                     "action": {"type": "web", "method": "POST", "url": receiver.url()}}  # fmt: skip
-            await one.services.hooks.create(ROOT, "race.example", hook)
-            await two.services.index.reload(two.runtime.store)
+            created = await one.services.hooks.create(ROOT, "race.example", hook)
+            hook_id = created["ops"][0]["_id"]
+            # The second process learns of the hook as it would in production (the store's change notice).
+            await eventually(lambda: two.services.index.get(hook_id) is not None, "the hook known to both")
             events = [
                 {"Event-Name": "CHANNEL_CREATE", "variable_domain_name": "race.example", "Unique-ID": str(n)}
                 for n in range(50)
@@ -52,7 +65,7 @@ async def test_the_same_event_accepted_by_two_processes_at_once_is_sent_once(
             assert sum(r.deliveries for r in results) == 50
             assert sum(r.duplicates for r in results) == 50
             await receiver.wait_for(50)
-            await asyncio.sleep(0.5)
+            await all_recorded(one, "race.example", hook_id, 50)  # nothing left that could still go out
             assert len(receiver.requests) == 50
     finally:
         await drop_schema(dsn, schema)
@@ -66,7 +79,7 @@ async def test_accepts_sharing_one_transaction_store_a_shared_event_once(any_app
         "enable": True,
         "action": {"type": "web", "method": "POST", "url": receiver.url()},
     }
-    await any_app.services.hooks.create(ROOT, "group.example", hook)
+    hook_id = (await any_app.services.hooks.create(ROOT, "group.example", hook))["ops"][0]["_id"]
 
     def fs_event(n: int) -> dict[str, str]:
         return {"Event-Name": "CHANNEL_CREATE", "variable_domain_name": "group.example",
@@ -81,7 +94,7 @@ async def test_accepts_sharing_one_transaction_store_a_shared_event_once(any_app
 
     assert [(r.deliveries, r.duplicates) for r in results] == [(2, 0), (1, 1), (0, 1)]
     await receiver.wait_for(3)
-    await asyncio.sleep(0.3)
+    await all_recorded(any_app, "group.example", hook_id, 3)  # nothing left that could still go out
     assert sorted(r.json()["data"]["Event-Sequence"] for r in receiver.requests) == ["1", "2", "3"]
 
 
