@@ -37,6 +37,7 @@ class Reply:
     body: bytes = b"ok"
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    gate: asyncio.Event | None = None  # when given, the answer waits until the test opens it
 
 
 class Receiver:
@@ -85,6 +86,8 @@ class Receiver:
             reply = Reply(reply)
         if reply.delay_s:
             await asyncio.sleep(reply.delay_s)
+        if reply.gate is not None:
+            await reply.gate.wait()
         return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
 
     def on(self, path: str) -> list[Received]:
