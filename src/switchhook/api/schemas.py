@@ -20,7 +20,11 @@ FILTER_ENTRY = {
     "type": "object",
     "required": ["operation"],
     "properties": {
-        "operation": {"type": "string", "enum": ["==", "!=", "<", ">", "<=", ">=", "reg"]},
+        "operation": {
+            "type": "string",
+            "enum": ["==", "!=", "<", ">", "<=", ">=", "reg"],
+            "description": "any other operation is stored but never passes, as in Webitel (docs/webitel.md)",
+        },
         "value": {"type": ["string", "number", "boolean", "null"]},
     },
 }
@@ -38,9 +42,19 @@ HOOK_AUTH = {
 }
 HOOK_PROPERTIES: dict[str, Any] = {
     "event": {"type": "string", "minLength": 1, "examples": ["CUSTOM->engine::dialer_member_end"]},
-    "retries": {"type": "integer", "minimum": 0, "maximum": 100},
-    "delay": {"type": "number", "minimum": 0, "maximum": 86400},
-    "enable": {"type": "boolean"},
+    "retries": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 100,
+        "description": "numeric strings are read as numbers; out of 1-100 is stored as 0 (docs/webitel.md)",
+    },
+    "delay": {
+        "type": "number",
+        "minimum": 0,
+        "maximum": 86400,
+        "description": "seconds; numeric strings are read as numbers, 0 or less is the default schedule",
+    },
+    "enable": {"type": "boolean", "description": "only true fires; a string or number is stored as false"},
     "description": {"type": "string"},
     "action": HOOK_ACTION,
     "fields": {"type": "array", "items": {"type": "string"}},
