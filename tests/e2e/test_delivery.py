@@ -6,7 +6,6 @@ import asyncio
 import base64
 import itertools
 import json
-import time
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -15,6 +14,7 @@ from standardwebhooks.webhooks import Webhook
 from tests.support.app import Harness
 from tests.support.fixtures import fixture_bytes, load_fixture_event
 from tests.support.receiver import Receiver, Reply
+from tests.support.waiting import eventually
 
 DIALER_END = "esl-plain-decoded-CUSTOM-engine__dialer_member_end-webitel-docs-en.txt"
 DOMAIN = "demo.webitel.com"
@@ -25,14 +25,16 @@ def web(url: str, method: str = "POST") -> dict[str, str]:
 
 
 async def wait_status(app: Harness, delivery_id: str, status: str, timeout_s: float = 10.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        view = await app.services.deliveries.get(ROOT, DOMAIN, delivery_id)
-        if view is not None and view["status"] == status:
-            return dict(view)
-        if time.monotonic() > deadline:
-            raise AssertionError(f"delivery {delivery_id} is {view and view['status']}, expected {status}")
-        await asyncio.sleep(0.05)
+    seen: list[Any] = [None]
+
+    async def reached() -> dict[str, Any] | None:
+        seen[0] = view = await app.services.deliveries.get(ROOT, DOMAIN, delivery_id)
+        return dict(view) if view is not None and view["status"] == status else None
+
+    found: dict[str, Any] = await eventually(
+        reached, f"delivery {delivery_id} to be {status}", timeout_s, lambda: f"it is {seen[0] and seen[0]['status']}"
+    )
+    return found
 
 
 async def only_delivery(app: Harness, hook_id: str) -> str:

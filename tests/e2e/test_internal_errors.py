@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
 
 from tests.support.app import ROOT, Harness
 from tests.support.receiver import Receiver
+from tests.support.waiting import eventually
 
 
 async def test_an_attempt_that_raises_is_recorded_and_given_up(
@@ -26,11 +26,11 @@ async def test_an_attempt_that_raises_is_recorded_and_given_up(
 
     await app.post_events({"Event-Name": "DTMF", "variable_domain_name": "bug.example"}, token)
 
-    for _ in range(100):
+    async def given_up() -> dict[str, Any] | None:
         (row,) = await app.services.deliveries.list_for_hook(ROOT, "bug.example", hook_id, None, None, None)
-        if row["status"] != "pending":
-            break
-        await asyncio.sleep(0.05)
+        return row if row["status"] != "pending" else None
+
+    row = await eventually(given_up, "the attempt recorded")
     assert row["status"] == "failed"
     assert row["attempts"] == 1
     assert row["lastError"] == "internal error: RuntimeError"

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from tests.support.app import ROOT, Harness
 from tests.support.receiver import Receiver
+from tests.support.waiting import eventually
 
 
 async def test_claim_reads_the_store_when_the_index_is_stale(app: Harness, receiver: Receiver) -> None:
@@ -28,10 +27,10 @@ async def test_claim_reads_the_store_when_the_index_is_stale(app: Harness, recei
     (request,) = await receiver.wait_for(1)
 
     assert request.path == "/hook"
-    for _ in range(50):
+
+    async def delivered() -> bool:
         rows = await app.services.deliveries.list_for_hook(ROOT, "stale.example", hook_id, None, None, None)
-        if rows[0]["status"] == "delivered":
-            break
-        await asyncio.sleep(0.05)
-    assert rows[0]["status"] == "delivered"
+        return bool(rows[0]["status"] == "delivered")
+
+    await eventually(delivered, "the delivery recorded as delivered")
     assert app.services.index.get(hook_id) is not None
