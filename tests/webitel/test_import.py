@@ -247,3 +247,35 @@ def _plain_hook() -> dict[str, Any]:
         "enable": True,
         "action": {"type": "web", "method": "POST", "url": "https://x.example/"},
     }
+
+
+def test_extended_json_of_every_mongoexport_version_is_read() -> None:
+    """mongoexport 4+ writes canonical or relaxed Extended JSON v2; 3.x wrote "strict mode" ($date as ISO text)."""
+    from switchhook.domain.webitel import decode, documents
+
+    assert decode(
+        {
+            "_id": {"$oid": "5A0B0C0D0E0F101112131415"},
+            "n": {"$numberInt": "3"},
+            "big": {"$numberLong": "1501000000000"},
+            "half": {"$numberDouble": "2.5"},
+            "created": {"$date": "2017-08-01T10:00:00.000Z"},
+            "canonical": {"$date": {"$numberLong": "1501581600000"}},
+            "gone": {"$undefined": True},
+            "list": [{"$numberInt": "1"}],
+        }
+    ) == {
+        "_id": "5a0b0c0d0e0f101112131415",
+        "n": 3,
+        "big": 1501000000000,
+        "half": 2.5,
+        "created": 1501581600000,
+        "canonical": 1501581600000,
+        "gone": None,
+        "list": [1],
+    }
+    as_array = '[{"name": "a.example"}, {"name": "b.example"}]'
+    assert [doc for _, doc in documents(as_array)] == [{"name": "a.example"}, {"name": "b.example"}]
+    lines = '{"name": "a.example"}\n\n{"name": \n'
+    (first, second) = list(documents(lines))
+    assert first == (1, {"name": "a.example"}) and second[0] == 3 and "not JSON" in str(second[1])
