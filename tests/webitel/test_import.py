@@ -21,11 +21,15 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.support.app import make_settings, running
 from tests.support.fixtures import load_fixture_event
+from tests.support.postgres import drop_schema, new_schema, require_postgres
 from tests.support.receiver import Receiver
 
 WEBITEL_SECRET = "g6Yhdb8jUm!hJ78Jhsw4EEc-the-key-file"  # a test fixture, as the key file's bytes
@@ -99,8 +103,22 @@ def write_lines(path: Path, docs: list[dict[str, Any]]) -> Path:
     return path
 
 
-def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+@pytest.fixture(params=["sqlite", "postgres"])
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[dict[str, str]]:
+    """Extra settings for the store the import writes to: the embedded SQLite, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield {}
+        return
+    dsn, schema = await require_postgres(), new_schema()
+    try:
+        yield {"database_url": dsn, "database_schema": schema}
+    finally:
+        await drop_schema(dsn, schema)
+
+
+def cli(tmp_path: Path, *args: str, store: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SWITCHHOOK_DATA_DIR": str(tmp_path / "data"), "SWITCHHOOK_TOKEN_SECRET": WEBITEL_SECRET}
+    env.update({f"SWITCHHOOK_{name.upper()}": value for name, value in (store or {}).items()})
     return subprocess.run(
         [sys.executable, "-m", "switchhook", *args], env=env, capture_output=True, text=True, timeout=60, check=False
     )
@@ -171,10 +189,12 @@ async def test_an_imported_webitel_token_reads_its_hook_by_the_old_id_and_the_ho
     }
 
 
-async def test_import_again_replaces_in_place_and_reports_what_it_refused(tmp_path: Path) -> None:
+async def test_import_again_replaces_in_place_and_reports_what_it_refused(
+    tmp_path: Path, backend: dict[str, str]
+) -> None:
     expire_ms = far_future_ms()
     hooks, domains = export_files(tmp_path, "https://hooks.example/dialer", expire_ms)
-    first = cli(tmp_path, "import", "webitel", "--hooks", str(hooks), "--domains", str(domains))
+    first = cli(tmp_path, "import", "webitel", "--hooks", str(hooks), "--domains", str(domains), store=backend)
     changed = write_lines(
         tmp_path / "hook2.jsonl",
         [
@@ -185,8 +205,8 @@ async def test_import_again_replaces_in_place_and_reports_what_it_refused(tmp_pa
     )
     stolen = write_lines(tmp_path / "stolen.jsonl", [webitel_hook("https://evil.example/", domain=OTHER)])
 
-    again = cli(tmp_path, "import", "webitel", "--hooks", str(changed), "--domains", str(domains))
-    moved = cli(tmp_path, "import", "webitel", "--hooks", str(stolen))
+    again = cli(tmp_path, "import", "webitel", "--hooks", str(changed), "--domains", str(domains), store=backend)
+    moved = cli(tmp_path, "import", "webitel", "--hooks", str(stolen), store=backend)
 
     assert first.returncode == 0, first.stderr
     assert again.returncode == 1
@@ -197,7 +217,7 @@ async def test_import_again_replaces_in_place_and_reports_what_it_refused(tmp_pa
     assert "hooks line 3: _id must be an ObjectId" in again.stderr
     assert moved.returncode == 1
     assert f"hook {HOOK_ID} of {OTHER}: that id belongs to domain {DOMAIN} here" in moved.stderr
-    async with running(make_settings(tmp_path / "data", token_secret=WEBITEL_SECRET)) as app:
+    async with running(make_settings(tmp_path / "data", token_secret=WEBITEL_SECRET, **backend)) as app:
         token = jwt_simple_encode(
             {"id": TOKEN_ID, "exp": expire_ms, "d": DOMAIN, "t": "domain", "v": 2}, WEBITEL_SECRET
         )
