@@ -174,6 +174,8 @@ def js_number(value: Any) -> float:
 
 def _string_to_number(text: str) -> float:
     """ECMAScript StringToNumber: trimmed, "" is 0, decimal/Infinity/0x/0o/0b literals, anything else NaN."""
+    if text.isascii() and text.isdigit():  # the usual header: plain ASCII digits
+        return float(text)
     text = text.strip(_JS_SPACE)
     if not text:
         return 0.0
