@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
+
+import pytest
+import uvloop
 
 from switchhook.store.base import SHELVED
-from tests.support.app import make_settings, running
+from tests.support.app import Harness, make_settings, running
+from tests.support.postgres import drop_schema, new_schema, require_postgres
 from tests.support.receiver import Receiver, Reply
 
 
@@ -73,3 +80,102 @@ async def test_a_paused_hook_keeps_one_delivery_in_memory_and_hands_the_rest_bac
         # cost every claim), taken by hook once the hook may be tried again.
         assert int(row["n"]) == 27
         assert len(receiver.on("/dead")) == 2  # paused: nothing more was sent
+
+
+# -- the probe schedule, repeated on the loop `switchhook serve` runs on ---------------------------------------------
+#
+# uvloop (cli.py) counts timers in whole milliseconds of a loop time read at the start of each loop turn, so a
+# cooldown timer can fire a millisecond before the breaker's wall clock says the cooldown is over. The worker
+# once took that for "still cooling down" and dropped the probe, with nothing left to send it: a paused hook then
+# waited for a retry to fall due or for its shelf's ten-minute horizon. Each round has a fresh hook (a fresh
+# circuit); the failed deliveries' retries are a minute off, so only the probe schedule can deliver in time.
+
+RECOVERY_ROUNDS = 20
+FAILING_ROUNDS = 5
+FAILURES = 5  # breaker_failures: five failures pause the hook
+COOLDOWN_S = 0.2  # then 0.4, the max: probes every 0.2-0.4 s
+SETTLE_S = 10.0  # a deadline for what the schedule promises in about a second; a lost probe waits 60 s or 600 s
+
+
+def on_uvloop(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    uvloop.run(scenario())
+
+
+@asynccontextmanager
+async def breaker_app(tmp_path: Path, backend: str) -> AsyncIterator[Harness]:
+    settings: dict[str, Any] = {
+        "max_in_flight_per_hook": 1,  # one at a time: the order of attempts is the order of answers
+        "breaker_failures": FAILURES,
+        "breaker_cooldown_s": COOLDOWN_S,
+        "breaker_max_cooldown_s": 2 * COOLDOWN_S,
+    }
+    if backend == "sqlite":
+        async with running(make_settings(tmp_path, **settings)) as app:
+            yield app
+        return
+    dsn, schema = await require_postgres(), new_schema()
+    try:
+        async with running(make_settings(tmp_path, database_url=dsn, database_schema=schema, **settings)) as app:
+            yield app
+    finally:
+        await drop_schema(dsn, schema)
+
+
+async def paused_hook(app: Harness, url: str, domain: str, count: int) -> None:
+    """A hook to `url` in a domain of its own and `count` events for it: 16 wait in memory (16 x cap 1), the rest
+    on its shelf."""
+    token = await app.domain_token(domain)
+    action = {"type": "web", "method": "POST", "url": url}
+    await app.create_hook(domain, {"event": "DTMF", "enable": True, "retries": 5, "delay": 60, "action": action}, token)
+    events = [{"Event-Name": "DTMF", "variable_domain_name": domain, "n": str(n)} for n in range(count)]
+    assert (await app.services.events.accept(events, source="http")).deliveries == count
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_six_failures_then_an_answer_resume_the_hook_every_time(tmp_path: Path, backend: str) -> None:
+    """Five failures pause the hook, the probe after 0.2 s fails too (the sixth), the one 0.4 s later is answered:
+    every waiting event is then delivered at once, round after round."""
+
+    async def rounds() -> None:
+        receiver = Receiver()
+        await receiver.start()
+        try:
+            async with breaker_app(tmp_path, backend) as app:
+                for n in range(RECOVERY_ROUNDS):
+                    path = f"/recovers/{n}"
+                    receiver.answer(*[503] * (FAILURES + 1))
+                    await paused_hook(app, receiver.url(path), f"recovers-{n}.example", 30)
+                    try:
+                        await receiver.wait_for(30, timeout_s=SETTLE_S, path=path)  # 6 failed, 24 delivered
+                    except AssertionError as exc:
+                        raise AssertionError(f"round {n}: {exc}") from None
+                    answered = [r.json()["data"]["n"] for r in receiver.on(path)[FAILURES + 1 :]]
+                    assert len(set(answered)) == 24, f"round {n}: each waiting event once"
+        finally:
+            await receiver.stop()
+
+    on_uvloop(rounds)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_an_endpoint_that_keeps_failing_is_probed_at_every_cooldown(tmp_path: Path, backend: str) -> None:
+    """Every cooldown ends in a probe, whatever the one before it met: six probes in a row, round after round."""
+
+    async def rounds() -> None:
+        receiver = Receiver()
+        await receiver.start()
+        try:
+            async with breaker_app(tmp_path, backend) as app:
+                for n in range(FAILING_ROUNDS):
+                    path = f"/down/{n}"
+                    receiver.routes[path] = Reply(503)
+                    await paused_hook(app, receiver.url(path), f"down-{n}.example", 30)
+                    try:  # the five that paused it, then a probe per cooldown (0.2 + 5 x 0.4 s)
+                        await receiver.wait_for(FAILURES + 6, timeout_s=SETTLE_S, path=path)
+                    except AssertionError as exc:
+                        raise AssertionError(f"round {n}: {exc}") from None
+                    receiver.routes[path] = Reply(200)  # let the round's hook drain before the next round
+        finally:
+            await receiver.stop()
+
+    on_uvloop(rounds)

@@ -36,6 +36,11 @@ SHELVE_S = 600.0
 #: How often a paused hook's shelf is pushed out again (whatever its cooldown) and, with several workers on one
 #: database, shelves no worker here knows of are looked for (their worker stopped or died).
 SHELF_CARE_S = 60.0
+#: A paused hook's probe that could not be taken from the store (the database failed) is tried again this much later.
+PROBE_RETRY_S = 1.0
+#: The shortest wait when a paused hook's timer fired before its cooldown was over by the breaker's clock (see
+#: _probe_due): uvloop counts timers in whole milliseconds, so a shorter one could fire at once, again and again.
+PROBE_REARM_MIN_S = 0.002
 
 
 def _decrement(counts: dict[str, int], key: str) -> None:
@@ -98,6 +103,8 @@ class DeliveryWorker:
         self._shelved: dict[str, int] = {}
         self._take_asked: set[str] = set()  # hooks whose drained backlog already asked for a take
         self._probing: set[str] = set()  # half-open hooks whose probe is being taken from the shelf
+        # One timer per paused hook, the only owner of its probe schedule (see _probe_due).
+        self._probe_timers: dict[str, asyncio.TimerHandle] = {}
         self._full = False  # fresh deliveries were left in the store because this worker held max_queued
         self._held: set[str] = set()  # delivery ids queued, parked or in flight here
         self._in_flight_by_hook: dict[str, int] = {}
@@ -174,6 +181,9 @@ class DeliveryWorker:
     async def stop(self, grace_s: float = 5.0) -> None:
         """Stop taking work, let in-flight sends finish (up to `grace_s`), record, release the rest."""
         self._stopping = True
+        for timer in self._probe_timers.values():
+            timer.cancel()
+        self._probe_timers.clear()
         for task in self._tasks[:2]:
             task.cancel()
         if self._sends:
@@ -330,9 +340,10 @@ class DeliveryWorker:
                 pause,
                 extra={"hook_id": hook_id, "domain": job.hook.domain},
             )
-            asyncio.get_running_loop().call_later(pause, self._cooldown_over, hook_id)
+            self._arm_probe(hook_id, pause)
         elif change is Change.CLOSED:
             logger.info("hook %s: endpoint answers again; deliveries resume", hook_id, extra={"hook_id": hook_id})
+            self._disarm_probe(hook_id)
             self._unpark(self._parked, hook_id, self._per_hook_cap)
             self._poke.set()  # its backlog in the store: claim it now
             self._wake.set()
@@ -378,7 +389,8 @@ class DeliveryWorker:
         try:
             jobs, _ = await self._deliveries.claim_shelved(self.worker_id, hook_id, 1, self.lease_s)
         except Exception as exc:
-            logger.warning("taking a probe for hook %s from the store failed: %s", hook_id, exc)
+            logger.warning("taking a probe for hook %s from the store failed: %s; trying again", hook_id, exc)
+            self._arm_probe(hook_id, PROBE_RETRY_S)  # nothing else would: the hook would wait for its shelf's horizon
         finally:
             self._probing.discard(hook_id)
         if jobs:
@@ -391,13 +403,39 @@ class DeliveryWorker:
         self._sends.add(task)  # awaited on stop like a send
         task.add_done_callback(self._sends.discard)
 
-    def _cooldown_over(self, hook_id: str) -> None:
+    def _arm_probe(self, hook_id: str, delay_s: float) -> None:
+        """(Re)set the paused hook's one timer to fire in `delay_s` (see _probe_due)."""
+        self._disarm_probe(hook_id)
+        self._probe_timers[hook_id] = asyncio.get_running_loop().call_later(delay_s, self._probe_due, hook_id)
+
+    def _disarm_probe(self, hook_id: str) -> None:
+        timer = self._probe_timers.pop(hook_id, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _probe_due(self, hook_id: str) -> None:
+        """A paused hook's timer: its cooldown is over, a probe goes (see _probe).
+
+        The timer runs on the event loop's clock, the breaker on the wall clock (`self._clock`), and they do not
+        agree to the millisecond: uvloop, which `switchhook serve` runs on, counts timers in whole milliseconds of
+        a loop time read at the start of the loop's turn, so a timer can fire a millisecond early. This timer used
+        to call _probe, which found the hook "still cooling down" and returned; nothing else was armed, so the
+        probe was lost until a retry fell due, a fresh event came, or the shelf's horizon (SHELVE_S) passed. A
+        timer that fires early now waits out the rest: every cooldown ends in a probe at its time."""
+        self._probe_timers.pop(hook_id, None)
+        reopens_at = self._breakers.reopens_at(hook_id)
+        if self._stopping or reopens_at is None:
+            return  # closed meanwhile: nothing to probe
+        left_s = reopens_at - self._clock()
+        if left_s > 0:
+            self._arm_probe(hook_id, max(left_s, PROBE_REARM_MIN_S))
+            return
         self._probe(hook_id)
 
     def _probe(self, hook_id: str) -> None:
         """Half-open with nothing on its way: one delivery goes as a probe (one waiting here, else the oldest on
-        its shelf). Called when the cooldown ends, and again when a probe said nothing of the endpoint (expired,
-        429, refused by the egress guard) or fresh deliveries were shelved with no probe to send."""
+        its shelf). Called when the cooldown ends (_probe_due), and again when a probe said nothing of the endpoint
+        (expired, 429, refused by the egress guard) or fresh deliveries were shelved with no probe to send."""
         if self._stopping or self._breakers.reopens_at(hook_id) is None:
             return  # closed: the common case, on every finished attempt
         if self._breakers.is_open(hook_id, self._clock()):
