@@ -343,3 +343,32 @@ def test_outcomes_are_frozen_values() -> None:
         result.at = 0.0  # type: ignore[misc]
     assert GiveUp("x") == GiveUp("x", disable_hook=False)
     assert Delivered(200) != Delivered(204)
+
+
+def test_a_retry_that_would_fall_past_the_ttl_gives_up_as_expired() -> None:
+    outcome = decide(
+        status=503,
+        error=None,
+        terminal_error=False,
+        retry_after=None,
+        attempts_done=1,
+        max_attempts=5,
+        delay_s=60,
+        expires_at=1_000.0 + 30,
+        now=1_000.0,
+        jitter_unit=0.5,
+    )
+    assert isinstance(outcome, GiveUp) and outcome.expired and "ttl" in outcome.reason
+    plain_failure = decide(
+        status=503,
+        error=None,
+        terminal_error=False,
+        retry_after=None,
+        attempts_done=5,
+        max_attempts=5,
+        delay_s=60,
+        expires_at=None,
+        now=1_000.0,
+        jitter_unit=0.5,
+    )
+    assert isinstance(plain_failure, GiveUp) and not plain_failure.expired

@@ -164,7 +164,7 @@ class DeliveryPipeline:
         """Run one attempt of `job` through every stage and say what to record."""
         hook, started = job.hook, self._clock()
         if job.expires_at is not None and started >= job.expires_at:
-            return self._report(job, started, GiveUp("ttl expired before the attempt"), None, None, "expired", False)
+            return self._report(job, started, GiveUp("ttl expired before the attempt", expired=True), None, None, False)
         try:
             auth = await self.authenticate(hook, job.event) if hook.auth is not None else {}
             request = self.render(hook, job.event, job.event_key, job.delivery_id, auth)
@@ -181,7 +181,7 @@ class DeliveryPipeline:
             result = HttpResult(None, error=f"internal error: {type(exc).__name__}", terminal=True)
             request = None
         outcome = self.classify(hook, job, result)
-        return self._report(job, started, outcome, request, result, None, True)
+        return self._report(job, started, outcome, request, result, True)
 
     def _report(
         self,
@@ -190,7 +190,6 @@ class DeliveryPipeline:
         outcome: Outcome,
         request: RenderedRequest | None,
         result: HttpResult | None,
-        status: str | None,
         attempted: bool,
     ) -> AttemptReport:
         attempts = job.attempts + (1 if attempted else 0)
@@ -199,7 +198,8 @@ class DeliveryPipeline:
         elif isinstance(outcome, Retry):
             status, next_at, error = "pending", outcome.at, outcome.reason
         else:
-            status, next_at, error = status or "failed", self._clock(), outcome.reason
+            status = "expired" if outcome.expired else "failed"
+            next_at, error = self._clock(), outcome.reason
         attempt = None
         if attempted and result is not None:
             attempt = AttemptRow(

@@ -29,6 +29,8 @@ class Retry:
 class GiveUp:
     reason: str
     disable_hook: bool = False
+    #: The delivery's `ttl` ended it (before the attempt, or before the retry it would have needed): `expired`.
+    expired: bool = False
 
 
 Outcome = Delivered | Retry | GiveUp
@@ -103,5 +105,5 @@ def decide(
         wait = backoff_s(attempts_done, delay_s, jitter_unit)
     at = now + wait
     if expires_at is not None and at >= expires_at:
-        return GiveUp(f"{reason}; ttl expires before the next attempt")
+        return GiveUp(f"{reason}; ttl expires before the next attempt", expired=True)
     return Retry(at, reason)
