@@ -320,7 +320,7 @@ async def test_ttl_expires_an_undelivered_delivery(app: Harness, receiver: Recei
 
     await app.post_events({"Event-Name": "CHANNEL_HANGUP", "variable_domain_name": DOMAIN}, token)
 
-    view = await wait_status(app, await only_delivery(app, hook_id), "failed", timeout_s=5)
+    view = await wait_status(app, await only_delivery(app, hook_id), "expired", timeout_s=5)
     assert "ttl" in view["lastError"]
     assert 2 <= len(receiver.requests) <= 3
 
