@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from switchhook.domain.errors import Unavailable
 from switchhook.store.base import (
     SHELVED,
     AccountRow,
@@ -860,3 +861,22 @@ async def test_listen_hook_changes_hears_another_instances_commit(
         assert heard.empty()  # a rolled-back change is never announced
     finally:
         await other.close()
+
+
+async def test_a_database_that_cannot_take_writes_is_unavailable_not_an_error(store: Store) -> None:
+    """Read-only (a PostgreSQL failover to a standby; a SQLite file gone read-only) means "try again later": the
+    store says `Unavailable`, which the ingest answers 503 / nacks, rather than an error that reads as a bug (500)."""
+    if isinstance(store, SqliteStore):
+        await store.call(lambda conn: conn.execute("PRAGMA query_only = 1"))
+        with pytest.raises(Unavailable):
+            async with store.transaction() as tx:
+                await tx.insert_hook(HookRow(hook_id(), A, hook_doc()), NOW)
+        await store.call(lambda conn: conn.execute("PRAGMA query_only = 0"))
+    else:
+        assert isinstance(store, PostgresStore)
+        with pytest.raises(Unavailable):
+            async with store.transaction() as tx:
+                await tx._conn.execute("SET TRANSACTION READ ONLY")  # what a hot standby answers every write with
+                await tx.insert_hook(HookRow(hook_id(), A, hook_doc()), NOW)
+    async with store.transaction() as tx:  # and once writable again, writes go through
+        await tx.insert_hook(HookRow(hook_id(), A, hook_doc()), NOW)

@@ -21,11 +21,16 @@ HOOKS_CHANNEL = "switchhook_hooks"
 DELIVERIES_CHANNEL = "switchhook_deliveries"
 TOKENS_CHANNEL = "switchhook_tokens"
 _MIGRATION_LOCK = 0x5357484B  # pg_advisory_xact_lock key: one migrator at a time across processes
+# Errors that say the database cannot take writes now, not that a statement or its data is wrong: callers answer
+# 503 / nack and try again later. Besides lost connections: a failover left us on a read-only standby (25006), the
+# server is out of disk, memory or connections (class 53), or an operator is shutting it down (class 57).
 _UNAVAILABLE = (
     OSError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.ReadOnlySQLTransactionError,
 )
 
 

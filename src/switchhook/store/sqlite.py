@@ -87,6 +87,23 @@ class SqliteTx(SqlTx):
         await self._store.call(lambda c: c.execute("ROLLBACK") if c.in_transaction else None)
 
 
+# Result codes that say the file cannot take writes now (busy, locked, unopenable, disk full or failing, read-only),
+# not that a statement or its data is wrong: callers answer 503 / nack and try again later.
+_UNAVAILABLE_CODES = (
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_CANTOPEN",
+    "SQLITE_FULL",
+    "SQLITE_IOERR",
+    "SQLITE_READONLY",
+)
+
+
+def _unavailable(exc: sqlite3.OperationalError) -> bool:
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    return name.startswith(_UNAVAILABLE_CODES) or "locked" in str(exc) or "unable to open" in str(exc)
+
+
 class SqliteStore:
     """Transactions are serialised by an asyncio lock: SQLite has one writer anyway."""
 
@@ -144,7 +161,7 @@ class SqliteStore:
         try:
             return await loop.run_in_executor(self._executor, fn, conn)
         except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "unable to open" in str(exc):
+            if _unavailable(exc):
                 raise Unavailable(f"database unavailable: {exc}") from exc
             raise
 
