@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 from collections.abc import Callable
@@ -17,14 +18,27 @@ TS_PLACEHOLDER = b"__BENCH_TS__"
 #: Replaced by the send time in µs, FreeSWITCH's `Event-Date-Timestamp` unit: a real switch's events carry
 #: the time they happened, and switchhook orders its ids by it (a fixed stamp would make every id random).
 FS_TS_PLACEHOLDER = b"__BENCH_FS_TS__"
+#: Replaced by a fresh `Event-Sequence` per event per send: FreeSWITCH numbers every event of a run (per
+#: `Core-UUID`), and switchhook identifies an event by the two, so a template sent twice must not repeat one.
+SEQ_PLACEHOLDER = b"__BENCH_SEQ__"
+#: One switch per load generator run, as a real switch has one `Core-UUID` until it restarts.
+CORE_UUID = str(uuid.uuid4())
+_sequence = itertools.count(1)
 USER_AGENT = "switchhook-bench"
 POST_TIMEOUT = aiohttp.ClientTimeout(total=120, sock_connect=10)
 
 
 def stamp(template: bytes) -> bytes:
-    """The body with every `bench_ts` set to now (epoch seconds, microseconds), and `Event-Date-Timestamp` too."""
+    """The body with every `bench_ts` set to now (epoch seconds, microseconds), `Event-Date-Timestamp` too, and
+    each event's `Event-Sequence` a new number."""
     now = time.time()
-    return template.replace(TS_PLACEHOLDER, b"%.6f" % now).replace(FS_TS_PLACEHOLDER, b"%d" % int(now * 1_000_000))
+    body = template.replace(TS_PLACEHOLDER, b"%.6f" % now).replace(FS_TS_PLACEHOLDER, b"%d" % int(now * 1_000_000))
+    parts = body.split(SEQ_PLACEHOLDER)
+    if len(parts) == 1:
+        return body
+    numbered = [part + b"%d" % next(_sequence) for part in parts[:-1]]
+    numbered.append(parts[-1])
+    return b"".join(numbered)
 
 
 def make_event(domain: str, name: str = "CHANNEL_CREATE", subclass: str | None = None) -> dict[str, str]:
@@ -32,7 +46,7 @@ def make_event(domain: str, name: str = "CHANNEL_CREATE", subclass: str | None =
     call_id = uuid.uuid4().hex
     event = {
         "Event-Name": name,
-        "Core-UUID": "917c114b-eaf1-40f2-8407-4d2cd97687a1",
+        "Core-UUID": CORE_UUID,
         "FreeSWITCH-Hostname": "fs-bench-01",
         "FreeSWITCH-Switchname": "fs-bench-01",
         "FreeSWITCH-IPv4": "10.1.1.14",
@@ -43,7 +57,7 @@ def make_event(domain: str, name: str = "CHANNEL_CREATE", subclass: str | None =
         "Event-Calling-File": "switch_core_state_machine.c",
         "Event-Calling-Function": "switch_core_session_run",
         "Event-Calling-Line-Number": "626",
-        "Event-Sequence": "685",
+        "Event-Sequence": SEQ_PLACEHOLDER.decode(),
         "Channel-State": "CS_INIT",
         "Channel-Call-State": "DOWN",
         "Channel-State-Number": "2",
@@ -89,7 +103,7 @@ def events_body(events: list[dict[str, Any]]) -> bytes:
 
 def envelope_body(event: dict[str, Any], action: str) -> bytes:
     """What switchhook's default envelope looks like for `event`: the limit client posts exactly this."""
-    message_id = "msg_" + (uuid.uuid4().hex + uuid.uuid4().hex)[:38]  # as long as switchhook's
+    message_id = str(uuid.uuid4())  # shaped as switchhook's (a UUID)
     return orjson.dumps({"id": message_id, "action": action, "data": event})
 
 
