@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
+from functools import lru_cache
 from typing import Any
 
 import asyncpg
 
 from switchhook.domain.errors import Unavailable, ValidationFailed
 from switchhook.store.migrations import migration_files
-from switchhook.store.sql import Row, SqlTx, numbered
+from switchhook.store.sql import Row, SqlTx
 
 logger = logging.getLogger("switchhook.store.postgres")
 
@@ -32,11 +35,21 @@ _UNAVAILABLE = (
     asyncpg.exceptions.InsufficientResourcesError,
     asyncpg.exceptions.ReadOnlySQLTransactionError,
 )
+# What the hook change listener reports as an outage, in one line: the above, or the store (its callback reloads the
+# hook index) saying it is unavailable. Anything else is a bug and is logged with its traceback.
+_LISTENER_OUTAGE = (*_UNAVAILABLE, Unavailable)
+
+
+@lru_cache(maxsize=512)
+def numbered(sql: str) -> str:
+    """`?` placeholders to PostgreSQL's `$1, $2, ...` (no `?` ever appears inside our literals)."""
+    counter = itertools.count(1)
+    return re.sub(r"\?", lambda _: f"${next(counter)}", sql)
 
 
 class PostgresTx(SqlTx):
-    claim_lock_clause = "FOR UPDATE SKIP LOCKED"
-    row_lock_clause = "FOR UPDATE"
+    claim_lock_clause = "FOR UPDATE SKIP LOCKED"  # concurrent claims pass each other by
+    row_lock_clause = "FOR UPDATE"  # a claim skips what a finishing worker holds
 
     def __init__(self, conn: Any) -> None:
         self._conn = conn
@@ -187,8 +200,10 @@ class PostgresStore:
                         await conn.fetchval("SELECT 1")  # notices a dead server even without a FIN
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except _LISTENER_OUTAGE as exc:
                 logger.warning("hook change listener lost its connection (%s); retrying", type(exc).__name__)
+            except Exception:
+                logger.exception("hook change listener failed; retrying")
             finally:
                 if conn is not None:
                     with contextlib.suppress(Exception):

@@ -1,14 +1,17 @@
-"""The store's SQL, written once for both backends; each backend supplies four primitives and a dialect."""
+"""The store's SQL in portable form, written once for both backends.
+
+A backend supplies the primitives (`execute`, `executemany`, `fetch`), the notifications, and its dialect's lock
+clauses; where it has a faster way to the same result it overrides the operation in its own module (SQLite writes
+many rows per statement and checks leases per statement: `sqlite.py`; PostgreSQL numbers its placeholders:
+`postgres.py`). Nothing here asks which backend it runs on.
+"""
 
 from __future__ import annotations
 
-import itertools
 import json
-import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from functools import lru_cache
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 from switchhook.store.base import (
     SHELVED,
@@ -26,7 +29,6 @@ from switchhook.store.base import (
 )
 
 Row = Any  # sqlite3.Row or asyncpg.Record: both index by column name
-T = TypeVar("T")
 
 _DELIVERY_COLUMNS = (
     "id, event_id, hook_id, domain, status, attempts, next_at, expires_at, last_status, last_error, "
@@ -34,67 +36,40 @@ _DELIVERY_COLUMNS = (
 )
 
 
-@lru_cache(maxsize=512)
-def numbered(sql: str) -> str:
-    """`?` placeholders to PostgreSQL's `$1, $2, ...` (no `?` ever appears inside our literals)."""
-    counter = itertools.count(1)
-    return re.sub(r"\?", lambda _: f"${next(counter)}", sql)
-
-
 EVENT_CHUNK = 200  # rows per multi-row INSERT: 1,200 parameters, far below both databases' limits
-ROWS_PER_STATEMENT = 200  # multi-row writes: at most 2,400 parameters, far below SQLite's 32,766
-_INSERT_ATTEMPT = (
+ROWS_PER_STATEMENT = 200  # a backend's multi-row writes: at most 2,400 parameters, far below SQLite's 32,766
+INSERT_ATTEMPT = (
     "INSERT INTO attempts (delivery_id, n, started_at, duration_ms, status_code, error, response_excerpt)"
     " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
-_INSERT_ATTEMPT_IF_LEASED = (
-    "INSERT INTO attempts (delivery_id, n, started_at, duration_ms, status_code, error, response_excerpt)"
-    " SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = ? AND leased_by = ?)"
-    " ON CONFLICT DO NOTHING"
-)
-# Multi-row forms of the two above, for `multirow_writes` (SQLite; column1.. name the VALUES columns there).
-_INSERT_ATTEMPTS_IF_LEASED = (
-    "INSERT INTO attempts (delivery_id, n, started_at, duration_ms, status_code, error, response_excerpt)"
-    " SELECT * FROM (VALUES {values}) AS v WHERE EXISTS"
-    " (SELECT 1 FROM deliveries WHERE id = v.column1 AND leased_by = ?) ON CONFLICT DO NOTHING"
-)
-_FINISH_UPDATE_FROM = (
-    "UPDATE deliveries SET status = v.column2, attempts = v.column3, next_at = v.column4, last_status = v.column5,"
-    " last_error = v.column6, lease_until = NULL, leased_by = NULL, updated_at = ? FROM (VALUES {values}) AS v"
-    " WHERE deliveries.id = v.column1 AND deliveries.leased_by = ?"
-)
-_FINISH_UPDATE = (
+FINISH_UPDATE = (
     "UPDATE deliveries SET status = ?, attempts = ?, next_at = ?, last_status = ?, last_error = ?,"
     " lease_until = NULL, leased_by = NULL, updated_at = ? WHERE id = ?"
 )
 
 
-_EVENTS_INSERT = "INSERT INTO events (id, domain, event_key, source, payload, received_at)"
-_EVENT_ROW = "(?, ?, ?, ?, ?, ?)"
-_DELIVERIES_INSERT = (
+EVENTS_INSERT = "INSERT INTO events (id, domain, event_key, source, payload, received_at)"
+EVENT_ROW = "(?, ?, ?, ?, ?, ?)"
+DELIVERIES_INSERT = (
     "INSERT INTO deliveries (id, event_id, hook_id, domain, status, attempts, next_at, lease_until, leased_by,"
     " expires_at, created_at, updated_at)"
 )
-_NEW_DELIVERY_ROW = "(?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?, ?)"
+NEW_DELIVERY_ROW = "(?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?, ?)"
 
 
-def _event_values(e: EventRow) -> tuple[Any, ...]:
+def event_values(e: EventRow) -> tuple[Any, ...]:
     return (e.id, e.domain, e.event_key, e.source, e.payload, e.received_at)
 
 
-def _id_set(rows: list[Row]) -> set[str]:
-    return set((rows[0]["ids"] or "").split()) if rows else set()
-
-
-def _new_delivery_values(r: NewDelivery, now: float) -> tuple[Any, ...]:
+def new_delivery_values(r: NewDelivery, now: float) -> tuple[Any, ...]:
     return (r.id, r.event_id, r.hook_id, r.domain, r.next_at, r.lease_until, r.leased_by, r.expires_at, now, now)
 
 
-def _attempt_values(a: AttemptRow) -> tuple[Any, ...]:
+def attempt_values(a: AttemptRow) -> tuple[Any, ...]:
     return (a.delivery_id, a.n, a.started_at, a.duration_ms, a.status_code, a.error, a.response_excerpt)
 
 
-def _finish_values(r: Finish, now: float) -> tuple[Any, ...]:
+def finish_values(r: Finish, now: float) -> tuple[Any, ...]:
     return (r.status, r.attempts, r.next_at, r.last_status, r.last_error, now, r.delivery_id)
 
 
@@ -132,7 +107,18 @@ def _token(row: Row) -> TokenRow:
 
 
 class SqlTx(ABC):
-    """All store operations over `execute`/`executemany`/`fetch`/`fetchrow`; backends differ only below."""
+    """All store operations over `execute`/`executemany`/`fetch`/`fetchrow`; backends differ only below.
+
+    A backend implements the primitives and the three notifications, sets its lock clauses, and may override
+    an operation with its own statements for the same result (`SqliteTx` does for the write path).
+    """
+
+    #: Dialect strings, not switches: what ends the subquery that picks rows to lease (`claim_lock_clause`)
+    #: and the read of the rows a worker is about to finish (`row_lock_clause`). PostgreSQL locks those rows
+    #: (`FOR UPDATE SKIP LOCKED`: concurrent claims pass each other by; `FOR UPDATE`: a claim skips what a
+    #: finishing worker holds); SQLite has no such clause and needs none (one writer at a time).
+    claim_lock_clause = ""
+    row_lock_clause = ""
 
     @abstractmethod
     async def execute(self, sql: str, *args: Any) -> int:
@@ -148,27 +134,12 @@ class SqlTx(ABC):
         rows = await self.fetch(sql, *args)
         return rows[0] if rows else None
 
-    async def fetch_at_commit(self, convert: Callable[[list[Row]], T], sql: str, *args: Any) -> AtCommit[T]:
-        """A read whose result (`convert`ed) is needed only after the commit (SQLite runs it just before COMMIT)."""
-        return AtCommit.of(convert(await self.fetch(sql, *args)))
-
-    #: Write many rows as one multi-row statement per chunk rather than one statement per row. SQLite's
-    #: driver lets go of the GIL around every statement step and must take it back from the event loop's
-    #: thread, which under load waits up to the interpreter's switch interval each time: a hundred rows as
-    #: one statement is one such wait instead of a hundred. asyncpg pipelines `executemany` already.
-    multirow_writes = False
-
     async def write_rows(self, head: str, row: str, rows: Sequence[Sequence[Any]], tail: str = "") -> None:
-        """`{head} VALUES {row}, {row}, ... {tail}` for every row; `row` is the placeholder tuple, e.g. `(?, ?)`."""
-        if not rows:
-            return
-        if not self.multirow_writes:
+        """`{head} VALUES {row}{tail}` for every row; `row` is the placeholder tuple, e.g. `(?, ?)`.
+
+        One statement per row, which asyncpg pipelines; SQLite writes many rows per statement instead."""
+        if rows:
             await self.executemany(f"{head} VALUES {row}{tail}", rows)
-            return
-        for start in range(0, len(rows), ROWS_PER_STATEMENT):
-            chunk = rows[start : start + ROWS_PER_STATEMENT]
-            values = ", ".join(row for _ in chunk)
-            await self.executemany(f"{head} VALUES {values}{tail}", [[v for r in chunk for v in r]])
 
     # -- settings ---------------------------------------------------------------------------------
     async def get_setting(self, name: str) -> str | None:
@@ -327,54 +298,42 @@ class SqlTx(ABC):
     async def all_hooks(self) -> list[HookRow]:
         return [_hook(r) for r in await self.fetch("SELECT id, domain, doc, disabled_reason FROM hooks ORDER BY seq")]
 
-    async def notify_hook_changed(self, domain: str, hook_id: str) -> None:  # noqa: B027 - no-op on SQLite
-        """Tell other processes (PostgreSQL overrides this; SQLite has one process)."""
+    @abstractmethod
+    async def notify_hook_changed(self, domain: str, hook_id: str) -> None:
+        """Tell every process, at commit, that a hook changed ("*" for all of a domain's)."""
 
-    async def notify_new_deliveries(self) -> None:  # noqa: B027 - no-op on SQLite
-        """Wake idle workers of other processes (PostgreSQL overrides this)."""
+    @abstractmethod
+    async def notify_new_deliveries(self) -> None:
+        """Wake idle workers of other processes: deliveries were stored that no worker was handed."""
 
-    async def notify_token_changed(self, domain: str, token_id: str) -> None:  # noqa: B027 - no-op on SQLite
-        """Tell other processes to forget a cached token (PostgreSQL overrides this)."""
+    @abstractmethod
+    async def notify_token_changed(self, domain: str, token_id: str) -> None:
+        """Tell every process, at commit, to forget a cached domain token ("*" for all)."""
 
     # -- events and deliveries --------------------------------------------------------------------
     async def insert_events(self, rows: Sequence[EventRow]) -> set[str]:
         """Store events; return the ids this transaction inserted (an id stored before is not among them).
 
-        On PostgreSQL a concurrent transaction inserting the same id waits for ours and then skips it, so
-        exactly one accept of a redelivered event sees it as new.
+        A concurrent transaction inserting the same id waits for ours and then skips it, so exactly one accept
+        of a redelivered event sees it as new.
         """
-        if self.serialized_writes:
-            return await self._insert_events_serialized(rows)
         inserted: set[str] = set()
         for start in range(0, len(rows), EVENT_CHUNK):
             chunk = rows[start : start + EVENT_CHUNK]
-            values = ", ".join(_EVENT_ROW for _ in chunk)
-            params = [v for r in chunk for v in _event_values(r)]
+            values = ", ".join(EVENT_ROW for _ in chunk)
+            params = [v for r in chunk for v in event_values(r)]
             found = await self.fetch(
-                f"{_EVENTS_INSERT} VALUES {values} ON CONFLICT DO NOTHING RETURNING id",
+                f"{EVENTS_INSERT} VALUES {values} ON CONFLICT DO NOTHING RETURNING id",
                 *params,
             )
             inserted.update(r["id"] for r in found)
         return inserted
 
-    async def _insert_events_serialized(self, rows: Sequence[EventRow]) -> set[str]:
-        """One writer at a time: ask which ids are stored already (one row per duplicate, usually none, where
-        RETURNING costs a statement step per inserted row), then insert the rest with the next statement."""
-        stored: set[str] = set()
-        for start in range(0, len(rows), EVENT_CHUNK):
-            chunk = rows[start : start + EVENT_CHUNK]
-            marks = ", ".join("?" for _ in chunk)
-            sql = f"SELECT id FROM events WHERE id IN ({marks})"  # noqa: S608 - placeholders only
-            stored.update(r["id"] for r in await self.fetch(sql, *(r.id for r in chunk)))
-        fresh = [r for r in rows if r.id not in stored]
-        await self.write_rows(_EVENTS_INSERT, _EVENT_ROW, [_event_values(r) for r in fresh], " ON CONFLICT DO NOTHING")
-        return {r.id for r in fresh}
-
     async def insert_deliveries(self, rows: Sequence[NewDelivery], now: float) -> None:
         await self.write_rows(
-            _DELIVERIES_INSERT,
-            _NEW_DELIVERY_ROW,
-            [_new_delivery_values(r, now) for r in rows],
+            DELIVERIES_INSERT,
+            NEW_DELIVERY_ROW,
+            [new_delivery_values(r, now) for r in rows],
             " ON CONFLICT DO NOTHING",
         )
 
@@ -383,37 +342,10 @@ class SqlTx(ABC):
     ) -> AtCommit[set[str]]:
         """Store events and, for those not stored before, their deliveries (each batch with its creation time);
         the ids of the events this transaction stored, once it commits."""
-        if self.serialized_writes:
-            return await self._store_events_serialized(events, deliveries)
         new = await self.insert_events(events)
         for rows, now in deliveries:
             await self.insert_deliveries([d for d in rows if d.event_id in new], now)
         return AtCommit.of(new)
-
-    async def _store_events_serialized(
-        self, events: Sequence[EventRow], deliveries: Sequence[tuple[Sequence[NewDelivery], float]]
-    ) -> AtCommit[set[str]]:
-        """All writes, no reads until the commit: which events are new is noted in a temp table by SQL and
-        read right before COMMIT, so a whole ingest costs one trip to the database thread."""
-        await self.executemany("DELETE FROM temp.fresh_events", [()])
-        await self.write_rows(
-            "INSERT OR IGNORE INTO temp.fresh_events (id) SELECT column1 FROM (",
-            "(?)",
-            [(e.id,) for e in events],
-            ") AS v WHERE NOT EXISTS (SELECT 1 FROM events WHERE events.id = v.column1)",
-        )
-        await self.write_rows(_EVENTS_INSERT, _EVENT_ROW, [_event_values(e) for e in events], " ON CONFLICT DO NOTHING")
-        for rows, now in deliveries:
-            await self.write_rows(
-                f"{_DELIVERIES_INSERT} SELECT * FROM (",  # noqa: S608 - fixed text and placeholders only
-                _NEW_DELIVERY_ROW,
-                [_new_delivery_values(r, now) for r in rows],
-                ") AS v WHERE v.column2 IN (SELECT id FROM temp.fresh_events) ON CONFLICT DO NOTHING",
-            )
-        # One row (ids never hold a space): a row per id would cost the database thread a GIL trip each.
-        return await self.fetch_at_commit(_id_set, "SELECT group_concat(id, ' ') AS ids FROM temp.fresh_events")
-
-    claim_lock_clause = ""  # PostgreSQL: FOR UPDATE SKIP LOCKED
 
     async def claim_due(
         self, worker_id: str, now: float, lease_until: float, limit: int, skip_hooks: Sequence[str] = ()
@@ -504,9 +436,6 @@ class SqlTx(ABC):
         """
         if not results:
             return
-        if worker_id is not None and self.serialized_writes:
-            await self._finish_serialized(results, worker_id, now)
-            return
         if worker_id is not None:
             owned = await self._leased_to(worker_id, [r.delivery_id for r in results])
             results = [r for r in results if r.delivery_id in owned]
@@ -515,44 +444,14 @@ class SqlTx(ABC):
         attempts = [r.attempt for r in results if r.attempt is not None]
         if attempts:
             await self.executemany(
-                _INSERT_ATTEMPT,
-                [_attempt_values(a) for a in attempts],
+                INSERT_ATTEMPT,
+                [attempt_values(a) for a in attempts],
             )
-        rows = [_finish_values(r, now) for r in results]
+        rows = [finish_values(r, now) for r in results]
         if worker_id is None:
-            await self.executemany(_FINISH_UPDATE, rows)
+            await self.executemany(FINISH_UPDATE, rows)
         else:
-            await self.executemany(_FINISH_UPDATE + " AND leased_by = ?", [(*row, worker_id) for row in rows])
-
-    #: SQLite runs one write transaction at a time, so "still leased to me" can be checked per statement
-    #: instead of reading and locking the rows first (one round trip less on the hot path).
-    serialized_writes = False
-
-    async def _finish_serialized(self, results: Sequence[Finish], worker_id: str, now: float) -> None:
-        if not self.multirow_writes:
-            await self.executemany(
-                _INSERT_ATTEMPT_IF_LEASED,
-                [(*_attempt_values(r.attempt), r.delivery_id, worker_id) for r in results if r.attempt is not None],
-            )
-            await self.executemany(
-                _FINISH_UPDATE + " AND leased_by = ?", [(*_finish_values(r, now), worker_id) for r in results]
-            )
-            return
-        for start in range(0, len(results), ROWS_PER_STATEMENT):
-            chunk = results[start : start + ROWS_PER_STATEMENT]
-            attempts = [_attempt_values(r.attempt) for r in chunk if r.attempt is not None]
-            if attempts:
-                values = ", ".join("(?, ?, ?, ?, ?, ?, ?)" for _ in attempts)
-                await self.executemany(
-                    _INSERT_ATTEMPTS_IF_LEASED.format(values=values), [[*(v for a in attempts for v in a), worker_id]]
-                )
-            values = ", ".join("(?, ?, ?, ?, ?, ?)" for _ in chunk)
-            params = [
-                v for r in chunk for v in (r.delivery_id, r.status, r.attempts, r.next_at, r.last_status, r.last_error)
-            ]
-            await self.executemany(_FINISH_UPDATE_FROM.format(values=values), [[now, *params, worker_id]])
-
-    row_lock_clause = ""  # PostgreSQL: FOR UPDATE (claims skip what a finishing worker holds)
+            await self.executemany(FINISH_UPDATE + " AND leased_by = ?", [(*row, worker_id) for row in rows])
 
     async def _leased_to(self, worker_id: str, delivery_ids: Sequence[str]) -> set[str]:
         """Which of `delivery_ids` are leased to `worker_id`, locked until the transaction ends."""
@@ -623,16 +522,6 @@ class SqlTx(ABC):
 
     async def extend_leases(self, worker_id: str, delivery_ids: Sequence[str], lease_until: float) -> None:
         """Keep holding deliveries still queued or in flight in this worker (or, with `lease_until` now, let go)."""
-        if self.serialized_writes:  # no lock order to keep: one statement per chunk, not one per row
-            for start in range(0, len(delivery_ids), 500):
-                chunk = delivery_ids[start : start + 500]
-                marks = ", ".join("?" for _ in chunk)
-                await self.executemany(
-                    "UPDATE deliveries SET lease_until = ? WHERE leased_by = ? AND status = 'pending'"  # noqa: S608
-                    f" AND id IN ({marks})",
-                    [[lease_until, worker_id, *chunk]],
-                )
-            return
         await self.executemany(
             "UPDATE deliveries SET lease_until = ? WHERE id = ? AND leased_by = ? AND status = 'pending'",
             [(lease_until, delivery_id, worker_id) for delivery_id in sorted(delivery_ids)],  # lock order

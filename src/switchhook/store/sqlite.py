@@ -13,21 +13,54 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from switchhook.domain.errors import Unavailable
-from switchhook.store.base import AtCommit
+from switchhook.store.base import AtCommit, EventRow, Finish, NewDelivery
 from switchhook.store.migrations import migration_files
-from switchhook.store.sql import Row, SqlTx
+from switchhook.store.sql import (
+    DELIVERIES_INSERT,
+    EVENT_CHUNK,
+    EVENT_ROW,
+    EVENTS_INSERT,
+    NEW_DELIVERY_ROW,
+    ROWS_PER_STATEMENT,
+    Row,
+    SqlTx,
+    attempt_values,
+    event_values,
+    new_delivery_values,
+)
 
 T = TypeVar("T")
 logger = logging.getLogger("switchhook.store.sqlite")
 CHECKPOINT_EVERY_S = 0.5
 
+# The write path's own statements (see SqliteTx). `column1`, `column2`, ... name the columns of a VALUES list.
+_INSERT_ATTEMPTS_IF_LEASED = (
+    "INSERT INTO attempts (delivery_id, n, started_at, duration_ms, status_code, error, response_excerpt)"
+    " SELECT * FROM (VALUES {values}) AS v WHERE EXISTS"
+    " (SELECT 1 FROM deliveries WHERE id = v.column1 AND leased_by = ?) ON CONFLICT DO NOTHING"
+)
+_FINISH_UPDATE_FROM = (
+    "UPDATE deliveries SET status = v.column2, attempts = v.column3, next_at = v.column4, last_status = v.column5,"
+    " last_error = v.column6, lease_until = NULL, leased_by = NULL, updated_at = ? FROM (VALUES {values}) AS v"
+    " WHERE deliveries.id = v.column1 AND deliveries.leased_by = ?"
+)
+
+
+def _id_set(rows: list[Row]) -> set[str]:
+    return set((rows[0]["ids"] or "").split()) if rows else set()
+
 
 class SqliteTx(SqlTx):
     """Statements whose result nobody reads are queued and run with the next one that is read (or COMMIT):
-    a write-only transaction costs one hop to the database thread instead of one per statement."""
+    a write-only transaction costs one hop to the database thread instead of one per statement.
 
-    serialized_writes = True
-    multirow_writes = True
+    The write path has its own statements here, for two reasons the portable ones in `sql.py` do not know:
+    - Many rows per statement rather than one statement per row: the driver lets go of the GIL around every
+      statement step and must take it back from the event loop's thread, which under load waits up to the
+      interpreter's switch interval each time; a hundred rows as one statement is one such wait, not a hundred.
+    - One write transaction at a time: "is it new", "is it still leased to me" can be asked inside the writing
+      statement instead of read (and locked) first, so the hot path makes no read before COMMIT.
+    """
 
     def __init__(self, store: SqliteStore) -> None:
         self._store = store
@@ -46,11 +79,6 @@ class SqliteTx(SqlTx):
                 conn.execute(sql, rows[0])
             else:
                 conn.executemany(sql, rows)
-
-    async def fetch_at_commit(self, convert: Callable[[list[Row]], T], sql: str, *args: Any) -> AtCommit[T]:
-        result: AtCommit[T] = AtCommit()
-        self._queued.append((sql, [args], lambda rows: result.set(convert(rows))))
-        return result
 
     async def execute(self, sql: str, *args: Any) -> int:
         def run(conn: sqlite3.Connection) -> int:
@@ -86,6 +114,96 @@ class SqliteTx(SqlTx):
         self._queued = []
         await self._store.call(lambda c: c.execute("ROLLBACK") if c.in_transaction else None)
 
+    async def fetch_at_commit(self, convert: Callable[[list[Row]], T], sql: str, *args: Any) -> AtCommit[T]:
+        """A read whose result (`convert`ed) is needed only after the commit: it runs just before COMMIT."""
+        result: AtCommit[T] = AtCommit()
+        self._queued.append((sql, [args], lambda rows: result.set(convert(rows))))
+        return result
+
+    # -- notifications: one process, nobody else to tell (the services update this one directly) --------------
+    async def notify_hook_changed(self, domain: str, hook_id: str) -> None:
+        return None
+
+    async def notify_new_deliveries(self) -> None:
+        return None
+
+    async def notify_token_changed(self, domain: str, token_id: str) -> None:
+        return None
+
+    # -- the write path (see the class docstring) ----------------------------------------------------------------
+    async def write_rows(self, head: str, row: str, rows: Sequence[Sequence[Any]], tail: str = "") -> None:
+        """`{head} VALUES {row}, {row}, ... {tail}`: up to ROWS_PER_STATEMENT rows per statement."""
+        for start in range(0, len(rows), ROWS_PER_STATEMENT):
+            chunk = rows[start : start + ROWS_PER_STATEMENT]
+            values = ", ".join(row for _ in chunk)
+            await self.executemany(f"{head} VALUES {values}{tail}", [[v for r in chunk for v in r]])
+
+    async def insert_events(self, rows: Sequence[EventRow]) -> set[str]:
+        """Ask which ids are stored already (one row per duplicate, usually none, where RETURNING costs a
+        statement step per inserted row), then insert the rest with the next statement."""
+        stored: set[str] = set()
+        for start in range(0, len(rows), EVENT_CHUNK):
+            chunk = rows[start : start + EVENT_CHUNK]
+            marks = ", ".join("?" for _ in chunk)
+            sql = f"SELECT id FROM events WHERE id IN ({marks})"  # noqa: S608 - placeholders only
+            stored.update(r["id"] for r in await self.fetch(sql, *(r.id for r in chunk)))
+        fresh = [r for r in rows if r.id not in stored]
+        await self.write_rows(EVENTS_INSERT, EVENT_ROW, [event_values(r) for r in fresh], " ON CONFLICT DO NOTHING")
+        return {r.id for r in fresh}
+
+    async def store_events(
+        self, events: Sequence[EventRow], deliveries: Sequence[tuple[Sequence[NewDelivery], float]]
+    ) -> AtCommit[set[str]]:
+        """All writes, no reads until the commit: which events are new is noted in a temp table by SQL and
+        read right before COMMIT, so a whole ingest costs one trip to the database thread."""
+        await self.executemany("DELETE FROM temp.fresh_events", [()])
+        await self.write_rows(
+            "INSERT OR IGNORE INTO temp.fresh_events (id) SELECT column1 FROM (",
+            "(?)",
+            [(e.id,) for e in events],
+            ") AS v WHERE NOT EXISTS (SELECT 1 FROM events WHERE events.id = v.column1)",
+        )
+        await self.write_rows(EVENTS_INSERT, EVENT_ROW, [event_values(e) for e in events], " ON CONFLICT DO NOTHING")
+        for rows, now in deliveries:
+            await self.write_rows(
+                f"{DELIVERIES_INSERT} SELECT * FROM (",  # noqa: S608 - fixed text and placeholders only
+                NEW_DELIVERY_ROW,
+                [new_delivery_values(r, now) for r in rows],
+                ") AS v WHERE v.column2 IN (SELECT id FROM temp.fresh_events) ON CONFLICT DO NOTHING",
+            )
+        # One row (ids never hold a space): a row per id would cost the database thread a GIL trip each.
+        return await self.fetch_at_commit(_id_set, "SELECT group_concat(id, ' ') AS ids FROM temp.fresh_events")
+
+    async def finish(self, results: Sequence[Finish], worker_id: str | None, now: float) -> None:
+        """As `SqlTx.finish`; a worker's results check "still leased to me" in the statements that write them."""
+        if worker_id is None:
+            await super().finish(results, worker_id, now)
+            return
+        for start in range(0, len(results), ROWS_PER_STATEMENT):
+            chunk = results[start : start + ROWS_PER_STATEMENT]
+            attempts = [attempt_values(r.attempt) for r in chunk if r.attempt is not None]
+            if attempts:
+                values = ", ".join("(?, ?, ?, ?, ?, ?, ?)" for _ in attempts)
+                await self.executemany(
+                    _INSERT_ATTEMPTS_IF_LEASED.format(values=values), [[*(v for a in attempts for v in a), worker_id]]
+                )
+            values = ", ".join("(?, ?, ?, ?, ?, ?)" for _ in chunk)
+            params = [
+                v for r in chunk for v in (r.delivery_id, r.status, r.attempts, r.next_at, r.last_status, r.last_error)
+            ]
+            await self.executemany(_FINISH_UPDATE_FROM.format(values=values), [[now, *params, worker_id]])
+
+    async def extend_leases(self, worker_id: str, delivery_ids: Sequence[str], lease_until: float) -> None:
+        """As `SqlTx.extend_leases`, with no lock order to keep: one statement per chunk, not one per row."""
+        for start in range(0, len(delivery_ids), 500):
+            chunk = delivery_ids[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            await self.executemany(
+                "UPDATE deliveries SET lease_until = ? WHERE leased_by = ? AND status = 'pending'"  # noqa: S608
+                f" AND id IN ({marks})",
+                [[lease_until, worker_id, *chunk]],
+            )
+
 
 # Result codes that say the file cannot take writes now (busy, locked, unopenable, disk full or failing, read-only),
 # not that a statement or its data is wrong: callers answer 503 / nack and try again later.
@@ -102,6 +220,15 @@ _UNAVAILABLE_CODES = (
 def _unavailable(exc: sqlite3.OperationalError) -> bool:
     name = getattr(exc, "sqlite_errorname", "") or ""
     return name.startswith(_UNAVAILABLE_CODES) or "locked" in str(exc) or "unable to open" in str(exc)
+
+
+def _log_failure(what: str, exc: Exception) -> None:
+    """A background loop's failure: an outage in one line, anything else with its traceback (a bug must not
+    read as an outage)."""
+    if isinstance(exc, sqlite3.OperationalError) and _unavailable(exc):
+        logger.warning("%s: %s", what, exc)
+    else:
+        logger.error("%s", what, exc_info=exc)
 
 
 class SqliteStore:
@@ -136,18 +263,21 @@ class SqliteStore:
         return conn
 
     def _checkpoint_loop(self) -> None:
-        """PASSIVE checkpoints never block the writer; run often enough that the WAL stays small."""
+        """PASSIVE checkpoints never block the writer; run often enough that the WAL stays small.
+
+        A file that cannot take writes now (see _unavailable) is one line of warning; anything else is a bug
+        and is logged with its traceback. The loop goes on either way: a missed checkpoint only grows the WAL."""
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         try:
             conn.execute("PRAGMA busy_timeout=1000")
             while not self._stopping.wait(CHECKPOINT_EVERY_S):
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                except sqlite3.Error as exc:
-                    logger.warning("checkpoint failed: %s", exc)
+                except Exception as exc:
+                    _log_failure("checkpoint failed", exc)
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.Error as exc:
-            logger.warning("checkpointer stopped: %s", exc)
+        except Exception as exc:
+            _log_failure("checkpointer stopped", exc)
         finally:
             conn.close()
 
