@@ -8,7 +8,7 @@ import gc
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -22,8 +22,10 @@ from switchhook.delivery.pipeline import DeliveryPipeline
 from switchhook.delivery.sender import Sender
 from switchhook.delivery.worker import DeliveryWorker
 from switchhook.domain.breaker import Breakers
+from switchhook.domain.errors import Unavailable
 from switchhook.domain.events import Event
 from switchhook.ingest.routing import Layout, resolve_layouts
+from switchhook.ingest.source import EventSource, Sink
 from switchhook.services.auth import AuthService
 from switchhook.services.container import Services
 from switchhook.services.deliveries import DeliveriesService
@@ -68,10 +70,10 @@ class Runtime:
         self.metrics = Metrics()
         self.store: Store = build_store(settings)
         self.index = HookIndex()
-        self.worker: DeliveryWorker | None = None
-        self.sources: dict[str, Any] = {}
+        # Built by start(), which needs the store (migrations, the token secret, the hooks) first.
         self.services: Services | None = None
-        self.generated_root_password: str | None = None
+        self.worker: DeliveryWorker | None = None
+        self.sources: list[EventSource] = []
         self._sender: Sender | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -93,23 +95,21 @@ class Runtime:
 
     async def start(self) -> None:
         settings = self.settings
-        if settings.amqp_url and self.worker_enabled:
-            amqp_layouts(settings)  # a layout mod_amqp would refuse stops the start before anything runs
+        # A layout mod_amqp would refuse stops the start before anything runs.
+        layouts = amqp_layouts(settings) if settings.amqp_url and self.worker_enabled else None
         applied = await self.store.migrate()
         if applied:
             logger.info("applied migrations %s", ", ".join(applied))
         secret = await AuthService.load_token_secret(self.store, settings.token_secret)
-        self.generated_root_password = await AuthService.bootstrap_root(self.store, settings.root_password)
-        if self.generated_root_password:
+        generated_root_password = await AuthService.bootstrap_root(self.store, settings.root_password)
+        if generated_root_password:
             # Printed once, on the console only: the hash is all that is stored.
-            print(f"switchhook: generated root password: {self.generated_root_password}", flush=True)
+            print(f"switchhook: generated root password: {generated_root_password}", flush=True)
         await self.index.reload(self.store)
         await self.store.listen_hook_changes(self._hook_changed, self._deliveries_stored, self._token_changed)
 
-        deliveries = DeliveriesService(self.store, self.index)
-        events = EventsService(
-            self.store, self.index, domain_headers=settings.domain_header_list, counters=self.metrics
-        )
+        # Each part is built after what it uses and given it in its constructor:
+        # sender -> pipeline -> deliveries -> worker -> events -> sources.
         self._sender = Sender(
             EgressPolicy(parse_networks(settings.egress_deny_list)),
             connect_timeout_s=settings.connect_timeout_s,
@@ -121,18 +121,7 @@ class Runtime:
             default_timeout_s=settings.default_timeout_s,
             default_retries=settings.default_retries,
         )
-        deliveries.tester = pipeline
-        self.services = Services(
-            auth=AuthService(self.store, secret, settings.session_ttl_days * 86400),
-            hooks=HooksService(self.store, self.index),
-            events=events,
-            deliveries=deliveries,
-            index=self.index,
-            ingest_limiter=RateLimiter(settings.ingest_rate_per_domain),
-            health=self.health,
-            metrics=self.metrics.render,
-            max_body_bytes=settings.max_body_bytes,
-        )
+        deliveries = DeliveriesService(self.store, self.index, tester=pipeline)
         if self.worker_enabled:
             if self.store.backend == "sqlite":
                 await deliveries.release(None)  # one process on SQLite: every lease is from a previous run
@@ -150,50 +139,86 @@ class Runtime:
                 observer=self.metrics,
                 shared_store=self.store.backend != "sqlite",
             )
-            events.fast_path = self.worker
+        events = EventsService(
+            self.store,
+            self.index,
+            domain_headers=settings.domain_header_list,
+            counters=self.metrics,
+            fast_path=self.worker,
+        )
+        self.services = Services(
+            auth=AuthService(self.store, secret, settings.session_ttl_days * 86400),
+            hooks=HooksService(self.store, self.index),
+            events=events,
+            deliveries=deliveries,
+            index=self.index,
+            ingest_limiter=RateLimiter(settings.ingest_rate_per_domain),
+            health=self.health,
+            metrics=self.metrics.render,
+            max_body_bytes=settings.max_body_bytes,
+        )
+        if self.worker is not None:
             self.worker.start()
-            self._start_sources(events)
+            self.sources = self._build_sources(events, layouts)
+            for source in self.sources:
+                self.index.on_change(source.hooks_changed)
+                self._tasks.append(asyncio.create_task(self._run_source(source), name=source.name))
             self._tasks.append(asyncio.create_task(self._purge_loop(deliveries), name="purge"))
         self._tasks.append(asyncio.create_task(self._gauge_loop(deliveries), name="gauges"))
         tune_interpreter()
 
-    def _start_sources(self, events: EventsService) -> None:
+    def _build_sources(self, events: EventsService, layouts: tuple[Layout, Layout | None] | None) -> list[EventSource]:
+        """The configured sources, each feeding `events.accept` under its own name."""
         settings = self.settings
 
-        async def sink_for(source: str, batch: list[Event]) -> None:
-            await events.accept(batch, source=source)
+        def sink(name: str) -> Sink:
+            async def accept(batch: list[Event]) -> None:
+                await events.accept(batch, source=name)
 
-        if settings.amqp_url:
+            return accept
+
+        def dropped(name: str) -> Callable[[str], None]:
+            return lambda reason: self.metrics.dropped(name, reason, 1)
+
+        sources: list[EventSource] = []
+        if settings.amqp_url and layouts is not None:
             from switchhook.ingest.amqp import AmqpSource
 
-            layout, cc_layout = amqp_layouts(settings)
-            amqp = AmqpSource(
-                settings.amqp_url,
-                lambda batch: sink_for("amqp", batch),
-                self.index.event_keys,
-                queue_name=settings.amqp_queue,
-                events_exchange=settings.amqp_events_exchange,
-                cc_exchange=settings.amqp_cc_exchange,
-                layout=layout,
-                cc_layout=cc_layout,
-                on_dropped=lambda reason: self.metrics.dropped("amqp", reason, 1),
+            layout, cc_layout = layouts
+            sources.append(
+                AmqpSource(
+                    settings.amqp_url,
+                    sink("amqp"),
+                    self.index.event_keys,
+                    queue_name=settings.amqp_queue,
+                    events_exchange=settings.amqp_events_exchange,
+                    cc_exchange=settings.amqp_cc_exchange,
+                    layout=layout,
+                    cc_layout=cc_layout,
+                    on_dropped=dropped("amqp"),
+                )
             )
-            self.sources["amqp"] = amqp
-            self.index.on_change(lambda: _spawn(amqp.refresh_bindings()))
-            self._tasks.append(asyncio.create_task(amqp.run(), name="amqp"))
         if settings.esl_url:
             from switchhook.ingest.esl import EslSource
 
-            esl = EslSource(
-                settings.esl_url,
-                lambda batch: sink_for("esl", batch),
-                self.index.event_keys,
-                reconnect_max_s=settings.esl_reconnect_max_s,
-                on_dropped=lambda reason: self.metrics.dropped("esl", reason, 1),
+            sources.append(
+                EslSource(
+                    settings.esl_url,
+                    sink("esl"),
+                    self.index.event_keys,
+                    reconnect_max_s=settings.esl_reconnect_max_s,
+                    on_dropped=dropped("esl"),
+                )
             )
-            self.sources["esl"] = esl
-            self.index.on_change(esl.resubscribe)
-            self._tasks.append(asyncio.create_task(esl.run(), name="esl"))
+        return sources
+
+    @staticmethod
+    async def _run_source(source: EventSource) -> None:
+        # A source reconnects by itself and logs its own outages: run() ending in an error is a bug.
+        try:
+            await source.run()
+        except Exception:
+            logger.exception("source %s stopped on an unexpected error", source.name)
 
     def _token_changed(self, domain: str, token_id: str) -> None:
         if self.services is not None:
@@ -206,8 +231,10 @@ class Runtime:
     async def _hook_changed(self, domain: str, hook_id: str) -> None:
         try:
             await self.index.reload(self.store, domain, hook_id)
-        except Exception as exc:
+        except Unavailable as exc:
             logger.warning("reloading hook %s failed: %s", hook_id, exc)
+        except Exception:
+            logger.exception("reloading hook %s failed", hook_id)
 
     async def _purge_loop(self, deliveries: DeliveriesService) -> None:
         while True:
@@ -215,47 +242,55 @@ class Runtime:
                 purged = await deliveries.purge(self.settings.retention_days * 86400)
                 if purged:
                     logger.info("purged %d finished deliveries", purged)
-            except Exception as exc:
+            except Unavailable as exc:
                 logger.warning("purge failed: %s", exc)
+            except Exception:
+                logger.exception("purge failed")
             await asyncio.sleep(PURGE_EVERY_S)
 
     async def _gauge_loop(self, deliveries: DeliveriesService) -> None:
         while True:
-            with contextlib.suppress(Exception):
+            try:
                 self.metrics.queue_depth.set(await deliveries.pending())
+            except Unavailable:
+                pass  # the database is away: /health says so, and the gauge keeps its last value
+            except Exception:
+                logger.exception("reading the queue depth failed")
             if self.worker is not None:
                 self.metrics.in_flight(self.worker.in_flight)
-            for name, source in self.sources.items():
-                self.metrics.source_connected.labels(name).set(1 if source.state == "connected" else 0)
+            for source in self.sources:
+                self.metrics.source_connected.labels(source.name).set(1 if source.state == "connected" else 0)
             await asyncio.sleep(GAUGE_EVERY_S)
 
-    async def health(self) -> dict[str, Any]:
+    async def health(self) -> dict[str, object]:
+        """The `/health` report: `degraded` when the database or a source is not connected."""
         database_ok = await self.store.ping()
-        report: dict[str, Any] = {
+        report: dict[str, object] = {
             "status": "ok",
             "version": __version__,
             "database": {"backend": self.store.backend, "ok": database_ok},
             "hooks": len(self.index),
             "time": time.time(),
         }
-        for name, source in self.sources.items():
-            describe = getattr(source, "describe", None)
-            report[name] = describe() if describe else {"state": source.state, "received": source.events_received}
+        for source in self.sources:
+            report[source.name] = source.health()
         if self.worker is not None:
             report["worker"] = {
                 "id": self.worker.worker_id,
                 "inFlight": self.worker.in_flight,
                 "queued": self.worker.queued,
             }
-        if not database_ok or any(s.state != "connected" for s in self.sources.values()):
+        if not database_ok or any(source.state != "connected" for source in self.sources):
             report["status"] = "degraded"
         return report
 
     async def stop(self) -> None:
         """The one shutdown path: sources first (no new events), then workers, then connections."""
-        for source in self.sources.values():
-            with contextlib.suppress(Exception):
+        for source in self.sources:
+            try:
                 await source.stop()
+            except Exception:
+                logger.exception("stopping source %s failed", source.name)
         if self.worker is not None:
             await self.worker.stop()
         for task in self._tasks:
@@ -302,12 +337,3 @@ class _LazyServices:
         if services is None:
             raise AttributeError(name)
         return getattr(services, name)
-
-
-_background: set[asyncio.Task[Any]] = set()
-
-
-def _spawn(coro: Any) -> None:
-    task = asyncio.ensure_future(coro)
-    _background.add(task)
-    task.add_done_callback(_background.discard)

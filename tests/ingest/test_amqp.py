@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 import pytest
 from aio_pika.exceptions import PublishError
 
+from switchhook.domain.errors import Unavailable
 from switchhook.domain.events import Event, decode_json_event, event_key
 from switchhook.ingest.amqp import AmqpSource, routing_key_for
 from switchhook.ingest.routing import STOCK_LAYOUT, WEBITEL_CC_LAYOUT, WEBITEL_LAYOUT, Layout, bindings_for
@@ -226,7 +227,7 @@ async def test_sink_failure_requeues_the_batch_until_it_is_stored(broker: Tap) -
         nonlocal calls
         calls += 1
         if calls <= 2:
-            raise ConnectionError("database down")
+            raise Unavailable("database unavailable: ConnectionRefusedError")
         stored.extend(events)
 
     ids = {"retry-1", "retry-2", "retry-3"}
@@ -276,7 +277,7 @@ async def test_consumer_resumes_after_broker_restart(broker: Tap) -> None:
             # The first batch spans the restart and then fails: only a copy kept by the broker can arrive.
             holding.set()
             await gate.wait()
-            raise ConnectionError("database down")
+            raise Unavailable("database unavailable: ConnectionRefusedError")
         stored.extend(events)
 
     source = broker.source(sink, batch_linger_s=0.1, reconnect_max_s=1.0)
@@ -366,7 +367,7 @@ async def test_captured_mod_amqp_messages_reach_us_exactly_when_their_key_is_hoo
         assert {key_of(m.event) for m in hooked} == HOOKED_FROM_CAPTURES
         await eventually(lambda: len(sink.events) >= len(hooked), "every hooked capture")
         assert sink.events == [decode_json_event(m.body_raw) for m in hooked]
-        bindings = {(b["exchange"], b["key"]) for b in source.describe()["bindings"]}  # type: ignore[attr-defined]
+        bindings = {(b["exchange"], b["key"]) for b in source.health()["bindings"]}  # type: ignore[attr-defined]
     expected = {
         (broker.exchange_of(exchange), key)
         for hooked_key in HOOKED_FROM_CAPTURES
@@ -412,7 +413,7 @@ async def test_a_layout_naming_no_event_binds_everything_and_drops_unhooked_keys
     sink = Recorder()
     source = broker.source(sink, layout=layout)
     async with running(source):
-        assert source.describe()["bindings"] == [{"exchange": broker.events_exchange, "key": "#"}]
+        assert source.health()["bindings"] == [{"exchange": broker.events_exchange, "key": "#"}]
         for message in messages:
             await broker.publish_raw(message.body_raw, layout.routing_key(message.event))
         await eventually(lambda: source.events_unhooked == len(messages) - len(creates), "the unhooked ones dropped")

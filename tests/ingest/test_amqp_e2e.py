@@ -207,9 +207,9 @@ async def test_poison_messages_never_block_the_queue(tap: Tap, tmp_path: Path, r
             CREATE_DOMAIN, {"event": "CHANNEL_CREATE", "enable": True, "action": web(receiver.url("/create"))}
         )
         await tap.wait_routed(key)
-        source = app.runtime.sources["amqp"]
+        source = app.source("amqp")
         # The one probe that got routed is consumed (and matches no hook); the others were returned.
-        await eventually(lambda: source.events_received == 1, "the probe to be consumed")
+        await eventually(lambda: source.counters()["received"] == 1, "the probe to be consumed")
 
         await tap.publish(b"this is {not JSON", key, persistent=True)
         await tap.publish(json.dumps([with_id(create, "in-an-array")]).encode(), key, persistent=True)
@@ -218,13 +218,13 @@ async def test_poison_messages_never_block_the_queue(tap: Tap, tmp_path: Path, r
 
         (request,) = await receiver.wait_for(1)
         assert request.json()["data"]["Unique-ID"] == "after-the-poison"
-        await eventually(lambda: source.messages_rejected == 3, "three rejected messages")
+        await eventually(lambda: source.counters()["rejected"] == 3, "three rejected messages")
         # Rejected without requeue: nothing is left behind to be redelivered forever.
         await eventually(lambda: _is_zero(tap), "an empty queue")
         status, report = await health(app)
         assert (status, report["amqp"]["state"]) == (200, "connected")
         assert report["amqp"]["received"] == 2  # the probe and the real event: poison is not an event
-        # Dropped, and counted as such per source (SPEC §9).
+        # Dropped, and counted as such per source (docs/freeswitch.md).
         text = (await app.client.get("/metrics")).text
         dropped = "switchhook_events_dropped_total"
         assert metric(text, dropped, 'source="amqp",reason="undecodable"') == 2
@@ -292,13 +292,13 @@ async def test_consumer_resumes_after_a_broker_restart_and_loses_no_stored_event
         await eventually(lambda: amqp_connected(app), "/health to report the broker back")
         counts = seen()
         assert set(counts) == wanted
-        source = app.runtime.sources["amqp"]
+        counters = app.source("amqp").counters()
         # The broker redelivered the held batch whose ack was lost (1 probe + 15 events, plus those again)...
-        assert source.events_received > 16
+        assert counters["received"] > 16
         # ...and idempotent ingest recognised it: stored once, sent once.
         duplicated = {uid: n for uid, n in counts.items() if n > 1}
         assert not duplicated, f"sent more than once: {duplicated}"
-        assert source.reconnects >= 1
+        assert counters["reconnects"] >= 1
 
 
 async def _degraded(app: Harness) -> bool:

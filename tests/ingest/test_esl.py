@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from switchhook.config import Settings
+from switchhook.domain.errors import Unavailable
 from switchhook.domain.events import FrameDecoder, decode_frame_event, event_key
 from switchhook.ingest.esl import (
     _AUTH_RETRY_MAX_S,
@@ -62,7 +63,7 @@ class RecordingSink:
             await self.gate.wait()
         if self.failures:
             self.failures -= 1
-            raise ConnectionError("database is down")
+            raise Unavailable("database unavailable: ConnectionRefusedError")
         self.batches.append(batch)
 
     @property

@@ -161,8 +161,8 @@ async def test_json_and_plain_frames_split_across_writes_are_delivered(tmp_path:
             "dialer": "TEST Dialer",
         }
 
-        source = app.runtime.sources["esl"]
-        assert (source.events_received, source.events_failed) == (4, 1)
+        counters = app.source("esl").counters()
+        assert (counters["received"], counters["failed"]) == (4, 1)
         text = (await app.client.get("/metrics")).text
         assert 'switchhook_events_received_total{source="esl"} 4.0' in text
         dropped = re.search(r"^switchhook_events_dropped_total\{(.*)\} (\S+)$", text, re.MULTILINE)
@@ -203,7 +203,7 @@ async def test_a_dropped_connection_is_reestablished_and_later_events_delivered(
             "before-drop",
             "after-reconnect",
         ]
-        assert app.runtime.sources["esl"].reconnects >= 2
+        assert app.source("esl").counters()["reconnects"] >= 2
 
 
 async def _health_is(app: Harness, expected: tuple[Any, ...]) -> bool:

@@ -196,7 +196,7 @@ async def test_one_event_over_esl_and_amqp_is_delivered_once(tmp_path: Path, rec
         await receiver.wait_for(4)
         await eventually(lambda: _delivered(app, create_id, 3), "three CHANNEL_CREATE deliveries recorded")
         await eventually(lambda: _delivered(app, callcenter_id, 1), "one callcenter::info delivery recorded")
-        sources = {name: app.runtime.sources[name].events_received for name in ("esl", "amqp")}
+        sources = {name: app.source(name).counters()["received"] for name in ("esl", "amqp")}
     assert sources == {"esl": 3, "amqp": 3}
     assert len(receiver.on("/callcenter")) == 1
     assert sequences(receiver.on("/create")) == sorted(

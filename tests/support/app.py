@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from switchhook.config import Settings
+from switchhook.ingest.source import EventSource
 from switchhook.runtime import Runtime
 from switchhook.services.auth import Caller
 
@@ -23,6 +24,11 @@ class Harness:
     @property
     def services(self) -> Any:
         return self.runtime.services
+
+    def source(self, name: str) -> EventSource:
+        """The running source called `name` (`amqp`, `esl`)."""
+        (source,) = (source for source in self.runtime.sources if source.name == name)
+        return source
 
     async def domain_token(self, domain: str, role: str = "admin", lifetime_s: float = 3600) -> str:
         token: str = await self.services.auth.issue_domain_token(domain, role, lifetime_s, "tests")

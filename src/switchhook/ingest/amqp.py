@@ -4,24 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Collection, Coroutine
+import traceback
+from collections.abc import Callable, Collection, Coroutine, Mapping
 from typing import Any, Final, Literal
 from urllib.parse import unquote, urlsplit
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustQueue
-from aio_pika.exceptions import ChannelInvalidStateError
+from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from aio_pika.robust_connection import RobustConnection
+from pamqp.exceptions import PAMQPException
 
-from switchhook.domain.errors import InvalidEvent
+from switchhook.domain.errors import InvalidEvent, Unavailable
 from switchhook.domain.events import Event, decode_json_event, event_key
 from switchhook.ingest.routing import STOCK_LAYOUT, Layout, bindings_for
+from switchhook.ingest.source import Sink, SourceState
 
 __all__ = ["STOCK_LAYOUT", "AmqpSource", "Layout", "bindings_for", "routing_key_for"]
 
 logger = logging.getLogger("switchhook.ingest.amqp")
-
-SourceState = Literal["disconnected", "connecting", "connected"]
 
 _RECONNECT_FIRST_S: Final = 0.5
 _CONNECT_TIMEOUT_S: Final = 10.0
@@ -31,6 +32,9 @@ _CANCEL_TIMEOUT_S: Final = 2.0
 _SINK_BACKOFF_FIRST_S: Final = 0.1
 _SINK_BACKOFF_MAX_S: Final = 5.0
 _BODY_EXCERPT_CHARS: Final = 200
+# The broker (or the network to it) failing, or the store behind the sink: an outage, logged as one line. Anything
+# else raised in a background step is a bug and is logged with its traceback.
+_OUTAGES: Final = (AMQPError, PAMQPException, ChannelInvalidStateError, OSError, TimeoutError, Unavailable)
 
 
 def routing_key_for(event: Event, layout: Layout = STOCK_LAYOUT) -> str:
@@ -55,7 +59,8 @@ class AmqpSource:
 
     A batch is acked only after `await sink(events)` returns (the sink stores the deliveries durably);
     if the sink raises, the batch is requeued after a backoff. Several processes may consume the same
-    queue as competing consumers. Call `refresh_bindings()` whenever the set of hooked event keys changes.
+    queue as competing consumers. Call `hooks_changed()` (or await `refresh_bindings()`) whenever the set of
+    hooked event keys changes. Implements `ingest.source.EventSource`.
 
     `layout` is the routing-key layout of the mod_amqp profile publishing on `events_exchange`, `cc_layout`
     that of the one on `cc_exchange` (None: not bound). A layout without Event-Name and Event-Subclass
@@ -65,7 +70,7 @@ class AmqpSource:
     def __init__(
         self,
         url: str,
-        sink: Callable[[list[Event]], Awaitable[object]],
+        sink: Sink,
         event_keys: Callable[[], Collection[str]],
         *,
         queue_name: str = "switchhook.events",
@@ -123,6 +128,38 @@ class AmqpSource:
         self._backoff_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._consecutive_sink_failures = 0
+
+    name: Final = "amqp"
+
+    def counters(self) -> Mapping[str, int]:
+        """Totals since start: events `received` (a redelivered one counts again), `unhooked` and `rejected`
+        messages, `reconnects`, `sink_failures`."""
+        return {
+            "received": self.events_received,
+            "unhooked": self.events_unhooked,
+            "rejected": self.messages_rejected,
+            "reconnects": self.reconnects,
+            "sink_failures": self.sink_failures,
+        }
+
+    def health(self) -> dict[str, object]:
+        """State, counters, layouts and the bindings in force, for /health."""
+        layouts: dict[str, str] = {self._events_exchange: self.layout.format_fields}
+        if self.cc_layout is not None:
+            layouts[self._cc_exchange] = self.cc_layout.format_fields
+        return {
+            "state": self.state,
+            "received": self.events_received,
+            "unhooked": self.events_unhooked,
+            "rejected": self.messages_rejected,
+            "queue": self._queue_name,
+            "layouts": layouts,
+            "bindings": [{"exchange": exchange, "key": key} for exchange, key in sorted(self._bound)],
+        }
+
+    def hooks_changed(self) -> None:
+        """The hooked event keys may have changed: re-bind in the background (see `refresh_bindings`)."""
+        self._spawn(self.refresh_bindings())
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -199,14 +236,14 @@ class AmqpSource:
                 if _cancelled_by_caller():
                     raise
                 # Refused, auth, a declare the broker rejects, or a drop mid-setup (aiormq cancels the
-                # pending RPC): all retried, an operator may fix them.
+                # pending RPC): all retried, an operator may fix them. A bug is retried too, but says so.
                 await self._discard_connection()
-                logger.warning(
-                    "RabbitMQ at %s unavailable (%s); retrying in %.1f s",
-                    self._where,
-                    self._redact(exc),
-                    delay,
-                )
+                if _is_outage(exc):
+                    logger.warning(
+                        "RabbitMQ at %s unavailable (%s); retrying in %.1f s", self._where, self._redact(exc), delay
+                    )
+                else:
+                    self._log_bug(exc, "connecting to RabbitMQ at %s failed; retrying in %.1f s", self._where, delay)
                 if await self._wait_stopping(delay):
                     return False
                 delay = min(delay * 2, self._reconnect_max_s)
@@ -279,12 +316,22 @@ class AmqpSource:
         return True
 
     def _redact(self, exc: BaseException) -> str:
-        text = f"{type(exc).__name__}: {exc}"
+        return self._redact_text(f"{type(exc).__name__}: {exc}")
+
+    def _redact_text(self, text: str) -> str:
         if self._password:
             # Libraries may echo the URL back, with the password as written or percent-decoded.
             for secret in (self._password, unquote(self._password)):
                 text = text.replace(secret, "******")
         return text
+
+    def _log_bug(self, exc: BaseException, message: str, *args: object) -> None:
+        """A failure that is no outage, logged with its traceback so that it does not read as one.
+
+        The traceback is formatted here to be redacted: a library may echo the URL, password included.
+        """
+        trace = self._redact_text("".join(traceback.format_exception(exc)).rstrip())
+        logger.error(message + "\n%s", *args, trace)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -350,7 +397,10 @@ class AmqpSource:
             if _cancelled_by_caller():
                 raise
             self._bindings_stale = True
-            logger.warning("could not update bindings at %s (%s); retrying", self._where, self._redact(exc))
+            if _is_outage(exc):
+                logger.warning("could not update bindings at %s (%s); retrying", self._where, self._redact(exc))
+            else:
+                self._log_bug(exc, "updating bindings at %s failed; retrying", self._where)
             self._spawn(self._retry_bindings())
 
     async def _retry_bindings(self) -> None:
@@ -379,21 +429,6 @@ class AmqpSource:
         for key in self._event_keys():
             wanted.update(bindings_for(key, self.layout, self.cc_layout, self._events_exchange, self._cc_exchange))
         return wanted
-
-    def describe(self) -> dict[str, object]:
-        """State, counters, layouts and the bindings in force, for /health."""
-        layouts: dict[str, str] = {self._events_exchange: self.layout.format_fields}
-        if self.cc_layout is not None:
-            layouts[self._cc_exchange] = self.cc_layout.format_fields
-        return {
-            "state": self.state,
-            "received": self.events_received,
-            "unhooked": self.events_unhooked,
-            "rejected": self.messages_rejected,
-            "queue": self._queue_name,
-            "layouts": layouts,
-            "bindings": [{"exchange": exchange, "key": key} for exchange, key in sorted(self._bound)],
-        }
 
     # -- consumption -----------------------------------------------------------------------------------
 
@@ -454,16 +489,16 @@ class AmqpSource:
         self.events_received += len(accepted)
         try:
             await self._sink(events)
-        except Exception:
+        except Exception as exc:
             self.sink_failures += 1
             self._consecutive_sink_failures += 1
             delay = min(_SINK_BACKOFF_FIRST_S * 2 ** (self._consecutive_sink_failures - 1), _SINK_BACKOFF_MAX_S)
-            logger.warning(
-                "sink failed on a batch of %d events; requeueing it in %.1f s",
-                len(events),
-                delay,
-                exc_info=True,
-            )
+            if isinstance(exc, Unavailable):  # the store is down: the batch waits for it, nothing is wrong here
+                logger.warning(
+                    "could not store a batch of %d events (%s); requeueing it in %.1f s", len(events), exc, delay
+                )
+            else:
+                logger.exception("storing a batch of %d events failed; requeueing it in %.1f s", len(events), delay)
             # Requeued messages come straight back: wait first so a down database is not hammered.
             await self._wait_stopping(delay)
             await _settle_batch(accepted, "nack")
@@ -493,6 +528,11 @@ class AmqpSource:
             excerpt,
         )
         return None
+
+
+def _is_outage(exc: BaseException) -> bool:
+    """The broker or the store away (or aiormq cancelling an RPC its channel lost), not a bug of ours."""
+    return isinstance(exc, (*_OUTAGES, asyncio.CancelledError))
 
 
 def _cancelled_by_caller() -> bool:

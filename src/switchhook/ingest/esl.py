@@ -8,18 +8,19 @@ import logging
 import random
 import socket
 from collections import deque
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Final
 from urllib.parse import unquote, urlsplit
 
-from switchhook.domain.errors import InvalidEvent
+from switchhook.domain.errors import InvalidEvent, Unavailable
 from switchhook.domain.events import Event, Frame, FrameDecoder, decode_frame_event
+from switchhook.ingest.source import Sink, SourceState
 
 logger = logging.getLogger("switchhook.ingest.esl")
 
 DEFAULT_PORT: Final = 8021
-DEFAULT_PASSWORD: Final = "ClueCon"  # noqa: S105 -- FreeSWITCH's stock event_socket.conf password (SPEC §5.3)
+DEFAULT_PASSWORD: Final = "ClueCon"  # noqa: S105 -- FreeSWITCH's stock event_socket.conf password
 BACKLOG_MAX_EVENTS: Final = 10_000
 
 _CUSTOM: Final = "CUSTOM"
@@ -39,9 +40,6 @@ _AUTH_RETRY_MAX_S: Final = 30.0
 _KEEPALIVE_IDLE_S: Final = 30
 _KEEPALIVE_INTERVAL_S: Final = 10
 _KEEPALIVE_PROBES: Final = 3
-
-State = Literal["disconnected", "connecting", "connected"]
-Sink = Callable[[list[Event]], Awaitable[object]]
 
 
 @dataclass(frozen=True)
@@ -219,8 +217,11 @@ class EslSource:
     `sink(batch)` must store the events durably and return; when it raises, the same batch is retried
     with backoff while the socket keeps being read into a backlog of at most `backlog_max` events
     (the oldest are dropped beyond it: ESL cannot redeliver). Call `resubscribe()` (from the event
-    loop's thread) whenever the set returned by `event_keys()` may have changed.
+    loop's thread) whenever the set returned by `event_keys()` may have changed. Implements
+    `ingest.source.EventSource`.
     """
+
+    name: Final = "esl"
 
     def __init__(
         self,
@@ -252,7 +253,7 @@ class EslSource:
         # Told the reason (`undecodable`, `backlog_full`) of every event lost here: the runtime counts them.
         self._on_dropped = on_dropped
 
-        self.state: State = "disconnected"
+        self.state: SourceState = "disconnected"
         self.events_received = 0  # decoded from the socket
         self.events_failed = 0  # event frames that could not be decoded
         self.events_dropped = 0  # thrown away because the backlog was full
@@ -281,6 +282,20 @@ class EslSource:
     def backlog_size(self) -> int:
         """Events read from the socket but not yet accepted by the sink."""
         return len(self._backlog) + self._in_flight
+
+    def counters(self) -> Mapping[str, int]:
+        """Totals since start: events `received` (decoded), `failed` (undecodable), `dropped` (backlog full),
+        `reconnects`."""
+        return {
+            "received": self.events_received,
+            "failed": self.events_failed,
+            "dropped": self.events_dropped,
+            "reconnects": self.reconnects,
+        }
+
+    def health(self) -> dict[str, object]:
+        """State and events received, for /health."""
+        return {"state": self.state, "received": self.events_received}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -324,6 +339,10 @@ class EslSource:
                 deliver.cancel()
                 await asyncio.wait({deliver}, timeout=0.1)
         self.state = "disconnected"
+
+    def hooks_changed(self) -> None:
+        """The hooked event keys may have changed: `resubscribe()`."""
+        self.resubscribe()
 
     def resubscribe(self) -> None:
         """The hooked event keys changed: update the live subscription now (no await, no reconnect).
@@ -554,16 +573,24 @@ class EslSource:
         while True:
             try:
                 await self._sink(batch)
-            except Exception as exc:  # the sink's outage (database down) must not lose events
+            except Exception as exc:  # neither the sink's outage (database down) nor its bug may lose events
                 failures += 1
                 delay_s = _backoff_s(failures, self._sink_retry_initial_s, self._sink_retry_max_s)
-                logger.warning(
-                    "ESL: the sink failed to store %d events (attempt %d): %s; retrying in %.2f s",
-                    len(batch),
-                    failures,
-                    _excerpt(exc),
-                    delay_s,
-                )
+                if isinstance(exc, Unavailable):
+                    logger.warning(
+                        "ESL: the sink failed to store %d events (attempt %d): %s; retrying in %.2f s",
+                        len(batch),
+                        failures,
+                        _excerpt(exc),
+                        delay_s,
+                    )
+                else:
+                    logger.exception(
+                        "ESL: the sink failed to store %d events (attempt %d), unexpectedly; retrying in %.2f s",
+                        len(batch),
+                        failures,
+                        delay_s,
+                    )
                 await asyncio.sleep(delay_s)
             else:
                 if failures:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from switchhook.services.auth import AuthService
 from switchhook.services.deliveries import DeliveriesService
@@ -22,7 +21,6 @@ class Services:
     deliveries: DeliveriesService
     index: HookIndex
     ingest_limiter: RateLimiter
-    health: Callable[[], Awaitable[dict[str, Any]]]
-    metrics: Callable[[], bytes]
+    health: Callable[[], Awaitable[dict[str, object]]]  # the `/health` report (the runtime knows the sources)
+    metrics: Callable[[], bytes]  # the Prometheus text of `/metrics`
     max_body_bytes: int = 5 * 1024 * 1024
-    extras: dict[str, Any] = field(default_factory=dict)

@@ -58,11 +58,18 @@ def attempt_view(row: AttemptRow) -> dict[str, Any]:
 
 
 class DeliveriesService:
-    def __init__(self, store: Store, index: HookIndex, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: Store,
+        index: HookIndex,
+        clock: Callable[[], float] = time.time,
+        *,
+        tester: TestSender | None = None,
+    ) -> None:
         self._store = store
         self._index = index
         self._clock = clock
-        self.tester: TestSender | None = None
+        self.tester = tester  # what `test` sends with; None where no test is ever sent (offline tools, tests)
 
     # -- for workers ------------------------------------------------------------------------------
     async def claim(self, worker_id: str, limit: int, lease_s: float, skip_hooks: Sequence[str] = ()) -> list[Job]:

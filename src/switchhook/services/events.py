@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
 
 from switchhook.domain import ids
+from switchhook.domain.admission import Goes, Plan
 from switchhook.domain.errors import InvalidEvent, PermissionDenied, SwitchhookError, Unavailable
 from switchhook.domain.events import DEFAULT_DOMAIN_HEADERS, Event, event_domain, event_key
 from switchhook.domain.filters import passes
@@ -38,17 +39,16 @@ class Job:
 
 
 class FastPath(Protocol):
-    """An in-process worker that takes fresh deliveries at once, so the common case never waits for a poll."""
+    """An in-process worker that takes fresh deliveries at once, so the common case never waits for a poll. Where
+    each goes (leased to it, shelved, or left due) is its admission's decision (domain/admission.py)."""
 
-    worker_id: str
-    lease_s: float
-    shelve_s: float  # how far off a shelved delivery's next_at is (see store.base.SHELVED)
+    def plan(self, now: float) -> Plan:
+        """Decide, delivery by delivery, where one accept's fresh deliveries go."""
+        ...
 
-    def capacity(self) -> int: ...
-    def hook_room(self, hook_id: str) -> int: ...
-    def shelves(self, hook_id: str) -> bool: ...
-    def overflowed(self, hook_id: str | None) -> None: ...
-    def submit(self, jobs: list[Job]) -> None: ...
+    def submit(self, jobs: list[Job], shelved: Iterable[str]) -> None:
+        """Once stored: the jobs planned as leased, and the hooks some of whose deliveries were shelved."""
+        ...
 
 
 @dataclass(slots=True)
@@ -84,6 +84,7 @@ class EventsService:
         *,
         domain_headers: Sequence[str] = DEFAULT_DOMAIN_HEADERS,
         counters: EventCounters | None = None,
+        fast_path: FastPath | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
@@ -91,7 +92,7 @@ class EventsService:
         self._domain_headers = tuple(domain_headers)
         self._counters = counters
         self._clock = clock
-        self.fast_path: FastPath | None = None
+        self.fast_path = fast_path  # None: every delivery waits for a worker's poll (API-only processes)
         self._writes: GroupCommit[_Write, set[str]] = GroupCommit(self._store_writes, item_at_fault=_bad_input)
 
     def match(self, event: Event, domain: str, key: str) -> list[Hook]:
@@ -200,11 +201,9 @@ class EventsService:
                     jobs = (
                         write.jobs if len(mine) == len(write.events) else [j for j in write.jobs if j.event_id in mine]
                     )
-                    if jobs:
-                        self.fast_path.submit(jobs)
-                    # Shelved ones are told of once stored: a worker looking for them before the commit finds none.
-                    for hook_id in write.shelved_hooks:
-                        self.fast_path.overflowed(hook_id)
+                    if jobs or write.shelved_hooks:
+                        # Shelved ones are told of once stored: a worker looking for them before the commit finds none.
+                        self.fast_path.submit(jobs, write.shelved_hooks)
                 except Exception:
                     logger.exception(
                         "handing stored deliveries to the worker failed; they are claimed when leases lapse"
@@ -214,40 +213,26 @@ class EventsService:
     def _plan_deliveries(
         self, planned: list[tuple[EventRow, Event, str, list[Hook]]], now: float
     ) -> tuple[list[NewDelivery], list[Job], set[str]]:
-        fast = self.fast_path
-        room = fast.capacity() if fast is not None else 0
-        hook_rooms: dict[str, int] = {}
+        plan = self.fast_path.plan(now) if self.fast_path is not None else None
         deliveries: list[NewDelivery] = []
         jobs: list[Job] = []
-        shelved_hooks: set[str] = set()
         for row, event, key, hooks in planned:
             for hook in hooks:
                 ttl = hook.ttl_s
                 expires_at = now + ttl if ttl is not None else None
                 delivery_id = ids.delivery_id(row.id, hook.id)
                 next_at, leased_by, lease_until = now, None, None
-                if fast is not None and room > 0:
-                    hook_room = hook_rooms.get(hook.id)
-                    if hook_room is None:
-                        hook_room = fast.hook_room(hook.id)
-                    if hook_room > 0:
-                        room -= 1
-                        hook_rooms[hook.id] = hook_room - 1
+                if plan is not None:
+                    goes = plan.admit(hook.id)
+                    if goes is Goes.LEASED:
                         jobs.append(Job(delivery_id, row.id, hook, event, key, 0, now, expires_at))
-                        leased_by, lease_until = fast.worker_id, now + fast.lease_s
-                    else:
-                        hook_rooms[hook.id] = 0
-                        if fast.shelves(hook.id):  # its own backlog is full or its endpoint paused
-                            next_at, leased_by = now + fast.shelve_s, SHELVED
-                            shelved_hooks.add(hook.id)
-                        else:  # other hooks' backlogs took the room: due, claimed when there is room
-                            fast.overflowed(None)
-                elif fast is not None:
-                    fast.overflowed(None)
+                        leased_by, lease_until = plan.leased_by, plan.lease_until
+                    elif goes is Goes.SHELVED:
+                        next_at, leased_by = plan.shelved_until, SHELVED
                 deliveries.append(
                     NewDelivery(delivery_id, row.id, hook.id, row.domain, next_at, expires_at, leased_by, lease_until)
                 )
-        return deliveries, jobs, shelved_hooks
+        return deliveries, jobs, plan.shelved if plan is not None else set()
 
     def _count_dropped(self, source: str, reason: str) -> None:
         if self._counters is not None:
