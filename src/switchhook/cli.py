@@ -78,7 +78,8 @@ def token_create(
     """Mint a domain token offline (the domain is created when missing)."""
     from switchhook.domain.errors import ValidationFailed
     from switchhook.runtime import build_store
-    from switchhook.services.auth import AuthService, validate_domain_name, validate_token_role
+    from switchhook.services.auth import AuthService
+    from switchhook.services.domains import DomainsService, validate_domain_name, validate_token_role
 
     try:
         validate_token_role(role)
@@ -93,7 +94,8 @@ def token_create(
         try:
             await store.migrate()
             secret = await AuthService.load_token_secret(store, settings.token_secret)
-            return await AuthService(store, secret, 0).issue_domain_token(domain, role, lifetime_s, "cli")
+            domains = DomainsService(store, AuthService(store, secret, 0))
+            return await domains.issue_domain_token(domain, role, lifetime_s, "cli")
         finally:
             await store.close()
 
@@ -107,7 +109,9 @@ def accounts_add(
 ) -> None:
     """Add a domain account; the password comes from SWITCHHOOK_ACCOUNT_PASSWORD or a prompt."""
     from switchhook.runtime import build_store
-    from switchhook.services.auth import AuthService, Caller
+    from switchhook.services.access import Caller
+    from switchhook.services.auth import AuthService
+    from switchhook.services.domains import DomainsService
 
     name, _, domain = user.partition("@")
     if not name or not domain:
@@ -121,7 +125,7 @@ def accounts_add(
         store = build_store(settings)
         try:
             await store.migrate()
-            service = AuthService(store, b"", 0)
+            service = DomainsService(store, AuthService(store, b"", 0))
             root = Caller("root", "root", None, "root", "root")
             await service.add_account(root, domain, {"username": name, "password": password, "role": role})
         finally:

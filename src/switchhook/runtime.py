@@ -29,6 +29,7 @@ from switchhook.ingest.source import EventSource, Sink
 from switchhook.services.auth import AuthService
 from switchhook.services.container import Services
 from switchhook.services.deliveries import DeliveriesService
+from switchhook.services.domains import DomainsService
 from switchhook.services.events import EventsService
 from switchhook.services.hooks import HooksService
 from switchhook.services.index import HookIndex
@@ -146,8 +147,10 @@ class Runtime:
             counters=self.metrics,
             fast_path=self.worker,
         )
+        auth = AuthService(self.store, secret, settings.session_ttl_days * 86400)
         self.services = Services(
-            auth=AuthService(self.store, secret, settings.session_ttl_days * 86400),
+            auth=auth,
+            domains=DomainsService(self.store, auth),
             hooks=HooksService(self.store, self.index),
             events=events,
             deliveries=deliveries,

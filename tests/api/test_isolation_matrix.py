@@ -20,9 +20,9 @@ A, B = "tenant-a.example", "tenant-b.example"
 async def b_state(app: Harness, hook_id: str) -> Any:
     hooks = await app.services.hooks.list(ROOT, B, None, None, None)
     deliveries = await app.services.deliveries.list_for_hook(ROOT, B, hook_id, None, None, None)
-    tokens = await app.services.auth.list_domain_tokens(ROOT, B)
-    accounts = await app.services.auth.list_accounts(ROOT, B)
-    domains = await app.services.auth.list_domains(ROOT)
+    tokens = await app.services.domains.list_domain_tokens(ROOT, B)
+    accounts = await app.services.domains.list_accounts(ROOT, B)
+    domains = await app.services.domains.list_domains(ROOT)
     return hooks, [(d["id"], d["status"], d["attempts"]) for d in deliveries], tokens, accounts, domains
 
 
@@ -48,14 +48,14 @@ async def world(app: Harness, receiver: Receiver) -> dict[str, Any]:
             break
         await asyncio.sleep(0.05)
     delivery_b = rows[0]["id"]
-    token_ids = [t["uuid"] for t in await app.services.auth.list_domain_tokens(ROOT, B)]
-    await app.services.auth.add_account(ROOT, B, {"username": "bob", "password": "password-b-1", "role": "admin"})
+    token_ids = [t["uuid"] for t in await app.services.domains.list_domain_tokens(ROOT, B)]
+    await app.services.domains.add_account(ROOT, B, {"username": "bob", "password": "password-b-1", "role": "admin"})
     admin_a = await app.domain_token(A, "admin")
     user_a = await app.domain_token(A, "user")
     revoked_a = await app.domain_token(A, "admin")
-    revoked_id = [t["uuid"] for t in await app.services.auth.list_domain_tokens(ROOT, A)][-1]
-    await app.services.auth.revoke_domain_token(ROOT, A, revoked_id)
-    await app.services.auth.add_account(ROOT, A, {"username": "alice", "password": "password-a-1", "role": "admin"})
+    revoked_id = [t["uuid"] for t in await app.services.domains.list_domain_tokens(ROOT, A)][-1]
+    await app.services.domains.revoke_domain_token(ROOT, A, revoked_id)
+    await app.services.domains.add_account(ROOT, A, {"username": "alice", "password": "password-a-1", "role": "admin"})
     login = await app.client.post("/login", json={"username": f"alice@{A}", "password": "password-a-1"})
     session_a = {"X-Access-Token": login.json()["token"], "X-Key": login.json()["key"]}
     return {

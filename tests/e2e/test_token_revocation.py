@@ -21,7 +21,7 @@ async def test_revocation_through_one_process_is_refused_by_another(tmp_path: Pa
             token = await one.domain_token(DOMAIN)
             headers = {"X-Access-Token": token}
             assert (await two.client.get("/api/v2/hooks", headers=headers)).status_code == 200  # now cached in two
-            token_id = (await one.services.auth.list_domain_tokens(ROOT, DOMAIN))[0]["uuid"]
+            token_id = (await one.services.domains.list_domain_tokens(ROOT, DOMAIN))[0]["uuid"]
             root = await one.root_headers()
 
             revoked = await one.client.delete(f"/api/v2/domains/{DOMAIN}/settings/token/{token_id}", headers=root)

@@ -11,7 +11,7 @@ import httpx
 from switchhook.config import Settings
 from switchhook.ingest.source import EventSource
 from switchhook.runtime import Runtime
-from switchhook.services.auth import Caller
+from switchhook.services.access import Caller
 
 ROOT_PASSWORD = "root-password-for-tests"
 
@@ -31,7 +31,7 @@ class Harness:
         return source
 
     async def domain_token(self, domain: str, role: str = "admin", lifetime_s: float = 3600) -> str:
-        token: str = await self.services.auth.issue_domain_token(domain, role, lifetime_s, "tests")
+        token: str = await self.services.domains.issue_domain_token(domain, role, lifetime_s, "tests")
         return token
 
     async def root_headers(self) -> dict[str, str]:

@@ -8,7 +8,7 @@ import orjson
 from fastapi import Depends, Header, Query, Request
 
 from switchhook.domain.errors import PayloadTooLarge, ValidationFailed
-from switchhook.services.auth import Caller
+from switchhook.services.access import Caller
 from switchhook.services.container import Services
 
 

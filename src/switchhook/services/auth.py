@@ -1,4 +1,8 @@
-"""Authentication and authorization (SPEC §4): logins, sessions, domain tokens, roles, domain scoping."""
+"""Sign-in and credentials: root and account logins, sessions, logout, and any credentials to a Caller.
+
+The `/login`, `/logout` and whoami routes; what a caller may do is `access.py`, domains, their tokens and
+accounts are `domains.py`.
+"""
 
 from __future__ import annotations
 
@@ -9,95 +13,22 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from switchhook.domain.errors import AuthError, Conflict, NotFound, PermissionDenied, ValidationFailed
+from switchhook.domain.errors import AuthError
+from switchhook.services.access import ROOT, Caller, acl_of, role_number
 from switchhook.services.limits import LoginThrottle
-from switchhook.store.base import AccountRow, SessionRow, Store, TokenRow
+from switchhook.store.base import SessionRow, Store, TokenRow
 
-ROLES = ("root", "admin", "user")
-MAX_EXPIRE_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: beyond it a BIGINT column overflows
 #: Safety net only: revocation is pushed at once (locally and over NOTIFY); this bounds a missed push.
 TOKEN_CACHE_S = 5.0
-ROOT = "root"
-_DOMAIN_NAME_MAX = 253
-_ROLE_PERMISSIONS: dict[str, dict[str, str]] = {
-    # resource -> letters (c r u d); root is allowed everything and is not listed.
-    "admin": {
-        "hook": "crud",
-        "event": "c",
-        "delivery": "ru",
-        "account": "crud",
-        "token": "crud",
-        "domain": "r",
-    },
-    "user": {"domain": "r"},
-}
-#: Webitel's numeric `role` of a login (src/const/index.js `ACCOUNT_ROLE.getRoleFromName`): any other name is -1.
-ROLE_NUMBERS = {"root": 2, "admin": 1, "user": 0}
 _password_hasher = PasswordHasher()
 # A real hash to verify against when the user does not exist, so timing does not reveal account names.
 _DUMMY_HASH = _password_hasher.hash(secrets.token_urlsafe(16))
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Who is calling: root (no domain), a domain account's session, or a domain token."""
-
-    id: str
-    username: str
-    domain: str | None
-    role: str
-    kind: str  # root | session | domain_token
-    expires_ms: int | None = None
-
-    @property
-    def is_root(self) -> bool:
-        # Never a domain token: Webitel let a domain admin mint a token with role "root" (src/services/domain.js
-        # `genToken` took any role name); switchhook refuses that role and grants domain callers no root power.
-        return self.role == ROOT and self.domain is None
-
-
-def role_number(role: str) -> int:
-    return ROLE_NUMBERS.get(role.lower(), -1)
-
-
-def acl_of(caller: Caller) -> dict[str, list[str]]:
-    """The caller's permissions in Webitel's `acl` shape (resource -> letters), as /login and whoami show them."""
-    if caller.is_root:
-        resources = sorted({r for grants in _ROLE_PERMISSIONS.values() for r in grants})
-        return {resource: ["*"] for resource in resources}
-    return {resource: list(letters) for resource, letters in _ROLE_PERMISSIONS.get(caller.role, {}).items()}
-
-
-def validate_token_role(role: Any) -> str:
-    """A domain token's role: any non-empty name, as Webitel stored it (src/services/domain.js `genToken`);
-    roles switchhook does not know grant nothing. `root` is refused (see Caller.is_root)."""
-    if not isinstance(role, str) or not role.strip() or role == ROOT:
-        raise ValidationFailed("Bad role name.")
-    return role
-
-
-def require(caller: Caller, resource: str, permission: str) -> None:
-    """Raise PermissionDenied unless the caller's role grants `permission` on `resource`."""
-    if caller.is_root:
-        return
-    if permission not in _ROLE_PERMISSIONS.get(caller.role, {}).get(resource, ""):
-        raise PermissionDenied()
-
-
-def effective_domain(caller: Caller, requested: str | None) -> str:
-    """SPEC §4.4: a domain caller is confined to its domain (its `?domain=` is ignored); root must name one."""
-    if caller.domain:
-        return caller.domain
-    if not requested:
-        raise ValidationFailed("Bad request: domain is required.")
-    return requested
 
 
 def hash_password(password: str) -> str:
@@ -115,13 +46,10 @@ def _token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def validate_domain_name(name: Any) -> str:
-    if not isinstance(name, str) or not name or len(name) > _DOMAIN_NAME_MAX or any(c in name for c in "/@ \t\r\n"):
-        raise ValidationFailed("Bad request: domain name must be a non-empty host-like name.")
-    return name
-
-
 class AuthService:
+    """Logins (slowed down after repeated failures), sessions, and credentials resolved to a Caller, with
+    domain-token lookups cached for TOKEN_CACHE_S at most."""
+
     def __init__(
         self,
         store: Store,
@@ -139,7 +67,7 @@ class AuthService:
         self._session_ttl_s = session_ttl_s
         self._clock = clock
 
-    # -- bootstrap (SPEC §4.5) --------------------------------------------------------------------
+    # -- bootstrap: the token secret and root's password ------------------------------------------
     @staticmethod
     async def load_token_secret(store: Store, configured: str) -> bytes:
         """The configured secret, else one generated once and kept with the data."""
@@ -163,7 +91,7 @@ class AuthService:
             await tx.set_setting("root_password_hash", await asyncio.to_thread(hash_password, generated))
             return generated
 
-    # -- sessions (SPEC §4.2) ---------------------------------------------------------------------
+    # -- sessions -----------------------------------------------------------------------------------
     async def login(self, username: Any, password: Any) -> dict[str, Any]:
         if not isinstance(username, str) or not isinstance(password, str) or not username:
             raise AuthError("Invalid credentials")
@@ -283,140 +211,8 @@ class AuthService:
             int(row.expires_at * 1000),
         )
 
-    # -- domain tokens (SPEC §4.3) ----------------------------------------------------------------
+    # -- domain tokens: signing (stored and managed by domains.py) ----------------------------------
     def mint_domain_token(self, token_id: str, domain: str, expires_ms: int) -> str:
+        """A domain token's JWT (Webitel's v2 payload), for a record `DomainsService` stored."""
         payload = {"id": token_id, "exp": expires_ms, "d": domain, "t": "domain", "v": 2}
         return jwt.encode(payload, self._secret, algorithm="HS256")
-
-    async def issue_domain_token(self, domain: str, role: str, lifetime_s: float, created_by: str) -> str:
-        """Mint a token offline (CLI): the domain is created when missing."""
-        now = self._clock()
-        row = TokenRow(str(uuid.uuid4()), domain, role, int((now + lifetime_s) * 1000), True, created_by, now)
-        async with self._store.transaction() as tx:
-            await tx.add_domain(domain, now)
-            await tx.add_token(row)
-        return self.mint_domain_token(row.id, domain, row.expires_ms)
-
-    async def create_domain_token(self, caller: Caller, domain: str, body: Any) -> dict[str, Any]:
-        self._require_domain_admin(caller, domain, "c")
-        if not isinstance(body, dict):
-            raise ValidationFailed("Bad request: body must be a JSON object.")
-        expire, role = body.get("expire"), body.get("role")
-        if (
-            isinstance(expire, bool)
-            or not isinstance(expire, int | float)
-            or not self._clock() * 1000 < expire <= MAX_EXPIRE_MS
-        ):
-            raise ValidationFailed("Bad expire date.")
-        role = validate_token_role(role)
-        if not caller.is_root and role == "admin" and caller.role != "admin":
-            raise PermissionDenied()
-        now = self._clock()
-        row = TokenRow(str(uuid.uuid4()), domain, role, int(expire), True, caller.id, now)
-        async with self._store.transaction() as tx:
-            if not await tx.domain_exists(domain):
-                raise NotFound(f"Domain {domain} not found.")
-            await tx.add_token(row)
-        return {"data": token_view(row), "token": self.mint_domain_token(row.id, domain, row.expires_ms)}
-
-    async def list_domain_tokens(self, caller: Caller, domain: str) -> list[dict[str, Any]]:
-        self._require_domain_admin(caller, domain, "r")
-        async with self._store.transaction() as tx:
-            return [token_view(r) for r in await tx.list_tokens(domain)]
-
-    async def revoke_domain_token(self, caller: Caller, domain: str, token_id: str) -> int:
-        self._require_domain_admin(caller, domain, "d")
-        async with self._store.transaction() as tx:
-            removed = await tx.delete_token(domain, token_id)
-            await tx.notify_token_changed(domain, token_id)
-        self.forget_token(domain, token_id)
-        return removed
-
-    async def set_domain_token_state(self, caller: Caller, domain: str, token_id: str, body: Any) -> int:
-        self._require_domain_admin(caller, domain, "u")
-        state = body.get("state") if isinstance(body, dict) else None
-        if not isinstance(state, bool):
-            raise ValidationFailed("Bad request: state must be true or false.")
-        async with self._store.transaction() as tx:
-            changed = await tx.set_token_enabled(domain, token_id, state)
-            await tx.notify_token_changed(domain, token_id)
-        self.forget_token(domain, token_id)
-        return changed
-
-    def _require_domain_admin(self, caller: Caller, domain: str, permission: str) -> None:
-        require(caller, "token", permission)
-        if not caller.is_root and caller.domain != domain:
-            raise PermissionDenied()
-
-    # -- domains and accounts (SPEC §4.4) ---------------------------------------------------------
-    async def create_domain(self, caller: Caller, body: Any) -> dict[str, Any]:
-        if not caller.is_root:
-            raise PermissionDenied()
-        name = validate_domain_name(body.get("name") if isinstance(body, dict) else None)
-        async with self._store.transaction() as tx:
-            if not await tx.add_domain(name, self._clock()):
-                raise Conflict(f"Domain {name} already exists.")
-        return {"name": name}
-
-    async def list_domains(self, caller: Caller) -> list[dict[str, Any]]:
-        async with self._store.transaction() as tx:
-            names = await tx.list_domains()
-        if not caller.is_root:
-            names = [n for n in names if n == caller.domain]
-        return [{"name": n} for n in names]
-
-    async def delete_domain(self, caller: Caller, name: str) -> int:
-        if not caller.is_root:
-            raise PermissionDenied()
-        async with self._store.transaction() as tx:
-            removed = await tx.delete_domain(name)
-            # Its hooks went too (even of a domain never added explicitly): other processes must drop them.
-            await tx.notify_hook_changed(name, "*")
-            await tx.notify_token_changed("*", "*")
-        self.forget_token("*", "*")
-        return removed
-
-    async def add_account(self, caller: Caller, domain: str, body: Any) -> dict[str, Any]:
-        require(caller, "account", "c")
-        if not isinstance(body, dict):
-            raise ValidationFailed("Bad request: body must be a JSON object.")
-        username, password, role = body.get("username"), body.get("password"), body.get("role", "user")
-        if not isinstance(username, str) or not username or any(c in username for c in "@:/ \t\r\n"):
-            raise ValidationFailed("Bad request: username is required (no @, :, / or spaces).")
-        if not isinstance(password, str) or len(password) < 8:
-            raise ValidationFailed("Bad request: password must be at least 8 characters.")
-        if role not in ("admin", "user"):
-            raise ValidationFailed("Bad role name.")
-        password_hash = await asyncio.to_thread(hash_password, password)
-        async with self._store.transaction() as tx:
-            if not await tx.domain_exists(domain):
-                if not caller.is_root:
-                    raise NotFound(f"Domain {domain} not found.")
-                await tx.add_domain(domain, self._clock())  # root may add the first account of a new domain
-            if not await tx.add_account(AccountRow(domain, username, password_hash, role), self._clock()):
-                raise Conflict(f"Account {username}@{domain} already exists.")
-        return {"username": username, "domain": domain, "role": role}
-
-    async def list_accounts(self, caller: Caller, domain: str) -> list[dict[str, Any]]:
-        require(caller, "account", "r")
-        async with self._store.transaction() as tx:
-            rows = await tx.list_accounts(domain)
-        return [{"username": r.username, "domain": r.domain, "role": r.role} for r in rows]
-
-    async def delete_account(self, caller: Caller, domain: str, username: str) -> int:
-        require(caller, "account", "d")
-        async with self._store.transaction() as tx:
-            return await tx.delete_account(domain, username)
-
-
-def token_view(row: TokenRow) -> dict[str, Any]:
-    """A domain token's record as the API shows it (never the JWT itself, which is shown once on create)."""
-    return {
-        "uuid": row.id,
-        "domain": row.domain,
-        "roleName": row.role,
-        "expire": row.expires_ms,
-        "enabled": row.enabled,
-        "createdBy": row.created_by,
-        "createdOn": int(row.created_at * 1000),
-    }

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from switchhook.services.auth import AuthService
 from switchhook.services.deliveries import DeliveriesService
+from switchhook.services.domains import DomainsService
 from switchhook.services.events import EventsService
 from switchhook.services.hooks import HooksService
 from switchhook.services.index import HookIndex
@@ -16,6 +17,7 @@ from switchhook.services.limits import RateLimiter
 @dataclass
 class Services:
     auth: AuthService
+    domains: DomainsService
     hooks: HooksService
     events: EventsService
     deliveries: DeliveriesService

@@ -13,7 +13,7 @@ from switchhook.domain.events import Event, event_key
 from switchhook.domain.filters import explain, passes
 from switchhook.domain.hooks import Hook
 from switchhook.domain.ids import delivery_id
-from switchhook.services.auth import Caller, effective_domain, require
+from switchhook.services.access import Caller, effective_domain, require
 from switchhook.services.events import Job
 from switchhook.services.hooks import _int_param, check_hook_id
 from switchhook.services.index import HookIndex

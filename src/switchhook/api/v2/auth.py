@@ -1,4 +1,4 @@
-"""`/login`, `/logout`, `/api/v2/whoami` (SPEC §4.2)."""
+"""`/login`, `/logout`, `/api/v2/whoami`: sign-in and credentials (services/auth.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from switchhook.api import schemas as s
 from switchhook.api.deps import CallerDep, ServicesDep, body_credentials, json_body
 from switchhook.api.responses import json_response
 from switchhook.domain.errors import ValidationFailed
-from switchhook.services.auth import acl_of
+from switchhook.services.access import acl_of
 
 router = APIRouter(tags=["auth"])
 

@@ -1,4 +1,4 @@
-"""Domains, their tokens (SPEC §4.3) and their accounts (SPEC §4.4)."""
+"""Domains, their tokens and their accounts (services/domains.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from starlette.responses import Response
 from switchhook.api import schemas as s
 from switchhook.api.deps import CallerDep, DomainQuery, ServicesDep, json_body
 from switchhook.api.responses import json_response, ok
-from switchhook.services.auth import effective_domain
+from switchhook.services.access import effective_domain
 
 router = APIRouter(prefix="/api/v2", tags=["domains"])
 
@@ -60,7 +60,7 @@ COUNT = {"type": "object", "properties": {"n": {"type": "integer"}, "ok": {"type
     responses={**s.ok(s.envelope({"type": "object"})), **s.error_responses(400, 401, 403, 409, 413, 503)},
 )
 async def create_domain(request: Request, caller: CallerDep, svc: ServicesDep) -> Response:
-    return ok(await svc.auth.create_domain(caller, await json_body(request)))
+    return ok(await svc.domains.create_domain(caller, await json_body(request)))
 
 
 @router.get(
@@ -72,7 +72,7 @@ async def create_domain(request: Request, caller: CallerDep, svc: ServicesDep) -
     },
 )
 async def list_domains(caller: CallerDep, svc: ServicesDep) -> Response:
-    return ok(await svc.auth.list_domains(caller))
+    return ok(await svc.domains.list_domains(caller))
 
 
 @router.delete(
@@ -81,7 +81,7 @@ async def list_domains(caller: CallerDep, svc: ServicesDep) -> Response:
     responses={**s.ok(s.envelope(COUNT)), **s.error_responses(401, 403, 503)},
 )
 async def delete_domain(name: str, caller: CallerDep, svc: ServicesDep) -> Response:
-    removed = await svc.auth.delete_domain(caller, name)
+    removed = await svc.domains.delete_domain(caller, name)
     svc.hooks.forget_domain(name)  # its hooks were deleted with it
     return ok({"n": removed, "ok": 1})
 
@@ -104,7 +104,7 @@ async def delete_domain(name: str, caller: CallerDep, svc: ServicesDep) -> Respo
     },
 )
 async def create_token(name: str, request: Request, caller: CallerDep, svc: ServicesDep) -> Response:
-    info = await svc.auth.create_domain_token(caller, name, await json_body(request))
+    info = await svc.domains.create_domain_token(caller, name, await json_body(request))
     return json_response({"status": "OK", "info": info})
 
 
@@ -114,7 +114,7 @@ async def create_token(name: str, request: Request, caller: CallerDep, svc: Serv
     responses={**s.ok(s.envelope({"type": "array", "items": TOKEN})), **s.error_responses(401, 403, 503)},
 )
 async def list_tokens(name: str, caller: CallerDep, svc: ServicesDep) -> Response:
-    return ok(await svc.auth.list_domain_tokens(caller, name))
+    return ok(await svc.domains.list_domain_tokens(caller, name))
 
 
 @router.delete(
@@ -123,7 +123,7 @@ async def list_tokens(name: str, caller: CallerDep, svc: ServicesDep) -> Respons
     responses={**s.ok(s.envelope(COUNT)), **s.error_responses(401, 403, 503)},
 )
 async def revoke_token(name: str, token_id: str, caller: CallerDep, svc: ServicesDep) -> Response:
-    return ok({"n": await svc.auth.revoke_domain_token(caller, name, token_id), "ok": 1})
+    return ok({"n": await svc.domains.revoke_domain_token(caller, name, token_id), "ok": 1})
 
 
 @router.patch(
@@ -135,7 +135,7 @@ async def revoke_token(name: str, token_id: str, caller: CallerDep, svc: Service
     responses={**s.ok(s.envelope(COUNT)), **s.error_responses(400, 401, 403, 413, 503)},
 )
 async def set_token_state(name: str, token_id: str, request: Request, caller: CallerDep, svc: ServicesDep) -> Response:
-    changed = await svc.auth.set_domain_token_state(caller, name, token_id, await json_body(request))
+    changed = await svc.domains.set_domain_token_state(caller, name, token_id, await json_body(request))
     return ok({"n": changed, "ok": 1})
 
 
@@ -147,7 +147,7 @@ async def set_token_state(name: str, token_id: str, request: Request, caller: Ca
 )
 async def add_account(request: Request, caller: CallerDep, svc: ServicesDep, domain: DomainQuery = None) -> Response:
     scope = effective_domain(caller, domain)
-    return ok(await svc.auth.add_account(caller, scope, await json_body(request)))
+    return ok(await svc.domains.add_account(caller, scope, await json_body(request)))
 
 
 @router.get(
@@ -159,7 +159,7 @@ async def add_account(request: Request, caller: CallerDep, svc: ServicesDep, dom
     },
 )
 async def list_accounts(caller: CallerDep, svc: ServicesDep, domain: DomainQuery = None) -> Response:
-    return ok(await svc.auth.list_accounts(caller, effective_domain(caller, domain)))
+    return ok(await svc.domains.list_accounts(caller, effective_domain(caller, domain)))
 
 
 @router.delete(
@@ -169,4 +169,4 @@ async def list_accounts(caller: CallerDep, svc: ServicesDep, domain: DomainQuery
 )
 async def delete_account(username: str, caller: CallerDep, svc: ServicesDep, domain: DomainQuery = None) -> Response:
     scope = effective_domain(caller, domain)
-    return ok({"n": await svc.auth.delete_account(caller, scope, username), "ok": 1})
+    return ok({"n": await svc.domains.delete_account(caller, scope, username), "ok": 1})

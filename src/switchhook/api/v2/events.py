@@ -16,7 +16,7 @@ from switchhook.api.errors import error_for
 from switchhook.api.responses import ok
 from switchhook.domain.errors import InvalidEvent, PayloadTooLarge, SwitchhookError, ValidationFailed
 from switchhook.domain.events import decode_json_events, decode_plain_event
-from switchhook.services.auth import Caller, require
+from switchhook.services.access import Caller, require
 from switchhook.services.container import Services
 
 router = APIRouter(prefix="/api/v2/events", tags=["events"])
