@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 import pytest
 from aio_pika.exceptions import PublishError
@@ -218,7 +219,9 @@ async def test_acks_only_after_the_sink_returns(broker: Tap) -> None:
     assert await broker.counts() == (0, 0)
 
 
-async def test_sink_failure_requeues_the_batch_until_it_is_stored(broker: Tap) -> None:
+async def test_sink_failure_requeues_the_batch_until_it_is_stored(
+    broker: Tap, caplog: pytest.LogCaptureFixture
+) -> None:
     broker.keys = {"CHANNEL_CREATE"}
     stored: list[Event] = []
     calls = 0
@@ -237,6 +240,57 @@ async def test_sink_failure_requeues_the_batch_until_it_is_stored(broker: Tap) -
         await eventually(lambda: unique_ids(stored) >= ids, "the batch to be stored after two failures")
         assert source.sink_failures == 2
     assert await broker.ready_count() == 0
+    # The store's outage is one warning line each time, with no traceback to read as a bug.
+    failures = [r for r in caplog.records if "could not store a batch" in r.getMessage()]
+    assert len(failures) == 2
+    assert all(r.levelno == logging.WARNING and r.exc_info is None for r in failures)
+    assert "database unavailable" in failures[0].getMessage()
+
+
+async def test_a_sink_that_raises_a_bug_is_logged_with_its_traceback_and_the_batch_requeued(
+    broker: Tap, caplog: pytest.LogCaptureFixture
+) -> None:
+    broker.keys = {"CHANNEL_CREATE"}
+    stored: list[Event] = []
+
+    async def buggy_once(events: list[Event]) -> None:
+        if not caplog.records or all("storing a batch" not in r.getMessage() for r in caplog.records):
+            raise KeyError("a bug, not an outage")
+        stored.extend(events)
+
+    async with running(broker.source(buggy_once)) as source:
+        await broker.publish(fixture_with_id(CREATE, "after-a-bug"))
+        await eventually(lambda: unique_ids(stored) == {"after-a-bug"}, "the requeued batch stored")
+        assert source.counters()["sink_failures"] == 1
+    (record,) = [r for r in caplog.records if "storing a batch" in r.getMessage()]
+    assert record.levelno == logging.ERROR
+    assert record.exc_info is not None and isinstance(record.exc_info[1], KeyError)
+
+
+async def test_a_bug_while_connecting_is_logged_with_its_redacted_traceback_and_retried(
+    broker: Tap, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broker.keys = {"CHANNEL_CREATE"}
+    source = broker.source(Recorder())
+    password = urlsplit(broker.url).password
+    assert password
+    wanted = source.wanted_bindings
+
+    def buggy_once() -> set[tuple[str, str]]:
+        if not any("connecting to RabbitMQ" in r.getMessage() for r in caplog.records):
+            raise KeyError(f"a bug, not an outage, echoing {broker.url}")
+        return wanted()
+
+    monkeypatch.setattr(source, "wanted_bindings", buggy_once)
+    async with running(source):  # connected on the retry
+        pass
+    (record,) = [r for r in caplog.records if "connecting to RabbitMQ" in r.getMessage()]
+    assert record.levelno == logging.ERROR
+    text = record.getMessage()
+    assert "Traceback" in text
+    assert "KeyError: 'a bug, not an outage" in text
+    assert "unavailable" not in text
+    assert password not in text
 
 
 async def test_later_bindings_are_restored_when_the_queue_is_recreated(broker: Tap) -> None:
@@ -324,6 +378,10 @@ async def test_unreachable_broker_is_retried_and_the_password_never_logged(
     assert states == ["connecting", "disconnected"]
     assert "127.0.0.1:1 vhost vh" in caplog.text
     assert "s3cret-pw" not in caplog.text
+    # An outage: one warning line per attempt, no traceback.
+    outages = [r for r in caplog.records if "unavailable" in r.getMessage()]
+    assert all(r.levelno == logging.WARNING and r.exc_info is None for r in outages)
+    assert all("\n" not in r.getMessage() for r in outages)
 
 
 # -- live FreeSWITCH 1.10.12 captures, replayed as mod_amqp published them ------------------------------

@@ -49,10 +49,12 @@ HOOKED = {"CHANNEL_CREATE", "DTMF", "CUSTOM->sofia::register", "CUSTOM->engine::
 
 
 class RecordingSink:
-    """Stores batches like the real accept path; fails its first `failures` calls like a database outage."""
+    """Stores batches like the real accept path; fails its first `failures` calls like a database outage (or,
+    given `error`, with that error: a bug)."""
 
-    def __init__(self, failures: int = 0) -> None:
+    def __init__(self, failures: int = 0, error: Exception | None = None) -> None:
         self.failures = failures
+        self.error = error
         self.calls: list[list[dict[str, Any]]] = []
         self.batches: list[list[dict[str, Any]]] = []
         self.gate: asyncio.Event | None = None
@@ -63,7 +65,7 @@ class RecordingSink:
             await self.gate.wait()
         if self.failures:
             self.failures -= 1
-            raise Unavailable("database unavailable: ConnectionRefusedError")
+            raise self.error or Unavailable("database unavailable: ConnectionRefusedError")
         self.batches.append(batch)
 
     @property
@@ -569,7 +571,26 @@ async def test_failing_sink_gets_the_same_batch_until_it_is_stored_exactly_once(
     assert sink.calls[:3] == [batch, batch, batch]
     assert sink.batches == [batch, [create_json_event("uuid-3")]]
     assert source.events_dropped == 0
-    assert sum("sink failed" in r.getMessage() for r in caplog.records) == 2
+    outages = [r for r in caplog.records if "sink failed" in r.getMessage()]
+    assert len(outages) == 2
+    # An outage is one warning line, with no traceback to read as a bug.
+    assert all(r.levelno == logging.WARNING and r.exc_info is None for r in outages)
+    assert "database unavailable" in outages[0].getMessage()
+
+
+async def test_a_sink_that_raises_a_bug_is_logged_with_its_traceback_and_retried(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sink = RecordingSink(failures=1, error=KeyError("a bug, not an outage"))
+    async with EslPeer() as peer:
+        source = make_source(peer.url(), sink)
+        async with running(source):
+            await peer.wait_subscribed()
+            await peer.send(event_json_frame(create_json_event("uuid-0")))
+            await wait_until(lambda: len(sink.events) == 1, what="the event stored on the retry")
+    (record,) = [r for r in caplog.records if "sink failed" in r.getMessage()]
+    assert record.levelno == logging.ERROR
+    assert record.exc_info is not None and isinstance(record.exc_info[1], KeyError)
 
 
 async def test_backlog_is_bounded_and_drops_the_oldest(caplog: pytest.LogCaptureFixture) -> None:
