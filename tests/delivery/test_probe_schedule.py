@@ -5,9 +5,8 @@ the probe. (tests/e2e/test_breaker.py repeats the whole scenario on uvloop, wher
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
 
 import pytest
 
@@ -16,6 +15,7 @@ from switchhook.delivery.pipeline import AttemptReport
 from switchhook.delivery.sender import HttpResult
 from switchhook.delivery.worker import DeliveryWorker
 from switchhook.domain.breaker import Breakers
+from switchhook.domain.errors import Unavailable
 from switchhook.domain.hooks import Hook
 from switchhook.domain.retry import Retry
 from switchhook.services.events import Job
@@ -56,30 +56,32 @@ class Shelf:
         self.claims += 1
         if self.failures:
             self.failures -= 1
-            raise OSError("the database is down")
+            raise Unavailable("the database is down")
         return [job(1000 + self.claims)], 1
 
-    async def claim(self, *args: Any) -> list[Job]:
+    async def claim(self, worker_id: str, limit: int, lease_s: float, skip_hooks: Sequence[str] = ()) -> list[Job]:
         return []
 
     async def shelved_hooks(self) -> list[str]:
         return []
 
-    async def reshelve(self, *args: Any) -> int:
+    async def reshelve(self, hook_id: str, shelve_s: float) -> int:
         return 0
 
-    async def shelve(self, *args: Any) -> None: ...
-    async def record(self, *args: Any) -> None: ...
-    async def extend(self, *args: Any) -> None: ...
-    async def release(self, *args: Any) -> int:
+    async def shelve(self, worker_id: str, delivery_ids: Sequence[str], shelve_s: float) -> None: ...
+    async def record(self, results: Sequence[Finish], worker_id: str | None) -> None: ...
+    async def extend(self, worker_id: str, delivery_ids: Sequence[str], lease_s: float) -> None: ...
+    async def release(self, worker_id: str | None) -> int:
         return 0
+
+    async def disable_hook(self, hook: Hook, reason: str) -> None: ...
 
 
 @asynccontextmanager
 async def started(shelf: Shelf, pipeline: Down, clock: Callable[[], float]) -> AsyncIterator[DeliveryWorker]:
     worker = DeliveryWorker(
-        shelf,  # type: ignore[arg-type]
-        pipeline,  # type: ignore[arg-type]
+        shelf,
+        pipeline,
         lease_s=90, max_in_flight=10, max_in_flight_per_hook=1, poll_interval_s=1,
         breakers=Breakers(2, 0.05, 0.1), clock=clock,
     )  # fmt: skip

@@ -1,0 +1,411 @@
+"""Admission: which of the deliveries a worker holds start now, which wait here, and which wait in the store.
+
+Pure state, like `breaker.py`: no I/O, no clock (the worker passes `now`), no event loop. The worker
+(`delivery/worker.py`) keeps the loops, the store calls and the timers, and asks this module every question;
+ingest (`services/events.py`) asks it, through the worker, where each fresh delivery goes (`Plan`).
+
+The lifecycle of one delivery, seen from one worker::
+
+                    claim, or a Plan at ingest                  start                  finished          recorded
+      due ───────────────────────────────────────▶ ready ─────────────────▶ in flight ──────────▶ ─ ─ ─ ─ ─ ─▶ (store)
+       ▲                                    ▲    │  ▲                                  (still leased)
+       │ its horizon passes                 │    │  │ a slot of its hook or
+       │ (its worker gone)                  │    ▼  │ domain opened
+       │                                    │   parked
+       │                                    │    │ its hook paused:
+       │                              taken │    │ handed back (all but the probe)
+       │  no hook room at ingest            │    ▼
+       └────────────────────────────── shelved ◀─┘
+
+    leased = ready + parked + in flight + finished-not-yet-recorded: everything this worker holds.
+
+The words, each defined once here and used only so in the code:
+
+- **due**: in the store, its `next_at` passed, leased by no worker: any worker's claim may lease it.
+- **leased**: held by this worker, from its claim (or its Plan at ingest: leased from birth, or its take from a
+  shelf) until its result is recorded; the worker renews the lease all that time. A leased delivery is ready,
+  parked, in flight, or finished and waiting to be recorded.
+- **ready**: leased and in line to start, first come first served.
+- **parked**: leased and waiting for a slot: of its hook (the hook's **backlog**) or of its domain. A slot that
+  opens goes to the longest waiter.
+- **in flight**: its attempt started and has not finished. **Caps** bound how many are in flight: in all, per
+  domain and per hook (a paused hook's cap is 0 while it cools down, 1 when half-open: `breaker.Breakers.cap`).
+- **finished**: its attempt is over (the slot is free); it stays leased until **recorded**, its result written
+  to the store (then it is due again for a retry, or done).
+- **room**: how many more deliveries may be leased here: in all (`room`), or of one hook (`hook_room`: the free
+  places of its backlog, `PARKED_PER_SLOT` x its cap; none while the hook is paused, and none for any hook
+  while all backlogs together hold half the worker's room, which is kept for the others).
+- **full**: fresh deliveries were left due for lack of room (in all, or all backlogs together took their half):
+  claimed as soon as there is room again.
+- **shelved**: left in the store for lack of its hook's room (its own backlog full, or the hook paused), out of
+  the range of due deliveries every claim walks: leased by no worker, `next_at` at the **horizon** (`shelve_s`,
+  minutes off: due then anyway, should the worker that shelved it be gone). A shelf is one hook's shelved
+  deliveries; the worker knows which hooks have one.
+- **taken**: leased from its hook's shelf, oldest first, once the hook has room again.
+- **handed back**: leased here, given up and shelved: a paused hook's backlog but its probe, or a delivery
+  of a cooling-down hook that meets a probe already parked.
+- **paused**: the hook's circuit is open or half-open (`breaker.py`): it **cools down** (nothing starts), then
+  sends one **probe** at a time, until an answer closes the circuit (the hook **resumes**).
+- **probe**: the one delivery a half-open hook sends: the longest waiter of its backlog (kept there when the rest
+  is handed back), else the oldest on its shelf, else a due retry of the hook (a claim does not skip it then).
+- **skipped**: hooks a claim of due deliveries leaves out: claiming theirs would only park them (backlog full,
+  cooling down, or a probe already here).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Sequence
+from enum import Enum
+from typing import Any, Generic, Protocol, TypeVar
+
+from switchhook.domain.breaker import Breakers, Change, Health
+from switchhook.domain.hooks import Hook
+
+#: A hook's backlog, in multiples of its cap: deep enough that a healthy, busy hook's fresh deliveries go
+#: straight to the sender (not through the store and a claim), shallow enough that a dead endpoint's backlog
+#: waits in the store rather than in memory.
+PARKED_PER_SLOT = 16
+
+
+class Work(Protocol):
+    """What admission needs of a delivery: its id and its hook (for the hook's and the domain's caps)."""
+
+    @property
+    def delivery_id(self) -> str: ...
+    @property
+    def hook(self) -> Hook: ...
+
+
+J = TypeVar("J", bound=Work)
+
+
+class Goes(Enum):
+    """Where a fresh delivery goes at ingest (see Plan)."""
+
+    LEASED = "leased"  # to this worker, at once (the fast path)
+    SHELVED = "shelved"  # its hook has no room: its own backlog is full or it is paused
+    DUE = "due"  # the worker is full: claimed as soon as there is room
+
+
+class Probe(Enum):
+    """What a paused hook's probe needs (see Admission.probe)."""
+
+    NONE = "none"  # not half-open, or a probe is on its way already
+    READY = "ready"  # its longest waiter was made ready: dispatch
+    FROM_SHELF = "from_shelf"  # none here: take the oldest of its shelf (then call probe_claimed)
+
+
+_NOTHING_HANDED_BACK: tuple[None, tuple[()]] = (None, ())
+
+
+class Admission(Generic[J]):
+    """The leased deliveries of one worker, its counts per hook, domain and in all, the shelves it knows of,
+    and every decision about them. Global, per-domain and per-hook caps: one dead endpoint, or one tenant's
+    many dead endpoints, cannot starve the others (docs/behaviour.md, "Backlogs and shelves")."""
+
+    def __init__(
+        self,
+        breakers: Breakers,
+        *,
+        max_in_flight: int,
+        max_in_flight_per_hook: int,
+        max_in_flight_per_domain: int,
+        max_leased: int,
+    ) -> None:
+        self.breakers = breakers
+        self.max_in_flight = max_in_flight
+        self.hook_cap = max_in_flight_per_hook  # a closed circuit's
+        self.domain_cap = max_in_flight_per_domain
+        self.max_leased = max_leased
+        self.backlog_max = max_in_flight_per_hook * PARKED_PER_SLOT
+        #: Set when fresh deliveries were left due for lack of room; the worker clears it once it claims again.
+        self.full = False
+        self._leased: set[str] = set()  # delivery ids
+        self._ready: deque[J] = deque()
+        self._backlogs: dict[str, deque[J]] = {}  # parked for their hook's slot, per hook
+        self._backlogs_count = 0  # in all backlogs together
+        self._parked_by_domain: dict[str, deque[J]] = {}  # parked for their domain's slot, per domain
+        self._in_flight = 0
+        self._in_flight_by_hook: dict[str, int] = {}
+        self._in_flight_by_domain: dict[str, int] = {}
+        # Hooks with a shelf, and how often it was told of: a take that comes back short forgets a shelf only
+        # if nothing was shelved meanwhile (see shelf_news, took).
+        self._shelves: dict[str, int] = {}
+        self._take_asked: set[str] = set()  # hooks whose backlog drained and asked for a take this round
+        self._probing: set[str] = set()  # half-open hooks whose probe is being taken from their shelf
+
+    # -- counts -----------------------------------------------------------------------------------
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    @property
+    def leased(self) -> int:
+        return len(self._leased)
+
+    def leased_ids(self) -> list[str]:
+        """Every delivery leased here (for lease renewal)."""
+        return list(self._leased)
+
+    def is_leased(self, delivery_id: str) -> bool:
+        return delivery_id in self._leased
+
+    def backlog(self, hook_id: str) -> list[J]:
+        """The hook's parked deliveries, longest waiter first."""
+        return list(self._backlogs.get(hook_id, ()))
+
+    @property
+    def idle(self) -> bool:
+        """Nothing ready and nothing in flight."""
+        return not self._ready and self._in_flight == 0
+
+    # -- room -------------------------------------------------------------------------------------
+    def room(self) -> int:
+        return max(0, self.max_leased - len(self._leased))
+
+    def hook_room(self, hook_id: str) -> int:
+        """How many more fresh deliveries of this hook may be leased here; the rest are shelved (its own backlog
+        full, or paused) or left due (all backlogs together took their half), see shelves."""
+        if self.breakers.reopens_at(hook_id) is not None:
+            return 0  # paused: the store keeps them until a probe gets through
+        if self._backlogs_count >= self.max_leased // 2:
+            return 0  # many slow hooks' backlogs together: keep the rest of the room for the others
+        backlog = self._backlogs.get(hook_id)
+        return max(0, self.backlog_max - (len(backlog) if backlog else 0))
+
+    def shelves(self, hook_id: str) -> bool:
+        """Whether this hook's fresh deliveries are shelved when it has no room: when it is paused or its own
+        backlog is full, not when all backlogs together took the room (those are left due, claimed as soon as
+        there is room, so a healthy hook never waits for another's shelf)."""
+        return self.breakers.reopens_at(hook_id) is not None or self._backlogs_count < self.max_leased // 2
+
+    def plan(self, leased_by: str, lease_until: float, shelved_until: float) -> Plan:
+        """Decide, one by one, where the fresh deliveries of one accept go (see Plan)."""
+        return Plan(self, leased_by, lease_until, shelved_until)
+
+    def skipped(self, now: float) -> list[str]:
+        """Hooks a claim of due deliveries leaves out: claiming theirs would only park them."""
+        hook_ids = [hook_id for hook_id, backlog in self._backlogs.items() if len(backlog) >= self.backlog_max]
+        for hook_id in self.breakers.tripped():
+            # Cooling down: nothing may start. Half-open: claim only when no probe is here yet (parked or in flight).
+            if (
+                self.breakers.is_open(hook_id, now)
+                or self._backlogs.get(hook_id)
+                or self._in_flight_by_hook.get(hook_id)
+            ):
+                hook_ids.append(hook_id)
+        return hook_ids
+
+    # -- leased → ready → in flight → finished → recorded -------------------------------------
+    def lease(self, jobs: Iterable[J]) -> None:
+        """These are leased here now (claimed, taken, or planned at ingest): ready, unless held already."""
+        for job in jobs:
+            if job.delivery_id not in self._leased:
+                self._leased.add(job.delivery_id)
+                self._ready.append(job)
+
+    def dispatch(self, now: float) -> tuple[list[J], Sequence[J]]:
+        """Start what the caps allow, in order: the jobs that start now (counted in flight), and those handed
+        back (a cooling-down hook that has its probe parked already). The rest stay parked."""
+        started: list[J] = []
+        handed_back: list[J] = []
+        ready, leased = self._ready, self._leased
+        while ready and self._in_flight < self.max_in_flight:
+            job = ready.popleft()
+            hook = job.hook
+            domain = hook.domain
+            if self._in_flight_by_domain.get(domain, 0) >= self.domain_cap:
+                self._parked_by_domain.setdefault(domain, deque()).append(job)
+                continue
+            hook_id = hook.id
+            cap = self.breakers.cap(hook_id, now, self.hook_cap)
+            if self._in_flight_by_hook.get(hook_id, 0) >= cap:
+                if cap == 0 and self._backlogs.get(hook_id):
+                    leased.discard(job.delivery_id)
+                    handed_back.append(job)
+                    continue
+                self._backlogs.setdefault(hook_id, deque()).append(job)
+                self._backlogs_count += 1
+                continue
+            self._in_flight_by_hook[hook_id] = self._in_flight_by_hook.get(hook_id, 0) + 1
+            self._in_flight_by_domain[domain] = self._in_flight_by_domain.get(domain, 0) + 1
+            self._in_flight += 1
+            started.append(job)
+        return started, handed_back
+
+    def finished(self, job: J, now: float) -> Probe:
+        """Its attempt is over (it stays leased until recorded): its slots go to the longest waiters of its hook
+        and of its domain, made ready first in line; and, still half-open after it (the attempt said nothing of
+        the endpoint), the hook needs its next probe."""
+        hook_id, domain = job.hook.id, job.hook.domain
+        self._in_flight -= 1
+        _decrement(self._in_flight_by_hook, hook_id)
+        _decrement(self._in_flight_by_domain, domain)
+        probe = self.probe(hook_id, now)
+        # A slot of this hook and of this domain opened: give each its longest waiter (dispatch re-checks caps).
+        if self._in_flight_by_hook.get(hook_id, 0) < self.breakers.cap(hook_id, now, self.hook_cap):
+            self._unpark(self._backlogs, hook_id, 1)  # not while cooling down: the backlog stays parked
+        self._unpark(self._parked_by_domain, domain, 1)
+        return probe
+
+    def wants_take(self, hook_id: str) -> bool:
+        """After a finished job: whether its hook's backlog has drained to half with a shelf in the store, so the
+        worker should take from the shelf now rather than at its next poll (asked once per take round)."""
+        if (
+            hook_id in self._shelves
+            and hook_id not in self._take_asked
+            and len(self._backlogs.get(hook_id, ())) <= self.backlog_max // 2
+            and self.hook_room(hook_id) > 0
+        ):
+            self._take_asked.add(hook_id)
+            return True
+        return False
+
+    def forget(self, delivery_ids: Iterable[str]) -> None:
+        """No longer leased here: recorded, or (an attempt that crashed) left for its lease to lapse."""
+        leased = self._leased
+        for delivery_id in delivery_ids:
+            leased.discard(delivery_id)
+
+    # -- paused hooks (breaker.py) ----------------------------------------------------------------
+    def account(
+        self, hook_id: str, health: Health, now: float, started: float | None = None
+    ) -> tuple[Change | None, Sequence[J]]:
+        """One finished attempt's health (begun at `started`): whether the hook paused or resumed because of it,
+        and what is handed back. Paused: its backlog but the probe (the longest waiter) is handed back, so a
+        dead endpoint's backlog never holds this worker's room, or leases, for the whole outage. Resumed: its
+        backlog, up to its cap, is made ready first in line."""
+        change = self.breakers.record(hook_id, health, now, started)
+        if change is None:
+            return _NOTHING_HANDED_BACK
+        if change is Change.CLOSED:
+            self._unpark(self._backlogs, hook_id, self.hook_cap)
+            return change, ()
+        backlog = self._backlogs.get(hook_id)
+        if not backlog or len(backlog) <= 1:
+            return change, ()
+        probe = backlog.popleft()
+        handed_back = list(backlog)
+        self._backlogs[hook_id] = deque((probe,))
+        self._backlogs_count -= len(handed_back)
+        self.forget(job.delivery_id for job in handed_back)
+        return change, handed_back
+
+    def cooldown_left(self, hook_id: str, now: float) -> float | None:
+        """Seconds until a paused hook is half-open (0 once it is); None when it is not paused."""
+        reopens_at = self.breakers.reopens_at(hook_id)
+        return None if reopens_at is None else max(0.0, reopens_at - now)
+
+    def probe(self, hook_id: str, now: float) -> Probe:
+        """A half-open hook with no probe on its way gets one: its longest waiter is made ready, else it is
+        marked as probing and the worker takes one from its shelf. Asked when its cooldown ends, after each of
+        its attempts (one that said nothing of the endpoint: expired, 429, refused by the egress guard) and when
+        fresh deliveries of it were shelved."""
+        if self.breakers.reopens_at(hook_id) is None:
+            return Probe.NONE  # not paused: the common case, on every finished attempt
+        if self.breakers.is_open(hook_id, now):
+            return Probe.NONE  # still cooling down
+        if self._in_flight_by_hook.get(hook_id, 0) or hook_id in self._probing:
+            return Probe.NONE
+        if self._backlogs.get(hook_id):
+            self._unpark(self._backlogs, hook_id, 1)
+            return Probe.READY
+        self._probing.add(hook_id)
+        return Probe.FROM_SHELF
+
+    def probe_claimed(self, hook_id: str) -> None:
+        """The claim of a probe from the hook's shelf is over (leased by `lease`, or none came)."""
+        self._probing.discard(hook_id)
+
+    # -- shelves ----------------------------------------------------------------------------------
+    def shelved(self, hook_id: str) -> None:
+        """Deliveries of this hook were shelved (by ingest, by a hand back) or a shelf was found in the store."""
+        self._shelves[hook_id] = self._shelves.get(hook_id, 0) + 1
+
+    def has_shelf(self, hook_id: str) -> bool:
+        return hook_id in self._shelves
+
+    def shelves_known(self) -> list[str]:
+        """Hooks with a shelf, in the order they were first told of."""
+        return list(self._shelves)
+
+    def paused_shelves(self) -> list[str]:
+        """Shelves of paused hooks: the worker keeps them at the horizon while the pause lasts."""
+        return [hook_id for hook_id in self._shelves if self.breakers.reopens_at(hook_id) is not None]
+
+    def take_round(self) -> None:
+        """A round of takes begins: each hook may ask for a take once more (see wants_take)."""
+        self._take_asked.clear()
+
+    def shelf_news(self, hook_id: str) -> int:
+        """How often the hook's shelf was told of so far (pass it to `took`)."""
+        return self._shelves.get(hook_id, 0)
+
+    def took(self, hook_id: str, asked: int, taken: int, news: int) -> None:
+        """A take of `asked` came back with `taken` off the shelf: short, and no news of the shelf since `news`,
+        it is empty."""
+        if taken < asked and self._shelves.get(hook_id) == news:
+            del self._shelves[hook_id]
+
+    # -- internals --------------------------------------------------------------------------------
+    def _unpark(self, queues: dict[str, deque[J]], key: str, count: int) -> None:
+        """Move up to `count` of the longest waiters to the front of the ready line, oldest first."""
+        waiting = queues.get(key)
+        if not waiting:
+            return
+        moved: list[J] = []
+        while waiting and len(moved) < count:
+            moved.append(waiting.popleft())
+        if not waiting:
+            del queues[key]
+        if queues is self._backlogs:
+            self._backlogs_count -= len(moved)
+        self._ready.extendleft(reversed(moved))
+
+
+class Plan:
+    """Where each fresh delivery of one accept goes, decided one by one in order: leased here while there is room
+    in all and for its hook, else shelved (its own backlog full, or paused), else due (this worker is full; it
+    claims them once there is room). Synchronous: nothing else changes the worker's state while ingest plans."""
+
+    __slots__ = ("_admission", "_hook_rooms", "_room", "lease_until", "leased_by", "shelved", "shelved_until")
+
+    def __init__(self, admission: Admission[Any], leased_by: str, lease_until: float, shelved_until: float) -> None:
+        self._admission = admission
+        self._room = admission.room()
+        self._hook_rooms: dict[str, int] = {}  # per hook: its room left, else _SHELVES or _DUE
+        self.leased_by = leased_by
+        self.lease_until = lease_until
+        self.shelved_until = shelved_until  # the horizon
+        self.shelved: set[str] = set()  # hooks some of whose deliveries were shelved: tell the worker once stored
+
+    def admit(self, hook_id: str) -> Goes:
+        if self._room <= 0:
+            self._admission.full = True
+            return Goes.DUE
+        room = self._hook_rooms.get(hook_id)
+        if room is None:
+            room = self._admission.hook_room(hook_id)
+        if room > 0:
+            self._room -= 1
+            self._hook_rooms[hook_id] = room - 1
+            return Goes.LEASED
+        if room == 0:  # no room for this hook (any more): decided once per accept, nothing changes meanwhile
+            room = self._hook_rooms[hook_id] = _SHELVES if self._admission.shelves(hook_id) else _DUE
+        if room == _SHELVES:
+            self.shelved.add(hook_id)
+            return Goes.SHELVED
+        self._admission.full = True
+        return Goes.DUE
+
+
+_SHELVES, _DUE = -1, -2
+
+
+def _decrement(counts: dict[str, int], key: str) -> None:
+    left = counts.get(key, 1) - 1
+    if left:
+        counts[key] = left
+    else:
+        counts.pop(key, None)

@@ -1,0 +1,275 @@
+"""Admission (domain/admission.py) driven directly: caps, room, shelving, paused hooks, hand-backs, and what a
+finished job lets start. Synchronous: no event loop, no store, no clock but the `now` passed in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from switchhook.domain.admission import PARKED_PER_SLOT, Admission, Goes, Probe
+from switchhook.domain.breaker import Breakers, Change, Health
+from switchhook.domain.hooks import Hook
+
+HOOKS: dict[tuple[str, str], Hook] = {}
+
+
+def hook(hook_id: str, domain: str = "d.example") -> Hook:
+    key = (hook_id, domain)
+    if key not in HOOKS:
+        HOOKS[key] = Hook.compile(hook_id, domain, {"event": "DTMF", "enable": True, "action": {"url": "http://x/"}})
+    return HOOKS[key]
+
+
+@dataclass(slots=True)
+class Work:
+    delivery_id: str
+    hook: Hook
+
+
+def work(hook_id: str, count: int, domain: str = "d.example", first: int = 0) -> list[Work]:
+    return [Work(f"{hook_id}-{n}", hook(hook_id, domain)) for n in range(first, first + count)]
+
+
+def ids(jobs: object) -> list[str]:
+    return [job.delivery_id for job in jobs]  # type: ignore[attr-defined]
+
+
+def admission(
+    *,
+    cap: int = 1,
+    domain_cap: int = 128,
+    max_in_flight: int = 100,
+    max_leased: int = 1000,
+    breakers: Breakers | None = None,
+) -> Admission[Work]:
+    return Admission(
+        breakers or Breakers(2, 10.0, 60.0),
+        max_in_flight=max_in_flight,
+        max_in_flight_per_hook=cap,
+        max_in_flight_per_domain=domain_cap,
+        max_leased=max_leased,
+    )
+
+
+def down(state: Admission[Work], job: Work, now: float) -> tuple[Change | None, list[str]]:
+    """`job` finished unhealthy (its endpoint did not answer)."""
+    change, handed_back = state.account(job.hook.id, Health.UNHEALTHY, now)
+    state.finished(job, now)
+    return change, ids(handed_back)
+
+
+# -- caps ---------------------------------------------------------------------------------------------------------
+def test_the_global_cap_starts_no_more_than_max_in_flight_and_the_rest_stays_ready() -> None:
+    state = admission(cap=10, max_in_flight=3)
+    state.lease(work("h", 5))
+    started, handed_back = state.dispatch(0.0)
+    assert (ids(started), list(handed_back), state.in_flight, state.leased) == (["h-0", "h-1", "h-2"], [], 3, 5)
+    assert state.backlog("h") == []  # ready, not parked: it was the global cap
+    state.finished(started[0], 0.0)
+    assert ids(state.dispatch(0.0)[0]) == ["h-3"]
+
+
+def test_a_hooks_cap_parks_its_others_and_a_finished_one_lets_its_longest_waiter_start() -> None:
+    state = admission(cap=2)
+    state.lease(work("h", 5) + work("other", 1))
+    started, _ = state.dispatch(0.0)
+    assert ids(started) == ["h-0", "h-1", "other-0"]  # a busy hook does not hold the others up
+    assert ids(state.backlog("h")) == ["h-2", "h-3", "h-4"]
+    assert state.finished(started[0], 0.0) is Probe.NONE
+    assert ids(state.dispatch(0.0)[0]) == ["h-2"]
+    assert ids(state.backlog("h")) == ["h-3", "h-4"]
+
+
+def test_a_domains_cap_holds_all_its_hooks_and_not_the_other_domains() -> None:
+    state = admission(cap=5, domain_cap=2)
+    state.lease(work("a1", 2, "a.example") + work("a2", 2, "a.example") + work("b1", 2, "b.example"))
+    started, _ = state.dispatch(0.0)
+    assert ids(started) == ["a1-0", "a1-1", "b1-0", "b1-1"]
+    state.finished(started[2], 0.0)  # a slot of b.example: nothing of a.example starts
+    assert ids(state.dispatch(0.0)[0]) == []
+    state.finished(started[0], 0.0)  # a slot of a.example: its longest waiter
+    assert ids(state.dispatch(0.0)[0]) == ["a2-0"]
+
+
+def test_a_delivery_leased_twice_is_held_once_and_forgotten_once_recorded() -> None:
+    state = admission()
+    job = work("h", 1)
+    state.lease(job)
+    state.lease(job)  # claimed again while it waits here (its own lease)
+    started, _ = state.dispatch(0.0)
+    assert ids(started) == ["h-0"] and state.leased == 1
+    state.finished(started[0], 0.0)
+    assert state.is_leased("h-0") and state.idle  # finished, leased until recorded
+    state.forget(["h-0"])
+    assert (state.leased, state.room(), state.leased_ids()) == (0, 1000, [])
+
+
+# -- room and shelving ----------------------------------------------------------------------------------------------
+def test_room_in_all_and_per_hook() -> None:
+    state = admission(cap=1, max_leased=40)
+    state.lease(work("h1", 1 + PARKED_PER_SLOT - 3))
+    state.dispatch(0.0)
+    assert (state.room(), state.hook_room("h1"), state.hook_room("h2")) == (26, 3, PARKED_PER_SLOT)
+
+
+def test_a_plan_leases_while_there_is_room_then_shelves_a_hooks_own_overflow() -> None:
+    state = admission(cap=1, max_leased=1000)
+    state.lease(work("busy", 1 + PARKED_PER_SLOT - 2))  # room for 2 more in its backlog
+    state.dispatch(0.0)
+    plan = state.plan("w1", 190.0, 700.0)
+    goes = [plan.admit(h) for h in ("busy", "busy", "busy", "calm", "busy")]
+    assert goes == [Goes.LEASED, Goes.LEASED, Goes.SHELVED, Goes.LEASED, Goes.SHELVED]
+    assert plan.shelved == {"busy"} and not state.full
+    assert (plan.leased_by, plan.lease_until, plan.shelved_until) == ("w1", 190.0, 700.0)
+
+
+def test_a_plan_leaves_deliveries_due_when_the_worker_has_no_room() -> None:
+    state = admission(max_leased=2)
+    plan = state.plan("w1", 0.0, 0.0)
+    assert [plan.admit("h") for _ in range(3)] == [Goes.LEASED, Goes.LEASED, Goes.DUE]
+    assert state.full and plan.shelved == set()
+
+
+def test_a_healthy_hook_is_not_shelved_because_of_other_hooks_backlogs() -> None:
+    state = admission(cap=1, max_leased=40)
+    state.lease(work("slow1", 1 + PARKED_PER_SLOT) + work("slow2", 1 + 4))  # 20 parked: half the room
+    state.dispatch(0.0)
+    assert state.hook_room("healthy") == 0 and not state.shelves("healthy")
+    plan = state.plan("w1", 0.0, 0.0)
+    assert plan.admit("healthy") is Goes.DUE and state.full and plan.shelved == set()
+
+
+def test_a_paused_hook_has_no_room_and_its_fresh_deliveries_are_shelved() -> None:
+    breakers = Breakers(1, 10.0, 60.0)
+    state = admission(breakers=breakers)
+    breakers.record("dead", Health.UNHEALTHY, 0.0)
+    assert state.hook_room("dead") == 0 and state.shelves("dead")
+    plan = state.plan("w1", 0.0, 0.0)
+    assert (plan.admit("dead"), plan.admit("alive")) == (Goes.SHELVED, Goes.LEASED)
+    assert plan.shelved == {"dead"}
+
+
+def test_claims_skip_full_backlogs_and_paused_hooks_unless_half_open_with_no_probe_here() -> None:
+    breakers = Breakers(1, 10.0, 60.0)
+    state = admission(cap=1, breakers=breakers)
+    state.lease(work("full", 1 + PARKED_PER_SLOT))
+    state.dispatch(0.0)
+    breakers.record("paused", Health.UNHEALTHY, 0.0)
+    assert sorted(state.skipped(5.0)) == ["full", "paused"]  # cooling down
+    assert state.skipped(10.0) == ["full"]  # half-open, no probe here: a due retry may be its probe
+
+
+# -- shelves --------------------------------------------------------------------------------------------------------
+def test_a_take_that_comes_back_short_forgets_the_shelf_unless_news_came_meanwhile() -> None:
+    state = admission()
+    state.shelved("h")
+    news = state.shelf_news("h")
+    state.shelved("h")  # more shelved while the take was on its way
+    state.took("h", asked=10, taken=3, news=news)
+    assert state.has_shelf("h")
+    state.took("h", asked=10, taken=10, news=state.shelf_news("h"))  # a full take: more may wait
+    assert state.shelves_known() == ["h"]
+    state.took("h", asked=10, taken=3, news=state.shelf_news("h"))
+    assert not state.has_shelf("h")
+
+
+def test_a_drained_backlog_asks_for_a_take_of_its_shelf_once_per_round() -> None:
+    state = admission(cap=1)
+    state.lease(work("h", 1 + PARKED_PER_SLOT))
+    started, _ = state.dispatch(0.0)
+    state.shelved("h")
+    state.finished(started[0], 0.0)  # 15 parked: more than half
+    assert not state.wants_take("h")
+    for _ in range(PARKED_PER_SLOT // 2):
+        state.finished(state.dispatch(0.0)[0][0], 0.0)
+    assert state.wants_take("h") and not state.wants_take("h")  # once
+    state.take_round()
+    assert state.wants_take("h")
+
+
+def test_only_paused_hooks_shelves_are_kept_at_the_horizon() -> None:
+    breakers = Breakers(1, 10.0, 60.0)
+    state = admission(breakers=breakers)
+    state.shelved("busy")
+    state.shelved("dead")
+    breakers.record("dead", Health.UNHEALTHY, 0.0)
+    assert state.paused_shelves() == ["dead"]
+
+
+# -- paused hooks ---------------------------------------------------------------------------------------------------
+def test_a_pause_hands_back_the_backlog_but_keeps_the_longest_waiter_as_the_probe() -> None:
+    state = admission(cap=2)
+    first = work("h", 6)
+    state.lease(first)
+    state.dispatch(0.0)  # h-0 and h-1 in flight, four parked
+    assert state.account("h", Health.UNHEALTHY, 1.0) == (None, ())
+    change, handed_back = state.account("h", Health.UNHEALTHY, 1.0)
+    assert (change, ids(handed_back)) == (Change.OPENED, ["h-3", "h-4", "h-5"])
+    assert ids(state.backlog("h")) == ["h-2"]  # the probe
+    assert [state.is_leased(f"h-{n}") for n in range(6)] == [True, True, True, False, False, False]
+    assert state.hook_room("h") == 0 and state.cooldown_left("h", 4.0) == 7.0
+
+
+def test_a_cooling_down_hook_with_its_probe_parked_hands_back_what_comes_next() -> None:
+    state = admission(cap=1, breakers=Breakers(1, 10.0, 60.0))
+    state.lease(work("h", 2))
+    started, _ = state.dispatch(0.0)
+    assert down(state, started[0], 1.0) == (Change.OPENED, [])  # one parked: it is the probe
+    state.lease(work("h", 1, first=2))  # e.g. a due retry claimed meanwhile
+    started, handed_back = state.dispatch(2.0)
+    assert (started, ids(handed_back), ids(state.backlog("h"))) == ([], ["h-2"], ["h-1"])
+    assert not state.is_leased("h-2")
+
+
+def test_the_end_of_the_cooldown_makes_the_parked_probe_ready_and_one_at_a_time() -> None:
+    state = admission(cap=4, breakers=Breakers(1, 10.0, 60.0))
+    state.lease(work("h", 6))
+    started, _ = state.dispatch(0.0)
+    assert down(state, started[0], 1.0)[0] is Change.OPENED
+    assert state.probe("h", 5.0) is Probe.NONE  # cooling down
+    for job in started[1:]:
+        state.finished(job, 2.0)  # the requests sent before the pause come back
+    assert state.cooldown_left("h", 11.0) == 0.0
+    assert state.probe("h", 11.0) is Probe.READY
+    probe, _ = state.dispatch(11.0)
+    assert ids(probe) == ["h-4"] and state.probe("h", 11.0) is Probe.NONE  # one on its way already
+
+
+def test_a_half_open_hook_with_nothing_here_takes_its_probe_from_its_shelf_once() -> None:
+    state = admission(cap=1, breakers=Breakers(1, 10.0, 60.0))
+    state.lease(work("h", 1))
+    started, _ = state.dispatch(0.0)
+    down(state, started[0], 1.0)
+    assert state.probe("h", 11.0) is Probe.FROM_SHELF
+    assert state.probe("h", 11.0) is Probe.NONE  # being taken
+    state.probe_claimed("h")
+    assert state.probe("h", 11.0) is Probe.FROM_SHELF
+
+
+def test_a_probe_that_said_nothing_asks_for_the_next_one_when_it_finishes() -> None:
+    state = admission(cap=1, breakers=Breakers(1, 10.0, 60.0))
+    state.lease(work("h", 3))
+    started, _ = state.dispatch(0.0)
+    down(state, started[0], 1.0)
+    state.probe("h", 11.0)
+    probe, _ = state.dispatch(11.0)
+    assert state.account("h", Health.UNKNOWN, 12.0) == (None, ())  # a 429: no news of the endpoint
+    assert state.finished(probe[0], 12.0) is Probe.FROM_SHELF  # nothing parked here any more: from the shelf
+
+
+def test_a_resume_makes_the_backlog_ready_up_to_the_cap_first_in_line() -> None:
+    state = admission(cap=2, breakers=Breakers(1, 10.0, 60.0))
+    state.lease(work("h", 2))
+    started, _ = state.dispatch(0.0)
+    down(state, started[0], 1.0)
+    state.finished(started[1], 1.0)
+    state.lease(work("h", 4, first=2))  # claimed while half-open: one parks as the probe, one starts
+    probe, _ = state.dispatch(11.0)
+    assert ids(probe) == ["h-2"] and ids(state.backlog("h")) == ["h-3", "h-4", "h-5"]
+    state.lease(work("other", 1))
+    change, handed_back = state.account("h", Health.HEALTHY, 12.0)
+    assert (change, handed_back) == (Change.CLOSED, ())
+    state.finished(probe[0], 12.0)
+    started, _ = state.dispatch(12.0)
+    # The backlog first, up to the cap of 2 (the resume made two ready, the probe's slot one more: it parks).
+    assert sorted(ids(started)) == ["h-3", "h-5", "other-0"] and ids(state.backlog("h")) == ["h-4"]
+    assert state.cooldown_left("h", 12.0) is None
