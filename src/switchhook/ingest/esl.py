@@ -275,10 +275,6 @@ class EslSource:
         self._deliver_task: asyncio.Task[None] | None = None
 
     @property
-    def url(self) -> EslUrl:
-        return self._url
-
-    @property
     def backlog_size(self) -> int:
         """Events read from the socket but not yet accepted by the sink."""
         return len(self._backlog) + self._in_flight
