@@ -7,6 +7,9 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from switchhook.domain.filters import RegexLimits
+from switchhook.domain.hooks import HookLimits
+
 
 class Settings(BaseSettings):
     """Every knob of switchhook. Each field is `SWITCHHOOK_<NAME>`; the README lists them all."""
@@ -48,6 +51,11 @@ class Settings(BaseSettings):
     poll_interval_s: float = Field(1.0, gt=0)
     max_body_bytes: int = Field(5 * 1024 * 1024, ge=1024)
     ingest_rate_per_domain: float = Field(0.0, ge=0)  # events/s per domain; 0 = unlimited
+    ingest_burst_per_domain: float = Field(0.0, ge=0)  # events a domain may send at once; 0 = twice the rate
+    max_hook_bytes: int = Field(64 * 1024, ge=1024)  # one hook document, as JSON
+    regex_max_length: int = Field(1000, ge=1)  # characters of one filter regex
+    regex_max_repeat: int = Field(1000, ge=1)  # largest count in one {n,m} repetition
+    regex_max_size: int = Field(5000, ge=1)  # a hook's regexes expanded (repetitions multiplied out), units
     session_ttl_days: float = Field(100.0, gt=0)
     log_level: str = "INFO"
     log_format: str = "json"  # json | text
@@ -66,6 +74,12 @@ class Settings(BaseSettings):
     @property
     def domain_header_list(self) -> tuple[str, ...]:
         return tuple(h.strip() for h in self.domain_headers.split(",") if h.strip())
+
+    @property
+    def hook_limits(self) -> HookLimits:
+        """What one hook document may cost: its JSON size and its regexes (RELIABILITY.md, hostile tenants)."""
+        regex = RegexLimits(self.regex_max_length, self.regex_max_repeat, self.regex_max_size)
+        return HookLimits(self.max_hook_bytes, regex)
 
     @property
     def egress_deny_list(self) -> tuple[str, ...]:

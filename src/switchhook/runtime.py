@@ -70,7 +70,7 @@ class Runtime:
         self.worker_enabled = worker
         self.metrics = Metrics()
         self.store: Store = build_store(settings)
-        self.index = HookIndex()
+        self.index = HookIndex(settings.hook_limits)
         # Built by start(), which needs the store (migrations, the token secret, the hooks) first.
         self.services: Services | None = None
         self.worker: DeliveryWorker | None = None
@@ -155,7 +155,7 @@ class Runtime:
             events=events,
             deliveries=deliveries,
             index=self.index,
-            ingest_limiter=RateLimiter(settings.ingest_rate_per_domain),
+            ingest_limiter=RateLimiter(settings.ingest_rate_per_domain, settings.ingest_burst_per_domain or None),
             health=self.health,
             metrics=self.metrics.render,
             max_body_bytes=settings.max_body_bytes,

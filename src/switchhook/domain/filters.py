@@ -1,4 +1,4 @@
-"""Hook filters (SPEC §6): compile a hook's `filter` once, evaluate it per event without surprises."""
+"""Hook filters (docs/behaviour.md): compile a hook's `filter` once, evaluate it per event without surprises."""
 
 from __future__ import annotations
 
@@ -33,6 +33,25 @@ _ABSENT_MARKERS = (None, "null", "")
 
 
 @dataclass(frozen=True, slots=True)
+class RegexLimits:
+    """What a hook's `reg` filters may cost, checked before anything is compiled (RELIABILITY.md, hostile tenants).
+
+    The `regex` package unrolls fixed repetitions: `(?:a{1500}){1500}` (19 characters) compiles to a 2.25 M
+    character program, ~550 MB and ~20 s of one core, again at every start. So a pattern is refused before
+    compiling when it is longer than `max_length` characters, holds a repetition count above `max_repeat`, or
+    when the hook's patterns together expand to more than `max_size` units (`expanded_size`: one unit per
+    character, class or escape, repetitions multiplied out; ~250 bytes of compiled program each, measured).
+    """
+
+    max_length: int = 1000
+    max_repeat: int = 1000
+    max_size: int = 5000
+
+
+DEFAULT_REGEX_LIMITS = RegexLimits()
+
+
+@dataclass(frozen=True, slots=True)
 class Condition:
     """One compiled filter entry: `event[key] <operation> value`."""
 
@@ -42,8 +61,12 @@ class Condition:
     pattern: Any = None  # compiled `regex` pattern for `reg`
 
 
-def compile_filter(spec: Mapping[str, Any]) -> tuple[Condition, ...]:
-    """Validate and compile a hook's `filter` object; raises InvalidHook with a message naming the key."""
+def compile_filter(spec: Mapping[str, Any], limits: RegexLimits = DEFAULT_REGEX_LIMITS) -> tuple[Condition, ...]:
+    """Validate and compile a hook's `filter` object; raises InvalidHook with a message naming the key.
+
+    Every `reg` pattern is checked against `limits` before any is compiled (see RegexLimits).
+    """
+    check_filter_patterns(spec, limits)
     conditions = []
     for key, entry in spec.items():
         if not isinstance(entry, Mapping):
@@ -65,18 +88,170 @@ def compile_filter(spec: Mapping[str, Any]) -> tuple[Condition, ...]:
     return tuple(conditions)
 
 
-def compile_pattern(text: str, key: str = "") -> Any:
-    """`/pattern/flags` (flags i, m, s; g and y accepted and ignored) or a bare pattern."""
-    flags = 0
-    source = text
-    literal = _REGEX_LITERAL.fullmatch(text)
-    if literal:
-        source, letters = literal.group(1), literal.group(2)
-        flags |= regex.IGNORECASE if "i" in letters else 0
-        flags |= regex.MULTILINE if "m" in letters else 0
-        flags |= regex.DOTALL if "s" in letters else 0
+def check_filter_patterns(spec: Mapping[str, Any], limits: RegexLimits = DEFAULT_REGEX_LIMITS) -> int:
+    """The expanded size of the `reg` patterns of a filter, or InvalidHook saying which bound one is over."""
+    total = 0
+    for key, entry in spec.items():
+        if isinstance(entry, Mapping) and entry.get("operation") == "reg" and isinstance(entry.get("value"), str):
+            total += check_pattern(entry["value"], key, limits)
+            if total > limits.max_size:
+                raise InvalidHook(
+                    f"Bad request: filter '{key}': the hook's regular expressions expand to more than "
+                    f"{limits.max_size} units together (repetitions multiplied out); the limit keeps a "
+                    "hook's compiled patterns small."
+                )
+    return total
+
+
+def check_pattern(text: str, key: str = "", limits: RegexLimits = DEFAULT_REGEX_LIMITS) -> int:
+    """The expanded size of one `reg` value (see `expanded_size`), or InvalidHook naming the bound it is over."""
+    source = _split_literal(text)[0]
+    if len(source) > limits.max_length:
+        raise InvalidHook(
+            f"Bad request: filter '{key}' regular expression is {len(source)} characters long, "
+            f"more than the {limits.max_length} allowed."
+        )
     try:
-        return regex.compile(source, flags | regex.VERSION0)
+        size = expanded_size(source, limits.max_repeat)
+    except _RepeatTooLarge as exc:
+        raise InvalidHook(
+            f"Bad request: filter '{key}' regular expression repeats {exc.count} times, more than the "
+            f"{limits.max_repeat} allowed in one repetition."
+        ) from None
+    if size > limits.max_size:
+        raise InvalidHook(
+            f"Bad request: filter '{key}' regular expression expands to {size} units (repetitions multiplied "
+            f"out), more than the {limits.max_size} allowed: it would compile to a program that large."
+        )
+    return size
+
+
+class _RepeatTooLarge(Exception):
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+
+#: What opens a group, so `(?:`, `(?P<name>`, `(?<=`, `(?i)` are not read as atoms.
+_GROUP_OPENING = re.compile(r"\((?:\?(?:P?<[^>=!]*>|P=|<?[=!]|[:>|]|[A-Za-z^-]+:?)?)?")
+_COUNTED = re.compile(r"\{(\d*)(,(\d*))?\}")
+
+
+def expanded_size(source: str, max_repeat: int) -> int:
+    """An upper bound of the program `regex` compiles `source` to, in units, without compiling it.
+
+    One unit per literal character, escape, character class or `.`; a group is its content, an alternation
+    its branches plus one each; `{n}` multiplies by n (the engine unrolls it), any other repetition by
+    min + 1. Conservative: a `{` that is not a count reads as a literal, an escape's tail as literals.
+    Raises _RepeatTooLarge for a count above `max_repeat` (read as an integer, however many digits).
+    """
+    # Per open group: [size of the closed branches (plus one per branch), size of the current branch, last atom].
+    stack: list[list[int]] = [[0, 0, 0]]
+    i, n = 0, len(source)
+    while i < n:
+        char = source[i]
+        frame = stack[-1]
+        if char == "\\":
+            i += 2
+            frame[1] += 1
+            frame[2] = 1
+            continue
+        if char == "[":
+            i = _class_end(source, i)
+            frame[1] += 1
+            frame[2] = 1
+            continue
+        if char == "(":
+            if source.startswith("(?#", i):
+                close = source.find(")", i)
+                i = n if close < 0 else close + 1
+                continue
+            stack.append([0, 0, 0])
+            opening = _GROUP_OPENING.match(source, i)
+            i = opening.end() if opening else i + 1
+            continue
+        if char == ")" and len(stack) > 1:
+            closed, current, _ = stack.pop()
+            size = closed + current + (1 if closed else 0)
+            stack[-1][1] += size
+            stack[-1][2] = size
+            i += 1
+            continue
+        if char == "|":
+            frame[0] += frame[1] + 1
+            frame[1] = frame[2] = 0
+            i += 1
+            continue
+        multiplier = None
+        if char in "*?":
+            multiplier, i = 1, i + 1
+        elif char == "+":
+            multiplier, i = 2, i + 1
+        elif char == "{" and (counted := _COUNTED.match(source, i)) is not None:
+            low = int(counted.group(1) or 0)
+            high = low if counted.group(2) is None else (int(counted.group(3)) if counted.group(3) else None)
+            for count in (low, high):
+                if count is not None and count > max_repeat:
+                    raise _RepeatTooLarge(count)
+            multiplier = low if high == low else low + 1
+            i = counted.end()
+        if multiplier is not None:
+            if i < n and source[i] in "?+":  # lazy or possessive: the same program
+                i += 1
+            frame[1] += frame[2] * (multiplier - 1)
+            frame[2] *= multiplier
+            continue
+        frame[1] += 1
+        frame[2] = 1
+        i += 1
+    while len(stack) > 1:  # unbalanced: the compiler will say so; count what is there
+        closed, current, _ = stack.pop()
+        stack[-1][1] += closed + current
+    return stack[0][0] + stack[0][1] + (1 if stack[0][0] else 0)
+
+
+def _class_end(source: str, start: int) -> int:
+    """The index after the `]` closing the class opened at `start` (a leading `]` or `^]` is a member)."""
+    i = start + 1
+    if i < len(source) and source[i] == "^":
+        i += 1
+    if i < len(source) and source[i] == "]":
+        i += 1
+    while i < len(source):
+        if source[i] == "\\":
+            i += 2
+            continue
+        if source.startswith("[:", i):  # a POSIX class such as [:alpha:]
+            close = source.find(":]", i + 2)
+            if close >= 0:
+                i = close + 2
+                continue
+        if source[i] == "]":
+            return i + 1
+        i += 1
+    return len(source)
+
+
+def _split_literal(text: str) -> tuple[str, int]:
+    """(source, flags) of `/pattern/flags` (flags i, m, s; g and y accepted and ignored) or a bare pattern."""
+    literal = _REGEX_LITERAL.fullmatch(text)
+    if not literal:
+        return text, 0
+    source, letters = literal.group(1), literal.group(2)
+    flags = regex.IGNORECASE if "i" in letters else 0
+    flags |= regex.MULTILINE if "m" in letters else 0
+    flags |= regex.DOTALL if "s" in letters else 0
+    return source, flags
+
+
+def compile_pattern(text: str, key: str = "") -> Any:
+    """`/pattern/flags` (flags i, m, s; g and y accepted and ignored) or a bare pattern.
+
+    Callers check the pattern against RegexLimits first (compile_filter does). Not kept in the `regex`
+    package's own cache: it would keep 500 patterns of deleted hooks alive.
+    """
+    source, flags = _split_literal(text)
+    try:
+        return regex.compile(source, flags | regex.VERSION0, cache_pattern=False)
     except (regex.error, ValueError, OverflowError, RecursionError) as exc:
         raise InvalidHook(f"Bad request: filter '{key}' has an invalid regular expression: {exc}.") from None
 

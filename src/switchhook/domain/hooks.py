@@ -1,16 +1,24 @@
-"""The hook document (SPEC §2): validation, Webitel key order, and the compiled form the pipeline uses."""
+"""The hook document (docs/behaviour.md): validation, Webitel key order, and the compiled form the pipeline uses."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from switchhook.domain.errors import InvalidHook
-from switchhook.domain.filters import OPERATIONS, Condition, compile_filter, compile_pattern
+from switchhook.domain.filters import (
+    DEFAULT_REGEX_LIMITS,
+    OPERATIONS,
+    Condition,
+    RegexLimits,
+    compile_filter,
+    compile_pattern,
+)
 from switchhook.domain.redact import redact, restore
 from switchhook.domain.signing import secret_key
 
@@ -46,6 +54,13 @@ SECRET_MASK = "whsec_********"  # noqa: S105 - a display mask, not a secret
 _HOOK_ID = re.compile(r"[0-9a-fA-F]{24}")
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_HEADER_VALUE_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a tab is field whitespace (RFC 9110)
+#: Headers that frame the message or belong to one connection: switchhook sets them itself. A hook that set
+#: them could desynchronise a pooled connection (a second request smuggled inside its body), so they are
+#: refused at write time and dropped from a document stored before (RELIABILITY.md, hostile tenants).
+CONNECTION_HEADERS = frozenset(
+    ("transfer-encoding", "content-length", "connection", "keep-alive", "upgrade", "te", "trailer", "host")
+)
 _DECIMAL = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
 
 
@@ -78,11 +93,38 @@ def _template_map(value: Any, name: str) -> dict[str, str]:
     return {k: v for k, v in value.items() if isinstance(v, str)}
 
 
+@dataclass(frozen=True, slots=True)
+class HookLimits:
+    """What one hook document may cost (RELIABILITY.md, hostile tenants): its size and its regexes."""
+
+    #: The stored document, serialized as JSON (UTF-8 bytes).
+    max_bytes: int = 64 * 1024
+    regex: RegexLimits = field(default_factory=lambda: DEFAULT_REGEX_LIMITS)
+
+
+DEFAULT_LIMITS = HookLimits()
+
+
+def is_connection_header(name: str) -> bool:
+    """Whether a hook may not set `name` (framing, hop-by-hop, Host, Proxy-*): see CONNECTION_HEADERS."""
+    lowered = name.lower()
+    return lowered in CONNECTION_HEADERS or lowered.startswith("proxy-")
+
+
+def without_connection_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
+    """`headers` less the ones a hook may not set (a document stored before they were refused)."""
+    return {k: v for k, v in headers.items() if not is_connection_header(k)}
+
+
 def _headers(value: Any, name: str) -> dict[str, str]:
     headers = _template_map(value, name)
-    for header in headers:
+    for header, text in headers.items():
         if not _HEADER_NAME.fullmatch(header):
             raise _bad(f"{name} has an invalid header name {header!r}.")
+        if is_connection_header(header):
+            raise _bad(f"{name} must not set {header!r}: switchhook frames each request and owns its connection.")
+        if _HEADER_VALUE_CONTROL.search(text):
+            raise _bad(f"{name} {header!r} must not contain control characters.")
     return headers
 
 
@@ -168,12 +210,27 @@ def _boolean(value: Any, name: str) -> bool:
 
 
 def validate_hook(
-    body: Any, previous_secret: str | None = None, previous: Mapping[str, Any] | None = None
+    body: Any,
+    previous_secret: str | None = None,
+    previous: Mapping[str, Any] | None = None,
+    limits: HookLimits = DEFAULT_LIMITS,
 ) -> dict[str, Any]:
     """Check a create/replace body and return the document to store (unknown keys dropped, no domain).
 
     `previous` is the stored document a replacement may still carry masked secrets of (see redact).
+    The document may not exceed `limits` (its JSON size, its regexes); compiling its regexes is CPU work
+    of up to a few milliseconds: callers on an event loop run this in a thread.
     """
+    doc = _validate(body, previous_secret, previous, limits)
+    size = len(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass"))
+    if size > limits.max_bytes:
+        raise _bad(f"the hook document is {size} bytes as JSON, more than the {limits.max_bytes} allowed.")
+    return doc
+
+
+def _validate(
+    body: Any, previous_secret: str | None, previous: Mapping[str, Any] | None, limits: HookLimits
+) -> dict[str, Any]:
     if not isinstance(body, Mapping):
         raise _bad("hook must be a JSON object.")
     event = body.get("event")
@@ -193,14 +250,14 @@ def validate_hook(
     for key in STORED_KEYS[1:]:
         if key not in body or body[key] is None:
             continue
-        value = _validate_field(key, body[key], previous_secret)
+        value = _validate_field(key, body[key], previous_secret, limits.regex)
         if value is not None:
             doc[key] = value
     doc["action"] = {**dict(action), "method": action["method"].upper()}
     return restore({key: doc[key] for key in STORED_KEYS if key in doc}, previous)
 
 
-def _validate_field(key: str, value: Any, previous_secret: str | None) -> Any:
+def _validate_field(key: str, value: Any, previous_secret: str | None, regex_limits: RegexLimits) -> Any:
     if key == "enable":
         return _enable(value)
     if key in ("customBody", "disableOnGone"):
@@ -221,7 +278,7 @@ def _validate_field(key: str, value: Any, previous_secret: str | None) -> Any:
         if not isinstance(value, Mapping):
             raise _bad("filter must be an object.")
         known, _unknown = split_filter(value)
-        compile_filter(known)
+        compile_filter(known, regex_limits)
         return dict(value)
     if key == "auth":
         return _validate_auth(value)
@@ -286,7 +343,7 @@ def split_filter(spec: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any
 _NEVER = compile_pattern("(?!)")
 
 
-def _conditions(spec: Any) -> tuple[tuple[Condition, ...], dict[str, str]]:
+def _conditions(spec: Any, regex_limits: RegexLimits) -> tuple[tuple[Condition, ...], dict[str, str]]:
     if not isinstance(spec, Mapping):
         return (), {}
     known, unknown = split_filter(spec)
@@ -297,7 +354,7 @@ def _conditions(spec: Any) -> tuple[tuple[Condition, ...], dict[str, str]]:
         key: f"unknown operation {entry.get('operation')!r}: this condition never holds (as in Webitel)"
         for key, entry in unknown.items()
     }
-    return compile_filter(known) + never, notes
+    return compile_filter(known, regex_limits) + never, notes
 
 
 def public_view(doc: Mapping[str, Any], hook_id: str, domain: str, *, id_first: bool = True) -> dict[str, Any]:
@@ -307,6 +364,20 @@ def public_view(doc: Mapping[str, Any], hook_id: str, domain: str, *, id_first: 
     if "secret" in body:
         body["secret"] = SECRET_MASK
     return {"_id": hook_id, **body} if id_first else {**body, "_id": hook_id}
+
+
+def _sendable(doc: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The document less the connection headers a version before they were refused may have stored."""
+    headers, auth = doc.get("headers"), doc.get("auth")
+    auth_headers = auth.get("headers") if isinstance(auth, Mapping) else None
+    if not any(isinstance(h, Mapping) and any(is_connection_header(k) for k in h) for h in (headers, auth_headers)):
+        return doc  # the usual case: no copy
+    cleaned = dict(doc)
+    if isinstance(headers, Mapping):
+        cleaned["headers"] = without_connection_headers(headers)
+    if isinstance(auth, Mapping) and isinstance(auth_headers, Mapping):
+        cleaned["auth"] = {**auth, "headers": without_connection_headers(auth_headers)}
+    return cleaned
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,13 +400,16 @@ class Hook:
     filter_notes: Mapping[str, str] | None = None
 
     @classmethod
-    def compile(cls, hook_id: str, domain: str, doc: Mapping[str, Any]) -> Hook:
+    def compile(cls, hook_id: str, domain: str, doc: Mapping[str, Any], limits: HookLimits = DEFAULT_LIMITS) -> Hook:
+        """The pipeline's form of a stored document; InvalidHook when it is over today's `limits` (a regex
+        stored by an older version): the caller skips such a hook rather than compile it."""
+        doc = _sendable(doc)
         filter_spec = doc.get("filter") or {}
         action = doc.get("action") or {}
         enabled = doc.get("enable") is True
         secret = doc.get("secret")
         auth = doc.get("auth")
-        conditions, notes = _conditions(filter_spec)
+        conditions, notes = _conditions(filter_spec, limits.regex)
         return cls(
             id=hook_id,
             domain=domain,

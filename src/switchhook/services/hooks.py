@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import time
@@ -99,19 +100,22 @@ class HooksService:
         if row is None:
             return None
         view = public_view(row.doc, row.id, row.domain)
-        if row.disabled_reason:
-            view["disabledReason"] = row.disabled_reason
+        reason = row.disabled_reason or self._index.skipped_reason(row.id)
+        if reason:
+            view["disabledReason"] = reason
         return view
 
     async def create(self, caller: Caller, domain: str | None, body: Any) -> dict[str, Any]:
         require(caller, "hook", "c")
         scope = effective_domain(caller, domain)
-        doc = validate_hook(body)
+        # Validating compiles the hook's regexes (bounded, yet CPU): in a thread, off the event loop.
+        doc = await asyncio.to_thread(validate_hook, body, limits=self._index.limits)
         row = HookRow(new_hook_id(self._clock), scope, doc)
+        compiled = await asyncio.to_thread(self._index.compile, row)
         async with self._store.transaction() as tx:
             await tx.insert_hook(row, self._clock())
             await tx.notify_hook_changed(scope, row.id)
-        self._index.put(row)
+        self._index.install(row, *compiled)
         return {
             "result": {"ok": 1, "n": 1},
             "ops": [public_view(doc, row.id, scope, id_first=False)],
@@ -123,16 +127,18 @@ class HooksService:
         require(caller, "hook", "u")
         scope = effective_domain(caller, domain)
         hook_id = check_hook_id(hook_id)
+        limits = self._index.limits
         async with self._store.transaction() as tx:
             current = await tx.get_hook(scope, hook_id)
             if current is None:
-                validate_hook(body)  # bad input is still a 400, found or not
+                await asyncio.to_thread(validate_hook, body, limits=limits)  # bad input is still a 400
                 return {"n": 0, "nModified": 0, "ok": 1}
-            doc = validate_hook(body, previous_secret=current.doc.get("secret"), previous=current.doc)
+            doc = await asyncio.to_thread(validate_hook, body, current.doc.get("secret"), current.doc, limits)
             row = HookRow(hook_id, scope, doc)
+            compiled = await asyncio.to_thread(self._index.compile, row)
             changed = await tx.replace_hook(row, self._clock())
             await tx.notify_hook_changed(scope, hook_id)
-        self._index.put(row)
+        self._index.install(row, *compiled)
         return {"n": changed, "nModified": int(changed and doc != current.doc), "ok": 1}
 
     async def delete(self, caller: Caller, domain: str | None, hook_id: str) -> dict[str, int]:

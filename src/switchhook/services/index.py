@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 
 from switchhook.domain.errors import SwitchhookError
-from switchhook.domain.hooks import Hook
+from switchhook.domain.hooks import DEFAULT_LIMITS, Hook, HookLimits
 from switchhook.store.base import HookRow, Store
 
 logger = logging.getLogger("switchhook.index")
@@ -18,7 +20,10 @@ Listener = Callable[[], None]
 class HookIndex:
     """Matching reads `find(domain, key)`: a dict lookup, no database round trip on the hot path."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: HookLimits = DEFAULT_LIMITS) -> None:
+        #: What a hook may cost today; a stored hook over them is skipped and disabled (see `reload`).
+        self.limits = limits
+        self._skipped: dict[str, str] = {}  # hook id -> why it is not in the index
         self._by_id: dict[str, Hook] = {}
         self._by_key: dict[tuple[str, str], tuple[Hook, ...]] = {}
         self._listeners: list[Listener] = []
@@ -35,6 +40,19 @@ class HookIndex:
     def get(self, hook_id: str) -> Hook | None:
         return self._by_id.get(hook_id)
 
+    def skipped_reason(self, hook_id: str) -> str | None:
+        """Why a stored hook is not in the index (over today's limits), or None."""
+        return self._skipped.get(hook_id)
+
+    def compile(self, row: HookRow) -> tuple[Hook | None, str | None]:
+        """(the compiled hook, None) or (None, why it cannot be): CPU work, safe to run in a thread."""
+        try:
+            return Hook.compile(row.id, row.domain, row.doc, self.limits), None
+        except SwitchhookError as exc:  # a row written by an older version with rules we now reject
+            reason = exc.message.removeprefix("Bad request: ")
+            logger.warning("hook %s skipped: %s", row.id, reason)
+            return None, f"not loaded, over this server's limits: {reason}"
+
     def event_keys(self) -> frozenset[str]:
         """Event keys that some delivering hook uses (what sources subscribe to)."""
         return self._event_keys
@@ -43,17 +61,23 @@ class HookIndex:
         return len(self._by_id)
 
     def replace_all(self, rows: Iterable[HookRow]) -> None:
-        by_id = {}
-        for row in rows:
-            hook = _compile(row)
-            if hook is not None:
-                by_id[hook.id] = hook
-        self._by_id = by_id
+        self._install_all([(row, *self.compile(row)) for row in rows])
+
+    def _install_all(self, compiled: list[tuple[HookRow, Hook | None, str | None]]) -> None:
+        self._by_id = {hook.id: hook for _row, hook, _reason in compiled if hook is not None}
+        self._skipped = {row.id: reason for row, _hook, reason in compiled if reason is not None}
         self._rebuild()
 
     def put(self, row: HookRow) -> None:
         """Add or replace one hook: only its (domain, event key) group is touched, O(hooks of that group)."""
-        hook = _compile(row)
+        self.install(row, *self.compile(row))
+
+    def install(self, row: HookRow, hook: Hook | None, reason: str | None = None) -> None:
+        """`put` with the hook compiled beforehand (`compile`, in a thread): None for one that cannot be."""
+        if reason is None:
+            self._skipped.pop(row.id, None)
+        else:
+            self._skipped[row.id] = reason
         old = self._by_id.pop(row.id, None)
         if old is not None:
             self._ungroup(old)
@@ -68,6 +92,7 @@ class HookIndex:
         self._keys_changed()
 
     def remove(self, hook_id: str) -> None:
+        self._skipped.pop(hook_id, None)
         old = self._by_id.pop(hook_id, None)
         if old is not None:
             self._ungroup(old)
@@ -119,21 +144,36 @@ class HookIndex:
                     logger.exception("hook index listener failed")
 
     async def reload(self, store: Store, domain: str = "*", hook_id: str = "*") -> None:
-        """Refresh from the store: everything, or one hook (after another process changed it)."""
+        """Refresh from the store: everything, or one hook (after another process changed it).
+
+        Hooks compile in a thread, off the event loop. A stored hook over today's limits (a regex an older
+        version accepted) is not compiled: it is skipped, and disabled in the store with the reason, so a
+        read says why it no longer fires and start-up survives it.
+        """
         async with store.transaction() as tx:
             if hook_id == "*":
-                self.replace_all(await tx.all_hooks())
-                return
-            row = await tx.get_hook(domain, hook_id)
-        if row is None:
+                rows = await tx.all_hooks()
+            else:
+                row = await tx.get_hook(domain, hook_id)
+        if hook_id == "*":
+            compiled = await asyncio.to_thread(lambda: [(row, *self.compile(row)) for row in rows])
+            self._install_all(compiled)
+        elif row is None:
             self.remove(hook_id)
+            return
         else:
-            self.put(row)
+            compiled = [(row, *await asyncio.to_thread(self.compile, row))]
+            self.install(*compiled[0])
+        await _disable(store, [(row, reason) for row, _hook, reason in compiled if reason and not row.disabled_reason])
 
 
-def _compile(row: HookRow) -> Hook | None:
+async def _disable(store: Store, skipped: list[tuple[HookRow, str]]) -> None:
+    """Mark skipped hooks disabled with their reason; best effort (a read-only standby must still start)."""
+    if not skipped:
+        return
     try:
-        return Hook.compile(row.id, row.domain, row.doc)
-    except SwitchhookError as exc:  # a row written by an older version with rules we now reject
-        logger.warning("hook %s skipped: %s", row.id, exc.message)
-        return None
+        async with store.transaction() as tx:
+            for row, reason in skipped:
+                await tx.disable_hook(row.domain, row.id, reason, time.time())
+    except Exception:
+        logger.exception("could not mark %d skipped hooks disabled", len(skipped))
