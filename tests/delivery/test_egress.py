@@ -1,4 +1,4 @@
-"""Egress guard (SPEC §8.5): refused ranges, host spellings, hostnames resolving to refused addresses, redirects."""
+"""Egress guard (docs/behaviour.md): refused ranges, host spellings, hostnames resolving to refused addresses, redirects."""
 
 from __future__ import annotations
 
@@ -33,6 +33,9 @@ def sender(deny: tuple[Any, ...] = ()) -> Sender:
         "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
         "2002:a9fe:a9fe::",  # 6to4
         "::a9fe:a9fe",  # IPv4-compatible
+        "255.255.255.255",  # the limited broadcast (issue 13, item 11)
+        "::ffff:255.255.255.255",
+        "240.0.0.1",  # reserved
     ],
 )
 def test_always_refused_ranges(address: str) -> None:
@@ -64,6 +67,8 @@ def test_deny_list_adds_ranges_including_ipv4_mapped_spellings() -> None:
         "http://0251.0376.0251.0376/",  # octal spelling
         "http://0xa9.0xfe.0xa9.0xfe/",  # hex spelling
         "http://169.254.43518/",  # short form
+        "http://255.255.255.255/",  # broadcast
+        "http://4294967295/",  # its decimal spelling
     ],
 )
 async def test_metadata_spellings_are_refused_before_any_connection(url: str) -> None:

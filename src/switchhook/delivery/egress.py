@@ -1,4 +1,4 @@
-"""Egress guard (SPEC §8.5): resolve, check every address, and connect only to checked addresses."""
+"""Egress guard (docs/behaviour.md): resolve, check every address, and connect only to checked addresses."""
 
 from __future__ import annotations
 
@@ -15,11 +15,14 @@ IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 #: Refused whatever the configuration: link-local (incl. the 169.254.169.254 metadata service),
-#: "this host", and the metadata addresses clouds publish outside link-local.
+#: "this host", the metadata addresses clouds publish outside link-local, multicast, and the limited
+#: broadcast 255.255.255.255 with the rest of the reserved 240.0.0.0/4 (no one host answers there).
 ALWAYS_DENIED: tuple[IpNetwork, ...] = tuple(
     ipaddress.ip_network(cidr)
     for cidr in (
         "0.0.0.0/8",
+        "255.255.255.255/32",
+        "240.0.0.0/4",
         "169.254.0.0/16",
         "100.100.100.200/32",
         "192.0.0.192/32",

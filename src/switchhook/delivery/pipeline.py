@@ -60,7 +60,9 @@ class AuthCache:
 
 
 class AuthFailed(Exception):
-    pass
+    def __init__(self, message: str, terminal: bool = False) -> None:
+        super().__init__(message)
+        self.terminal = terminal  # never retried (the egress guard refused the auth URL)
 
 
 class DeliveryPipeline:
@@ -103,9 +105,11 @@ class DeliveryPipeline:
             min(AUTH_TIMEOUT_S, hook.timeout_s(self._default_timeout_s)),
             params=request.query or None,
             max_body_bytes=AUTH_MAX_RESPONSE_BYTES,
+            pool=hook.domain,
         )
         if result.status is None or not 200 <= result.status < 300:
-            raise AuthFailed(f"auth pre-request failed: {result.error or f'HTTP {result.status}'}")
+            # Refused by the egress guard is final, as for the main request: a retry would be refused again.
+            raise AuthFailed(f"auth pre-request failed: {result.error or f'HTTP {result.status}'}", result.terminal)
         values = auth_values(
             result.headers, result.body, result.header("Content-Type") or "", auth.get("cookie") is True
         )
@@ -142,6 +146,7 @@ class DeliveryPipeline:
             request.headers,
             request.body,
             hook.timeout_s(self._default_timeout_s),
+            pool=hook.domain,
         )
 
     def classify(self, hook: Hook, job: Job, result: HttpResult) -> Outcome:
@@ -175,7 +180,7 @@ class DeliveryPipeline:
                 request = self.render(hook, job.event, job.event_key, job.delivery_id, auth)
                 result = await self.send(hook, request)
         except AuthFailed as exc:
-            result, request = HttpResult(None, error=str(exc)), None
+            result, request = HttpResult(None, error=str(exc), terminal=exc.terminal), None
         except Exception as exc:  # a bug or an unbuildable request: recorded and given up, never left leased
             logger.exception("delivery attempt failed inside switchhook", extra={"delivery_id": job.delivery_id})
             result = HttpResult(None, error=f"internal error: {type(exc).__name__}", terminal=True)

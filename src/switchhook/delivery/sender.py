@@ -1,8 +1,10 @@
-"""The HTTP client of deliveries: one aiohttp session, explicit timeouts, GET-only redirects, guarded egress."""
+"""Outgoing HTTP: a connection pool per domain, explicit timeouts, GET-only redirects, guarded egress."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -10,6 +12,7 @@ import aiohttp
 from yarl import URL
 
 from switchhook.delivery.egress import EgressPolicy, EgressRefused, GuardedResolver, refused_reason
+from switchhook.domain.hooks import is_connection_header
 
 MAX_RESPONSE_BYTES = 4096
 #: Redirects a GET follows. Webitel's `request` client followed up to 10, for GET only (request/lib/redirect.js).
@@ -17,6 +20,8 @@ MAX_REDIRECTS = 5
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 #: Not sent on to another host after a redirect (request/lib/redirect.js dropped `authorization` the same way).
 _CREDENTIALS = frozenset(("authorization", "cookie", "proxy-authorization"))
+#: Connection pools kept open at once (one per domain); past this the least recently used idle one is closed.
+MAX_POOLS = 256
 
 
 @dataclass(slots=True)
@@ -38,34 +43,72 @@ class HttpResult:
         return self.raw_headers.get(name)
 
 
+@dataclass(slots=True)
+class _Pool:
+    """One domain's session: its own keep-alive connections, never handed to another domain's request."""
+
+    session: aiohttp.ClientSession
+    in_flight: int = 0
+
+
 class Sender:
+    """Sends each request on its domain's own connection pool.
+
+    A keep-alive connection is never shared between domains: when one tenant's request left a connection out
+    of step (a framing header, a server that misreads a body), the next request on it would be read as part of
+    the first, and with another tenant's credentials and signature (RELIABILITY.md, hostile tenants). Up to
+    `max_pools` pools stay open; past that the least recently used idle one is closed.
+    """
+
     def __init__(
-        self, policy: EgressPolicy, *, connect_timeout_s: float, max_connections: int, user_agent: str
+        self,
+        policy: EgressPolicy,
+        *,
+        connect_timeout_s: float,
+        max_connections: int,
+        user_agent: str,
+        max_pools: int = MAX_POOLS,
     ) -> None:
         self._policy = policy
         self._connect_timeout_s = connect_timeout_s
         self._max_connections = max_connections
         self._user_agent = user_agent
-        self._session: aiohttp.ClientSession | None = None
+        self._max_pools = max_pools
+        self._pools: OrderedDict[str, _Pool] = OrderedDict()
+        self._closing: set[asyncio.Task[None]] = set()
         # Per-request parsing is a measurable share of a delivery's CPU: hooks reuse a few URLs and timeouts.
         self._targets: dict[str, URL] = {}
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(
-                limit=self._max_connections,
-                resolver=GuardedResolver(self._policy),
-                ttl_dns_cache=30,
-                enable_cleanup_closed=True,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                auto_decompress=True,
-                headers={"User-Agent": self._user_agent},
-                skip_auto_headers=("Content-Type",),
-            )
-        return self._session
+    def _pool(self, name: str) -> _Pool:
+        pool = self._pools.get(name)
+        if pool is not None:
+            self._pools.move_to_end(name)
+            return pool
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections,
+            resolver=GuardedResolver(self._policy),
+            ttl_dns_cache=30,
+            enable_cleanup_closed=True,
+        )
+        session = aiohttp.ClientSession(
+            connector=connector,
+            auto_decompress=True,
+            headers={"User-Agent": self._user_agent},
+            skip_auto_headers=("Content-Type",),
+        )
+        pool = self._pools[name] = _Pool(session)
+        if len(self._pools) > self._max_pools:
+            idle = next((key for key, p in self._pools.items() if p.in_flight == 0 and key != name), None)
+            if idle is not None:
+                task = asyncio.create_task(self._pools.pop(idle).session.close())
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+        return pool
+
+    def pools(self) -> int:
+        """How many connection pools are open (one per recently sending domain)."""
+        return len(self._pools)
 
     async def send(
         self,
@@ -76,13 +119,39 @@ class Sender:
         timeout_s: float,
         params: dict[str, str] | None = None,
         max_body_bytes: int | None = None,
+        pool: str = "",
     ) -> HttpResult:
-        """One request; never raises for network trouble, returns it as an HttpResult.
+        """One request on `pool`'s connections (the hook's domain); never raises for network trouble, returns
+        it as an HttpResult.
 
         The response body is a 4 KiB excerpt, or with `max_body_bytes` all of it (more is an error: status None).
         A GET follows up to MAX_REDIRECTS redirects, every hop through the egress guard; other methods never do.
+        Framing and hop-by-hop headers are never sent from `headers`: aiohttp frames the request itself.
         """
         started = time.perf_counter()
+        if any(is_connection_header(name) for name in headers):
+            headers = {k: v for k, v in headers.items() if not is_connection_header(k)}
+        connections = self._pool(pool)
+        connections.in_flight += 1
+        try:
+            return await self._send(
+                connections.session, method, url, headers, body, timeout_s, params, max_body_bytes, started
+            )
+        finally:
+            connections.in_flight -= 1
+
+    async def _send(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        timeout_s: float,
+        params: dict[str, str] | None,
+        max_body_bytes: int | None,
+        started: float,
+    ) -> HttpResult:
         try:
             target = self._targets.get(url)
             if target is None:
@@ -99,7 +168,7 @@ class Sender:
                 self._timeouts[timeout_s] = timeout
             hops = 0
             while True:
-                async with self._client().request(
+                async with session.request(
                     method,
                     target,
                     headers=headers,
@@ -148,9 +217,11 @@ class Sender:
         return target, headers
 
     async def close(self) -> None:
-        if self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
+        pools, self._pools = list(self._pools.values()), OrderedDict()
+        for pool in pools:
+            await pool.session.close()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
 
 
 class _BadRedirect(Exception):
