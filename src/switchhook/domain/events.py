@@ -28,6 +28,9 @@ DEFAULT_DOMAIN_HEADERS: tuple[str, ...] = (
 PRESENCE_HEADERS: frozenset[str] = frozenset({"Channel-Presence-ID", "variable_presence_id"})
 
 MAX_FRAME_HEADER_BYTES: Final = 64 * 1024
+#: Nesting a JSON event may have (its own object is level 1). FreeSWITCH events are flat; storing an event
+#: re-encodes it, and the encoder stops near 255 levels, which a client used to hear as "not valid Unicode".
+MAX_JSON_DEPTH: Final = 128
 MAX_FRAME_BODY_BYTES: Final = 16 * 1024 * 1024
 
 # Where a plain body's headers start: the first line holding ": " (or ending in ":"), so that a preamble
@@ -41,6 +44,8 @@ _DUMP_HEADER_LINE: Final = re.compile(r"([A-Za-z0-9_:.-]+?):(?: (.*))?")
 
 def _invalid_json_message(exc: ValueError) -> str:
     if isinstance(exc, json.JSONDecodeError):
+        if "depth" in exc.msg or "recursion" in exc.msg.lower():  # orjson: "depth limit exceeded"
+            return _TOO_DEEP
         return f"event is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
     return "event is not valid JSON: the bytes are not UTF-8, UTF-16 or UTF-32 text"
 
@@ -67,7 +72,27 @@ def _load_json(data: bytes | str, loads: Callable[[bytes | str], Any] | None = N
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
         raise InvalidEvent(_invalid_json_message(exc)) from None
     except RecursionError:
-        raise InvalidEvent("event is not valid JSON: nested too deeply") from None
+        raise InvalidEvent(_TOO_DEEP) from None
+
+
+_TOO_DEEP = f"event is not valid JSON: nested deeper than {MAX_JSON_DEPTH} levels"  # the parser gave up deeper
+
+
+def _check_depth(data: bytes | str, events: Sequence[Any]) -> None:
+    """Refuse an event nested deeper than MAX_JSON_DEPTH; counting brackets first keeps flat events cheap."""
+    brackets = data.count(b"{") + data.count(b"[") if isinstance(data, bytes) else data.count("{") + data.count("[")
+    if brackets <= MAX_JSON_DEPTH:
+        return
+    for index, event in enumerate(events):
+        stack: list[tuple[Any, int]] = [(event, 1)]
+        while stack:
+            value, depth = stack.pop()
+            for child in value.values() if isinstance(value, dict) else value:
+                if isinstance(child, dict | list):
+                    if depth == MAX_JSON_DEPTH:
+                        where = "event" if len(events) == 1 else f"event {index}"
+                        raise InvalidEvent(f"{where} is nested deeper than {MAX_JSON_DEPTH} levels")
+                    stack.append((child, depth + 1))
 
 
 def decode_json_event(data: bytes | str, loads: Callable[[bytes | str], Any] | None = None) -> Event:
@@ -80,6 +105,7 @@ def decode_json_event(data: bytes | str, loads: Callable[[bytes | str], Any] | N
     value = _load_json(data, loads)
     if not isinstance(value, dict):
         raise InvalidEvent(f"event must be a JSON object, got {_type_name(value)}")
+    _check_depth(data, (value,))
     return value
 
 
@@ -90,12 +116,14 @@ def decode_json_events(data: bytes | str, loads: Callable[[bytes | str], Any] | 
     """
     value = _load_json(data, loads)
     if isinstance(value, dict):
+        _check_depth(data, (value,))
         return [value]
     if not isinstance(value, list):
         raise InvalidEvent(f"events must be a JSON object or an array of objects, got {_type_name(value)}")
     for index, item in enumerate(value):
         if not isinstance(item, dict):
             raise InvalidEvent(f"event {index} of the array must be a JSON object, got {_type_name(item)}")
+    _check_depth(data, value)
     return value
 
 
