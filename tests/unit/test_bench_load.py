@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import orjson
-
 from bench.load import events_body, make_event, stamp
 
 
