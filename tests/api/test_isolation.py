@@ -1,4 +1,5 @@
-"""SPEC §4.4 through HTTP: domain callers never see or touch another domain; root names one; users get 403."""
+"""Domain scoping through HTTP (README, "API overview"): domain callers never see or touch another domain; root names
+one; users get 403."""
 
 from __future__ import annotations
 

@@ -62,7 +62,7 @@ async def test_every_served_route_is_documented_with_its_methods(app: Harness) -
 
     assert hidden == FRAMEWORK_PAGES
     assert served == documented
-    # The routes SPEC §3, §4 and §8.6 promise are among them.
+    # The routes the README's API overview promises are among them.
     for route in [
         ("GET", "/api/v2/hooks"),
         ("POST", "/api/v2/hooks"),

@@ -1,4 +1,4 @@
-"""The seed example of SPEC §3 / Webitel docs, verbatim: create a hook with a domain token, then list it."""
+"""The seed example of Webitel's docs (docs/webitel.md), verbatim: create a hook with a domain token, then list it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Templating and request building (SPEC §7): lookups, escaping, envelope, GET query strings, auth."""
+"""Templating and request building (docs/behaviour.md): lookups, escaping, envelope, GET query strings, auth."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The retry schedule and outcome classification (SPEC §8.1-8.2): pure functions of status, attempts, time."""
+"""The retry schedule and outcome classification (docs/behaviour.md): pure functions of status, attempts, time."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Standard Webhooks signing (SPEC §8.4): secret format, sign/verify, and the public verifier agrees."""
+"""Standard Webhooks signing (docs/behaviour.md): secret format, sign/verify, and the public verifier agrees."""
 
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ class AttemptReport:
 
 
 class AuthCache:
-    """`auth.ttl` caching of auth pre-request results, per hook (SPEC §7.5 extension)."""
+    """`auth.ttl` caching of auth pre-request results, per hook (an extension: docs/behaviour.md, "Delivery")."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._entries: dict[str, tuple[float, dict[str, str]]] = {}
@@ -175,7 +175,7 @@ class DeliveryPipeline:
             request = self.render(hook, job.event, job.event_key, job.delivery_id, auth)
             result = await self.send(hook, request)
             if result.status == 401 and auth and self._auth_cache.get(hook.id) is not None:
-                self._auth_cache.drop(hook.id)  # stale credentials: refresh once (SPEC §7.5)
+                self._auth_cache.drop(hook.id)  # stale credentials: refresh once (docs/behaviour.md, "Delivery")
                 auth = await self.authenticate(hook, job.event, refresh=True)
                 request = self.render(hook, job.event, job.event_key, job.delivery_id, auth)
                 result = await self.send(hook, request)
@@ -219,7 +219,7 @@ class DeliveryPipeline:
         finish = Finish(job.delivery_id, status, attempts, next_at, result.status if result else None, error, attempt)
         return AttemptReport(finish, outcome, request, result)
 
-    # -- dry run (SPEC §8.6) ----------------------------------------------------------------------
+    # -- dry run (docs/behaviour.md) ----------------------------------------------------------------------
     def preview(self, hook: Hook, event: Event, key: str, message_id: str) -> dict[str, Any]:
         """What would be sent, without sending (auth pre-request values are left empty)."""
         request = self.render(hook, event, key, message_id, {})

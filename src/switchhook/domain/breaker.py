@@ -1,4 +1,4 @@
-"""Per-hook circuit breaker: stop hammering an endpoint that is down, probe it now and then (SPEC §8.3 extension).
+"""Per-hook circuit breaker: stop hammering an endpoint that is down, probe it now and then (docs/breaker.md).
 
 Pure state: the worker asks how many requests a hook may have in flight and reports each attempt's health.
 

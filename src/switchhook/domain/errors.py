@@ -3,7 +3,7 @@
 SwitchhookError
 ├── ValidationFailed      bad input a client can fix (-> 400)
 │   ├── InvalidEvent      an event that cannot be decoded or has no Event-Name
-│   └── InvalidHook       a hook document that breaks the rules of SPEC §2/§6
+│   └── InvalidHook       a hook document that breaks the rules of docs/behaviour.md
 ├── AuthError             no, bad or expired credentials (-> 401)
 ├── PermissionDenied      authenticated but not allowed (-> 403)
 ├── NotFound              addressed resource absent (-> 404)

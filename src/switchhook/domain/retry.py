@@ -1,4 +1,4 @@
-"""Delivery outcomes and the retry schedule (SPEC §8.1-8.2): pure functions of status, attempts and time."""
+"""Delivery outcomes and the retry schedule: pure functions of status, attempts and time (docs/behaviour.md)."""
 
 from __future__ import annotations
 

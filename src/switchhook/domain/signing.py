@@ -1,4 +1,4 @@
-"""Standard Webhooks signing (SPEC §8.4): `webhook-id`, `webhook-timestamp`, `webhook-signature`."""
+"""Standard Webhooks signing (docs/behaviour.md, "Delivery"): `webhook-id`, `webhook-timestamp`, `webhook-signature`."""
 
 from __future__ import annotations
 

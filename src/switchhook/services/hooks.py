@@ -1,4 +1,4 @@
-"""Hook CRUD with Webitel's response shapes (SPEC §3), ACL and domain scoping (SPEC §4.4)."""
+"""Hook CRUD with Webitel's response shapes, ACL and domain scoping (README, "API overview"; docs/webitel.md)."""
 
 from __future__ import annotations
 
