@@ -1,4 +1,4 @@
-"""Hook filters (docs/behaviour.md): every operation, JavaScript comparison semantics, absent keys, regexes and their guard.
+"""Hook filters (docs/behaviour.md): every operation, JavaScript comparison semantics, absent keys, regexes, guards.
 
 Webitel evaluated filters with JS operators (`Operations` in webitel/engine-nodejs src/services/hook/hookClass.js);
 tests/webitel/test_delivery_fidelity.py holds the cited cases, these cover the rest.

@@ -1,4 +1,4 @@
-"""Deliveries: claiming and recording for workers; the delivery log, replay and dry run for the API (docs/behaviour.md)."""
+"""Deliveries: claiming and recording for workers; the delivery log, replay and dry run (docs/behaviour.md)."""
 
 from __future__ import annotations
 
