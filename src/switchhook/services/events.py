@@ -1,4 +1,4 @@
-"""Accepting events (SPEC §5): derive key and domain, match hooks, store the deliveries, hand them to a worker."""
+"""Accepting events (docs/behaviour.md): derive key and domain, match hooks, store the deliveries, hand them on."""
 
 from __future__ import annotations
 
