@@ -3,6 +3,7 @@ finished job lets start. Synchronous: no event loop, no store, no clock but the 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from switchhook.domain.admission import PARKED_PER_SLOT, Admission, Goes, Probe
@@ -29,8 +30,8 @@ def work(hook_id: str, count: int, domain: str = "d.example", first: int = 0) ->
     return [Work(f"{hook_id}-{n}", hook(hook_id, domain)) for n in range(first, first + count)]
 
 
-def ids(jobs: object) -> list[str]:
-    return [job.delivery_id for job in jobs]  # type: ignore[attr-defined]
+def ids(jobs: Iterable[Work]) -> list[str]:
+    return [job.delivery_id for job in jobs]
 
 
 def admission(

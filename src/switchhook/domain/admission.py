@@ -6,16 +6,19 @@ ingest (`services/events.py`) asks it, through the worker, where each fresh deli
 
 The lifecycle of one delivery, seen from one worker::
 
-                    claim, or a Plan at ingest                  start                  finished          recorded
-      due ───────────────────────────────────────▶ ready ─────────────────▶ in flight ──────────▶ ─ ─ ─ ─ ─ ─▶ (store)
-       ▲                                    ▲    │  ▲                                  (still leased)
-       │ its horizon passes                 │    │  │ a slot of its hook or
-       │ (its worker gone)                  │    ▼  │ domain opened
-       │                                    │   parked
-       │                                    │    │ its hook paused:
-       │                              taken │    │ handed back (all but the probe)
-       │  no hook room at ingest            │    ▼
-       └────────────────────────────── shelved ◀─┘
+                              ingest's Plan
+            ┌───────────────────────┼────────────────────────────┐
+            │ room here             │ no room for its hook       │ no room here (full)
+            │                       ▼                            ▼
+            │                    shelved ── horizon passes ───▶ due ◀── recorded, to be retried
+            │                       │ taken                      │ claim
+            ▼                       ▼                            ▼
+          ready ◀───────────────────┴────────────────────────────┘
+         no  │ ▲ a slot of its hook
+       slot  ▼ │ or domain opens
+          parked ── its hook paused: handed back, all but the probe ──▶ shelved
+
+          ready ── a slot free (in all, its domain, its hook): start ──▶ in flight ──▶ finished ──▶ recorded
 
     leased = ready + parked + in flight + finished-not-yet-recorded: everything this worker holds.
 
