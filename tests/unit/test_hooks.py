@@ -1,4 +1,4 @@
-"""The hook document (SPEC §2): validation rules, Webitel key order, masking, and the compiled Hook."""
+"""The hook document (docs/behaviour.md): validation rules, Webitel key order, masking, and the compiled Hook."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from switchhook.domain.errors import InvalidHook
-from switchhook.domain.filters import passes
+from switchhook.domain.errors import InvalidHook, ValidationFailed
+from switchhook.domain.filters import RegexLimits, expanded_size, passes
 from switchhook.domain.hooks import (
     HOOK_KEYS,
     MAX_RETRIES,
@@ -16,10 +16,13 @@ from switchhook.domain.hooks import (
     SECRET_MASK,
     STORED_KEYS,
     Hook,
+    HookLimits,
+    is_connection_header,
     is_hook_id,
     public_view,
     validate_hook,
 )
+from switchhook.domain.names import validate_domain_name
 
 HOOK_ID = "598035b7a7ec15000c40926e"
 DOMAIN = "demo.webitel.com"
@@ -649,3 +652,137 @@ def test_unknown_filter_operations_are_stored_and_never_pass() -> None:
     assert hook.filter_notes is not None and set(hook.filter_notes) == {"Answer-State", "Unique-ID"}
     assert "never holds" in hook.filter_notes["Answer-State"]
     assert Hook.compile(HOOK_ID, DOMAIN, minimal(filter={})).filter_notes is None
+
+
+# -- hostile tenants (issue 13): bounds checked at write time, before anything is compiled --------------------
+
+
+def _with_filter(pattern: str) -> dict[str, Any]:
+    return {**WEBITEL_HOOK, "filter": {"k": {"operation": "reg", "value": pattern}}}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "size"),
+    [
+        ("abc", 3),
+        ("(?:a{1500}){1500}", 2_250_000),  # the 19-byte bomb: the engine unrolls fixed counts
+        ("(?:ab|cd){10}", 60),  # two branches of 2, one each for the branches
+        ("x{10,1000}", 11),  # a range is not unrolled past its minimum
+        ("(?:x{100,}){10}", 1010),
+        ("[a-z]{32}", 32),
+        ("[]{]{3}", 3),  # a class is one unit, whatever it holds
+        (r"\{{5}", 5),
+        ("(?#{9999})a", 1),
+        ("(?P<n>ab){3}", 6),
+        ("(?i)abc", 3),
+    ],
+)
+def test_expanded_size_is_an_upper_bound_computed_without_compiling(pattern: str, size: int) -> None:
+    assert expanded_size(pattern, 10**9) == size
+
+
+@pytest.mark.parametrize(
+    ("pattern", "said"),
+    [
+        ("(?:a{1500}){1500}", "repeats 1500 times"),
+        ("a{99999999999999999999999}", "repeats 99999999999999999999999 times"),
+        ("(?:a{1000}){1000}", "expands to 1000000 units"),
+        ("/(?:a{100}){100}/i", "expands to 10000 units"),
+        ("a" * 1001, "1001 characters long"),
+    ],
+)
+def test_regexes_over_the_bounds_are_refused_before_compiling(pattern: str, said: str) -> None:
+    with pytest.raises(InvalidHook, match=said):
+        validate_hook(_with_filter(pattern))
+
+
+def test_the_regex_bounds_of_a_hook_add_up_and_are_settings() -> None:
+    many = {**WEBITEL_HOOK, "filter": {f"k{i}": {"operation": "reg", "value": "a{1000}"} for i in range(6)}}
+    with pytest.raises(InvalidHook, match="together"):
+        validate_hook(many)  # 6 x 1000 units, each pattern fine alone
+    roomy = HookLimits(regex=RegexLimits(max_size=10_000))
+    assert validate_hook(many, limits=roomy)["filter"] == many["filter"]
+    with pytest.raises(InvalidHook, match="more than the 10 allowed"):
+        validate_hook(_with_filter("a{11}"), limits=HookLimits(regex=RegexLimits(max_repeat=10)))
+
+
+def test_a_stored_hook_over_todays_bounds_does_not_compile() -> None:
+    with pytest.raises(InvalidHook, match="expands to"):
+        Hook.compile(HOOK_ID, DOMAIN, _with_filter("(?:a{1000}){300}"))
+
+
+def test_a_hook_document_is_capped_as_json() -> None:
+    with pytest.raises(InvalidHook, match="more than the 65536 allowed"):
+        validate_hook({**WEBITEL_HOOK, "description": "x" * 65_536})
+    validate_hook({**WEBITEL_HOOK, "description": "x" * 60_000})
+    with pytest.raises(InvalidHook, match="more than the 2048 allowed"):
+        validate_hook({**WEBITEL_HOOK, "description": "x" * 3000}, limits=HookLimits(max_bytes=2048))
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Transfer-Encoding", "content-length", "Connection", "Keep-Alive", "Upgrade", "TE", "Trailer", "Host", "Proxy-X"],
+)
+def test_framing_and_hop_by_hop_headers_are_refused_and_dropped_from_stored_hooks(name: str) -> None:
+    assert is_connection_header(name)
+    for body in (
+        {**WEBITEL_HOOK, "headers": {name: "1"}},
+        {**WEBITEL_HOOK, "auth": {"enabled": True, "url": "https://example.org/a", "headers": {name: "1"}}},
+    ):
+        with pytest.raises(InvalidHook, match=name):
+            validate_hook(body)
+    stored = {
+        **WEBITEL_HOOK,
+        "headers": {name: "1", "X-Kept": "yes"},
+        "auth": {"enabled": True, "url": "https://example.org/a", "headers": {name: "1", "X-Auth": "a"}},
+    }
+    hook = Hook.compile(HOOK_ID, DOMAIN, stored)
+    assert hook.doc["headers"] == {"X-Kept": "yes"}
+    assert hook.auth is not None and hook.auth["headers"] == {"X-Auth": "a"}
+    assert stored["headers"] == {name: "1", "X-Kept": "yes"}  # the stored document is not changed
+
+
+def test_a_hook_without_such_headers_compiles_its_document_as_is() -> None:
+    assert Hook.compile(HOOK_ID, DOMAIN, WEBITEL_HOOK).doc is WEBITEL_HOOK
+
+
+@pytest.mark.parametrize("value", ["a\x00b", "a\x0bb", "a\rb", "a\nb", "a\x7fb", "\x1b[31m"])
+def test_static_header_values_with_control_characters_are_refused(value: str) -> None:
+    with pytest.raises(InvalidHook, match="control characters"):
+        validate_hook({**WEBITEL_HOOK, "headers": {"X-Tag": value}})
+    assert validate_hook({**WEBITEL_HOOK, "headers": {"X-Tag": "a\tb"}})["headers"] == {"X-Tag": "a\tb"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "a/b",
+        "a@b",
+        "a b",
+        "a\tb",
+        "a\x00b",
+        "a\x7fb",
+        "a\x85b",
+        "evil\u202eelpmaxe.com",
+        "x\u202a.y",
+        "x\u2066.y",
+        "x\u2069.y",
+        "x\u200e.y",
+        "x\u200f.y",
+        "x\u200b.y",
+        "x\ufeff.y",
+        "x\u2028.y",
+        "x" * 254,
+        None,
+        7,
+    ],
+)
+def test_domain_names_with_control_or_bidi_characters_are_refused(name: Any) -> None:
+    with pytest.raises(ValidationFailed):
+        validate_domain_name(name)
+
+
+@pytest.mark.parametrize("name", ["demo.webitel.com", "10.0.0.1", "münchen.example", "x" * 253, "a_b-c"])
+def test_ordinary_domain_names_pass(name: str) -> None:
+    assert validate_domain_name(name) == name

@@ -9,18 +9,12 @@ from collections.abc import Callable
 from typing import Any
 
 from switchhook.domain.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from switchhook.domain.names import validate_domain_name  # re-exported: the CLI and the import use it too
 from switchhook.services.access import ROOT, Caller, require
 from switchhook.services.auth import AuthService, hash_password
 from switchhook.store.base import AccountRow, Store, TokenRow
 
 MAX_EXPIRE_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: beyond it a BIGINT column overflows
-_DOMAIN_NAME_MAX = 253
-
-
-def validate_domain_name(name: Any) -> str:
-    if not isinstance(name, str) or not name or len(name) > _DOMAIN_NAME_MAX or any(c in name for c in "/@ \t\r\n"):
-        raise ValidationFailed("Bad request: domain name must be a non-empty host-like name.")
-    return name
 
 
 def validate_token_role(role: Any) -> str:
