@@ -1,4 +1,4 @@
-"""Egress guard (docs/behaviour.md): refused ranges, host spellings, hostnames resolving to refused addresses, redirects."""
+"""Egress guard (docs/behaviour.md): ranges, host spellings, names resolving to refused addresses, redirects."""
 
 from __future__ import annotations
 
