@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     max_in_flight: int = Field(512, ge=1)
     max_in_flight_per_hook: int = Field(32, ge=1)
     max_in_flight_per_domain: int = Field(128, ge=1)
+    max_queued: int = Field(20_000, ge=1)  # deliveries a worker holds in memory; a domain at most 16 x its cap
+    max_hooks_per_domain: int = Field(1000, ge=1)
+    max_hooks_per_event_key: int = Field(100, ge=1)  # hooks of one domain on one event key
+    max_deliveries_per_request: int = Field(50_000, ge=1)  # deliveries one POST /api/v2/events may create
     lease_s: float = Field(90.0, gt=0)
     breaker_failures: int = Field(5, ge=0)  # consecutive failed attempts that pause a hook; 0 = never
     breaker_cooldown_s: float = Field(5.0, gt=0)  # first pause; doubles per failed probe

@@ -133,6 +133,7 @@ class Runtime:
                 max_in_flight=settings.max_in_flight,
                 max_in_flight_per_hook=settings.max_in_flight_per_hook,
                 max_in_flight_per_domain=settings.max_in_flight_per_domain,
+                max_queued=settings.max_queued,
                 poll_interval_s=settings.poll_interval_s,
                 breakers=Breakers(
                     settings.breaker_failures, settings.breaker_cooldown_s, settings.breaker_max_cooldown_s
@@ -146,12 +147,18 @@ class Runtime:
             domain_headers=settings.domain_header_list,
             counters=self.metrics,
             fast_path=self.worker,
+            max_deliveries_per_request=settings.max_deliveries_per_request,
         )
         auth = AuthService(self.store, secret, settings.session_ttl_days * 86400)
         self.services = Services(
             auth=auth,
             domains=DomainsService(self.store, auth),
-            hooks=HooksService(self.store, self.index),
+            hooks=HooksService(
+                self.store,
+                self.index,
+                max_hooks_per_domain=settings.max_hooks_per_domain,
+                max_hooks_per_event_key=settings.max_hooks_per_event_key,
+            ),
             events=events,
             deliveries=deliveries,
             index=self.index,
