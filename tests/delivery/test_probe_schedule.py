@@ -19,7 +19,7 @@ from switchhook.domain.errors import Unavailable
 from switchhook.domain.hooks import Hook
 from switchhook.domain.retry import Retry
 from switchhook.services.events import Job
-from switchhook.store.base import AttemptRow, Finish
+from switchhook.store.base import AttemptRow, Fair, Finish
 from tests.support.waiting import eventually
 
 HOOK = Hook.compile("h", "d.example", {"event": "DTMF", "enable": True, "action": {"url": "http://x.test/"}})
@@ -59,7 +59,9 @@ class Shelf:
             raise Unavailable("the database is down")
         return [job(1000 + self.claims)], 1
 
-    async def claim(self, worker_id: str, limit: int, lease_s: float, skip_hooks: Sequence[str] = ()) -> list[Job]:
+    async def claim(
+        self, worker_id: str, limit: int, lease_s: float, skip_hooks: Sequence[str] = (), fair: Fair | None = None
+    ) -> list[Job]:
         return []
 
     async def shelved_hooks(self) -> list[str]:

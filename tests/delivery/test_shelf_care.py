@@ -11,7 +11,7 @@ from switchhook.delivery.worker import SHELF_CARE_S, DeliveryWorker
 from switchhook.domain.breaker import Breakers, Health
 from switchhook.domain.hooks import Hook
 from switchhook.services.events import Job
-from switchhook.store.base import Finish
+from switchhook.store.base import Fair, Finish
 from tests.support.waiting import eventually
 
 
@@ -34,7 +34,9 @@ class ShelfStore:
         self.calls.append(("take", hook_id))
         return [], 0
 
-    async def claim(self, worker_id: str, limit: int, lease_s: float, skip_hooks: Sequence[str] = ()) -> list[Job]:
+    async def claim(
+        self, worker_id: str, limit: int, lease_s: float, skip_hooks: Sequence[str] = (), fair: Fair | None = None
+    ) -> list[Job]:
         self.calls.append(("claim", list(skip_hooks)))
         return []
 

@@ -11,6 +11,7 @@ import pytest
 from switchhook.delivery.worker import DeliveryWorker
 from switchhook.domain.errors import Unavailable
 from switchhook.services.events import Job
+from switchhook.store.base import Fair
 from tests.delivery.test_shelf_care import NothingSent, ShelfStore
 from tests.support.waiting import eventually
 
@@ -20,8 +21,10 @@ class FailingClaims(ShelfStore):
         super().__init__([])
         self.error = error
 
-    async def claim(self, worker_id: str, limit: int, lease_s: float, skip_hooks: Sequence[str] = ()) -> list[Job]:
-        await super().claim(worker_id, limit, lease_s, skip_hooks)
+    async def claim(
+        self, worker_id: str, limit: int, lease_s: float, skip_hooks: Sequence[str] = (), fair: Fair | None = None
+    ) -> list[Job]:
+        await super().claim(worker_id, limit, lease_s, skip_hooks, fair)
         raise self.error
 
 

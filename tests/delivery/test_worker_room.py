@@ -48,8 +48,9 @@ def test_only_a_paused_hook_or_one_with_its_own_backlog_full_is_shelved() -> Non
     assert state.hook_room("h3") == 0 and not state.shelves("h3")
     breakers.record("h4", Health.UNHEALTHY, 0.0)  # its endpoint paused
     assert state.hook_room("h4") == 0 and state.shelves("h4")
-    # And so ingest's plan, with all backlogs together at half the room: only the paused hook is shelved; the
-    # others are left due (the worker is full), h1 too, whose own backlog is full as well.
+    # And so ingest's plan, with all backlogs together at half the room: the paused hook and h1, whose own backlog
+    # is full, are shelved (issue 13, item 4: a full backlog's overflow is never left due, where every claim walks
+    # it); h3 is left due (the worker is full for it, not of its doing).
     plan = state.plan("w", 90.0, 600.0)
-    assert [plan.admit(h) for h in ("h1", "h3", "h4")] == [Goes.DUE, Goes.DUE, Goes.SHELVED]
-    assert plan.shelved == {"h4"} and state.full
+    assert [plan.admit(h, "d.example") for h in ("h1", "h3", "h4")] == [Goes.SHELVED, Goes.DUE, Goes.SHELVED]
+    assert plan.shelved == {"h1", "h4"} and state.full

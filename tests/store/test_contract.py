@@ -17,6 +17,7 @@ from switchhook.store.base import (
     AccountRow,
     AttemptRow,
     EventRow,
+    Fair,
     Finish,
     HookRow,
     NewDelivery,
@@ -26,7 +27,7 @@ from switchhook.store.base import (
     Tx,
 )
 from switchhook.store.postgres import PostgresStore
-from switchhook.store.sql import EVENT_CHUNK, ROWS_PER_STATEMENT
+from switchhook.store.sql import EVENT_CHUNK, FAIR_WINDOW, ROWS_PER_STATEMENT
 from switchhook.store.sqlite import SqliteStore
 from tests.support.postgres import drop_schema, new_schema, require_postgres
 
@@ -395,6 +396,51 @@ async def test_claim_honours_the_limit_oldest_due_first(store: Store) -> None:
     first = await claim(store, "w1", NOW, limit=2)
     assert first == [rows[4].id, rows[3].id]
     assert sorted(await claim(store, "w2", NOW, limit=10)) == sorted(r.id for r in rows[:3])
+
+
+async def fair_claim(store: Store, fair: Fair, limit: int = 20) -> list[tuple[str, str, str]]:
+    """(domain, hook, delivery id) of what a fair claim of `limit` leases."""
+    async with store.transaction() as tx:
+        claimed = await tx.claim_due("w1", NOW, NOW + 30, limit, (), fair)
+    return [(c.delivery.domain, c.delivery.hook_id, c.delivery.id) for c in claimed]
+
+
+async def test_a_fair_claim_bounds_each_hooks_and_each_domains_share(store: Store) -> None:
+    """Issue 13, item 4: one tenant's due deliveries, older than everyone else's, filled every claim."""
+    a1, a2, b1 = hook_id(), hook_id(), hook_id()
+    async with store.transaction() as tx:
+        for n in range(30):  # A's, all older than B's, interleaved between its two hooks
+            await seed(tx, 1, A, hook=a1 if n % 3 else a2, next_at=NOW - 100 + n)
+        b_rows = await seed(tx, 3, B, hook=b1, next_at=NOW - 1)
+    claimed = await fair_claim(store, Fair(per_hook=5, per_domain=8))
+    of_a = [c for c in claimed if c[0] == A]
+    assert sorted(c[2] for c in claimed if c[0] == B) == sorted(r.id for r in b_rows)  # B's, behind 30 of A's
+    assert len(of_a) == 8 and sum(c[1] == a1 for c in of_a) == 5 and sum(c[1] == a2 for c in of_a) == 3
+    # The oldest first within each share; the rest stays due for the next claim.
+    assert len(await fair_claim(store, Fair(per_hook=5, per_domain=8))) == 8
+    assert len(await claim(store, "w2", NOW, limit=100)) == 30 - 16
+
+
+async def test_a_fair_claim_leaves_out_the_domains_it_is_told_to(store: Store) -> None:
+    async with store.transaction() as tx:
+        await seed(tx, 5, A, next_at=NOW - 10)
+        b_rows = await seed(tx, 2, B, next_at=NOW - 1)
+    claimed = await fair_claim(store, Fair(per_hook=100, per_domain=100, skip_domains=[A]))
+    assert sorted(c[2] for c in claimed) == sorted(r.id for r in b_rows)
+
+
+async def test_a_fair_claim_reads_a_bounded_window_of_the_oldest_due(store: Store) -> None:
+    """The claim's cost is bounded however many are due: it looks at FAIR_WINDOW x its limit of the oldest."""
+    limit = 2
+    async with store.transaction() as tx:
+        await seed(tx, limit * FAIR_WINDOW, A, next_at=NOW - 10)
+        (late,) = await seed(tx, 1, B, next_at=NOW - 1)
+    claimed = await fair_claim(store, Fair(per_hook=1, per_domain=1), limit)
+    assert [c[0] for c in claimed] == [A]  # B's is past the window: not this claim's
+    async with store.transaction() as tx:
+        await seed(tx, 1, B, next_at=NOW - 20)
+    assert sorted(c[0] for c in await fair_claim(store, Fair(per_hook=1, per_domain=1), limit)) == [A, B]
+    assert late.id not in [c[2] for c in await fair_claim(store, Fair(per_hook=1, per_domain=1), 1)]
 
 
 async def test_a_leased_delivery_is_not_claimed_again_until_the_lease_expires(store: Store) -> None:
@@ -802,8 +848,9 @@ async def test_count_pending(store: Store) -> None:
 
 # -- PostgreSQL only: several processes share the database ----------------------------------------
 @pytest.mark.postgres
+@pytest.mark.parametrize("fair", [None, Fair(per_hook=3, per_domain=5)])
 async def test_concurrent_claimers_never_get_the_same_delivery(
-    pg_store: tuple[PostgresStore, str, str],
+    pg_store: tuple[PostgresStore, str, str], fair: Fair | None
 ) -> None:
     store, _dsn, _schema = pg_store
     async with store.transaction() as tx:
@@ -815,7 +862,7 @@ async def test_concurrent_claimers_never_get_the_same_delivery(
         await start.wait()
         while True:
             async with store.transaction() as tx:
-                batch = await tx.claim_due(worker, NOW, NOW + 30, 7)
+                batch = await tx.claim_due(worker, NOW, NOW + 30, 7, (), fair)
                 await asyncio.sleep(0.005)  # hold the row locks while the others claim
             if not batch:
                 return got

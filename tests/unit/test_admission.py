@@ -117,7 +117,7 @@ def test_a_plan_leases_while_there_is_room_then_shelves_a_hooks_own_overflow() -
     state.lease(work("busy", 1 + PARKED_PER_SLOT - 2))  # room for 2 more in its backlog
     state.dispatch(0.0)
     plan = state.plan("w1", 190.0, 700.0)
-    goes = [plan.admit(h) for h in ("busy", "busy", "busy", "calm", "busy")]
+    goes = [plan.admit(h, "d.example") for h in ("busy", "busy", "busy", "calm", "busy")]
     assert goes == [Goes.LEASED, Goes.LEASED, Goes.SHELVED, Goes.LEASED, Goes.SHELVED]
     assert plan.shelved == {"busy"} and not state.full
     assert (plan.leased_by, plan.lease_until, plan.shelved_until) == ("w1", 190.0, 700.0)
@@ -126,7 +126,7 @@ def test_a_plan_leases_while_there_is_room_then_shelves_a_hooks_own_overflow() -
 def test_a_plan_leaves_deliveries_due_when_the_worker_has_no_room() -> None:
     state = admission(max_leased=2)
     plan = state.plan("w1", 0.0, 0.0)
-    assert [plan.admit("h") for _ in range(3)] == [Goes.LEASED, Goes.LEASED, Goes.DUE]
+    assert [plan.admit("h", "d.example") for _ in range(3)] == [Goes.LEASED, Goes.LEASED, Goes.DUE]
     assert state.full and plan.shelved == set()
 
 
@@ -136,7 +136,7 @@ def test_a_healthy_hook_is_not_shelved_because_of_other_hooks_backlogs() -> None
     state.dispatch(0.0)
     assert state.hook_room("healthy") == 0 and not state.shelves("healthy")
     plan = state.plan("w1", 0.0, 0.0)
-    assert plan.admit("healthy") is Goes.DUE and state.full and plan.shelved == set()
+    assert plan.admit("healthy", "d.example") is Goes.DUE and state.full and plan.shelved == set()
 
 
 def test_a_paused_hook_has_no_room_and_its_fresh_deliveries_are_shelved() -> None:
@@ -145,8 +145,49 @@ def test_a_paused_hook_has_no_room_and_its_fresh_deliveries_are_shelved() -> Non
     breakers.record("dead", Health.UNHEALTHY, 0.0)
     assert state.hook_room("dead") == 0 and state.shelves("dead")
     plan = state.plan("w1", 0.0, 0.0)
-    assert (plan.admit("dead"), plan.admit("alive")) == (Goes.SHELVED, Goes.LEASED)
+    assert (plan.admit("dead", "d.example"), plan.admit("alive", "d.example")) == (Goes.SHELVED, Goes.LEASED)
     assert plan.shelved == {"dead"}
+
+
+def test_deliveries_parked_for_their_domains_slot_count_in_their_hooks_room() -> None:
+    """Issue 13, item 4: a domain's cap parked its deliveries before they reached their hook's backlog, so a hook's
+    room never ran out and one tenant's dead hooks took the whole worker."""
+    state = admission(cap=4, domain_cap=1)
+    state.lease(work("a1", 1 + PARKED_PER_SLOT * 4, "a.example"))
+    started, _ = state.dispatch(0.0)
+    assert len(started) == 1 and state.backlog("a1") == []  # parked for the domain's slot, not the hook's
+    assert state.hook_room("a1") == PARKED_PER_SLOT * 4 - PARKED_PER_SLOT * 4  # every waiting one counts
+    assert state.shelves("a1") and "a1" in state.skipped(0.0)
+
+
+def test_a_domains_waiting_deliveries_are_bounded_and_its_overflow_shelved_by_hook() -> None:
+    state = admission(cap=100, domain_cap=2, max_leased=1000)  # a domain may hold 2 x 16 waiting
+    state.lease(work("a1", 20, "a.example") + work("a2", 14, "a.example"))
+    state.dispatch(0.0)  # 2 in flight, 32 waiting
+    assert (state.domain_room("a.example"), state.domain_room("b.example")) == (0, 2 * PARKED_PER_SLOT)
+    assert state.skipped_domains() == ["a.example"]
+    plan = state.plan("w1", 0.0, 0.0)
+    goes = [plan.admit("a3", "a.example"), plan.admit("b1", "b.example"), plan.admit("a1", "a.example")]
+    assert goes == [Goes.SHELVED, Goes.LEASED, Goes.SHELVED]  # a fresh hook of a full domain too
+    assert plan.shelved == {"a1", "a3"} and not state.full
+    assert state.shelf_room("a3") == 0  # its shelf is taken once the domain has room again
+    state.finished(work("a1", 1, "a.example")[0], 0.0)  # a slot of the domain: its longest waiter starts
+    assert len(state.dispatch(0.0)[0]) == 1
+    assert (state.domain_room("a.example"), state.shelf_room("a3")) == (1, 1)
+
+
+def test_a_full_or_paused_hook_is_shelved_even_when_the_worker_has_no_room() -> None:
+    """Issue 13, item 4: 167,154 of a dead tenant's deliveries were stored due, where every claim walks them."""
+    breakers = Breakers(1, 10.0, 60.0)
+    state = admission(cap=1, max_leased=1 + PARKED_PER_SLOT, breakers=breakers)
+    state.lease(work("full", 1 + PARKED_PER_SLOT))
+    state.dispatch(0.0)
+    breakers.record("paused", Health.UNHEALTHY, 0.0)
+    assert state.room() == 0
+    plan = state.plan("w1", 0.0, 0.0)
+    goes = [plan.admit(h, "d.example") for h in ("full", "paused", "other")]
+    assert goes == [Goes.SHELVED, Goes.SHELVED, Goes.DUE]
+    assert plan.shelved == {"full", "paused"} and state.full
 
 
 def test_claims_skip_full_backlogs_and_paused_hooks_unless_half_open_with_no_probe_here() -> None:

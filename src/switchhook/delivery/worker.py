@@ -21,13 +21,14 @@ from switchhook.domain.errors import Unavailable
 from switchhook.domain.hooks import Hook
 from switchhook.domain.retry import Delivered, GiveUp
 from switchhook.services.events import Job
-from switchhook.store.base import Finish
+from switchhook.store.base import Fair, Finish
 
 logger = logging.getLogger("switchhook.delivery")
 
 RECORD_BATCH = 500
 CLAIM_BATCH = 200
 SKIP_HOOKS_MAX = 200
+SKIP_DOMAINS_MAX = 200
 RECORD_LINGER_S = 0.01
 #: The horizon: how far off a shelved delivery's next_at is (see store.base.SHELVED). It waits for room here,
 #: taken by hook, and is due on its own then only if this worker is gone; a paused hook's shelf is pushed out again
@@ -52,10 +53,23 @@ def _log_failure(exc: Exception, message: str, *args: object) -> None:
         logger.error(message, *args, exc_info=exc)
 
 
+def _cut_short(jobs: Sequence[Job], fair: Fair) -> bool:
+    """Whether a claim may have left due deliveries behind for a hook's or a domain's share."""
+    by_hook: dict[str, int] = {}
+    by_domain: dict[str, int] = {}
+    for job in jobs:
+        hook = job.hook
+        by_hook[hook.id] = by_hook.get(hook.id, 0) + 1
+        by_domain[hook.domain] = by_domain.get(hook.domain, 0) + 1
+    return any(n >= fair.per_hook for n in by_hook.values()) or any(n >= fair.per_domain for n in by_domain.values())
+
+
 class Deliveries(Protocol):
     """What the worker asks of the store (services.deliveries.DeliveriesService)."""
 
-    async def claim(self, worker_id: str, limit: int, lease_s: float, skip_hooks: Sequence[str] = ()) -> list[Job]: ...
+    async def claim(
+        self, worker_id: str, limit: int, lease_s: float, skip_hooks: Sequence[str] = (), fair: Fair | None = None
+    ) -> list[Job]: ...
     async def claim_shelved(
         self, worker_id: str, hook_id: str, limit: int, lease_s: float
     ) -> tuple[list[Job], int]: ...
@@ -283,19 +297,20 @@ class DeliveryWorker:
 
     def _hand_back(self, jobs: Sequence[Job]) -> None:
         """Shelve in the store what admission handed back (no longer leased here) until their hooks resume."""
-        self._background(self._shelve({job.hook.id for job in jobs}, [job.delivery_id for job in jobs]))
+        hooks = {job.hook.id: job.hook.domain for job in jobs}
+        self._background(self._shelve(hooks, [job.delivery_id for job in jobs]))
 
-    async def _shelve(self, hook_ids: set[str], delivery_ids: list[str]) -> None:
+    async def _shelve(self, hooks: dict[str, str], delivery_ids: list[str]) -> None:
         try:
             await self._deliveries.shelve(self.worker_id, delivery_ids, self.shelve_s)
         except Exception as exc:  # they come back when the lease lapses instead
             _log_failure(exc, "shelving %d deliveries of a paused hook failed", len(delivery_ids))
             return
-        for hook_id in hook_ids:
-            self._shelved(hook_id)
+        for hook_id, domain in hooks.items():
+            self._shelved(hook_id, domain)
 
-    def _shelved(self, hook_id: str) -> None:
-        self.admission.shelved(hook_id)
+    def _shelved(self, hook_id: str, domain: str | None = None) -> None:
+        self.admission.shelved(hook_id, domain)
         self._probe(hook_id)  # half-open with nothing to probe with until now
 
     async def _keep_shelved(self, hook_id: str) -> None:
@@ -380,9 +395,15 @@ class DeliveryWorker:
             claimed = 0
             if room > 0 and not self._stopping:
                 try:
-                    skipped = self.admission.skipped(self._clock())[:SKIP_HOOKS_MAX]
-                    jobs = await self._deliveries.claim(self.worker_id, room, self.lease_s, skipped)
-                    claimed = len(jobs)
+                    admission = self.admission
+                    skipped = admission.skipped(self._clock())[:SKIP_HOOKS_MAX]
+                    # Each hook's and each domain's share of the claim is bounded (what its caps can start), and
+                    # domains with no room here are left out: one tenant's due deliveries never fill a claim.
+                    fair = Fair(
+                        admission.hook_cap, admission.domain_cap, admission.skipped_domains()[:SKIP_DOMAINS_MAX]
+                    )
+                    jobs = await self._deliveries.claim(self.worker_id, room, self.lease_s, skipped, fair)
+                    claimed = room if _cut_short(jobs, fair) else len(jobs)  # more may be due: claim again at once
                     self.submit(jobs)
                 except Exception as exc:
                     _log_failure(exc, "claiming due deliveries failed")
@@ -414,7 +435,7 @@ class DeliveryWorker:
         admission = self.admission
         admission.take_round()
         for hook_id in admission.shelves_known():
-            room = min(admission.hook_room(hook_id), admission.room(), CLAIM_BATCH)
+            room = min(admission.shelf_room(hook_id), admission.room(), CLAIM_BATCH)
             if room <= 0 or self._stopping:
                 continue
             news = admission.shelf_news(hook_id)
@@ -423,6 +444,8 @@ class DeliveryWorker:
             except Exception as exc:
                 _log_failure(exc, "taking shelved deliveries of hook %s failed", hook_id)
                 return
+            if jobs:
+                admission.shelved_domain(hook_id, jobs[0].hook.domain)
             self.submit(jobs)
             admission.took(hook_id, room, taken, news)
 

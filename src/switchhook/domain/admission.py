@@ -35,12 +35,16 @@ The words, each defined once here and used only so in the code:
   domain and per hook (a paused hook's cap is 0 while it cools down, 1 when half-open: `breaker.Breakers.cap`).
 - **finished**: its attempt is over (the slot is free); it stays leased until **recorded**, its result written
   to the store (then it is due again for a retry, or done).
-- **room**: how many more deliveries may be leased here: in all (`room`), or of one hook (`hook_room`: the free
-  places of its backlog, `PARKED_PER_SLOT` x its cap; none while the hook is paused, and none for any hook
-  while all backlogs together hold half the worker's room, which is kept for the others).
+- **waiting**: leased and not started: ready or parked. Counted per hook and per domain.
+- **room**: how many more deliveries may be leased here: in all (`room`), of one hook (`hook_room`: its
+  backlog's free places, `PARKED_PER_SLOT` x its cap less its waiting; none while the hook is paused, and none
+  for any hook while all backlogs together hold half the worker's room, which is kept for the others), or of one
+  domain (`domain_room`: `PARKED_PER_SLOT` x the domain's cap less its waiting, so one tenant's many hooks
+  cannot take the room every other tenant's fresh deliveries need).
 - **full**: fresh deliveries were left due for lack of room (in all, or all backlogs together took their half):
   claimed as soon as there is room again.
-- **shelved**: left in the store for lack of its hook's room (its own backlog full, or the hook paused), out of
+- **shelved**: left in the store for lack of its hook's room (its own backlog full, its domain's room taken, or
+  the hook paused), whether or not the worker is full, out of
   the range of due deliveries every claim walks: leased by no worker, `next_at` at the **horizon** (`shelve_s`,
   minutes off: due then anyway, should the worker that shelved it be gone). A shelf is one hook's shelved
   deliveries; the worker knows which hooks have one.
@@ -51,8 +55,10 @@ The words, each defined once here and used only so in the code:
   sends one **probe** at a time, until an answer closes the circuit (the hook **resumes**).
 - **probe**: the one delivery a half-open hook sends: the longest waiter of its backlog (kept there when the rest
   is handed back), else the oldest on its shelf, else a due retry of the hook (a claim does not skip it then).
-- **skipped**: hooks a claim of due deliveries leaves out: claiming theirs would only park them (backlog full,
-  cooling down, or a probe already here).
+- **skipped**: hooks and domains a claim of due deliveries leaves out: claiming theirs would only park them
+  (backlog or domain room full, cooling down, or a probe already here).
+- **share**: the most one claim leases of one hook (its cap) and of one domain (the domain's cap), so the due
+  deliveries of one tenant, however many, never fill a claim while another's wait behind them.
 """
 
 from __future__ import annotations
@@ -122,9 +128,12 @@ class Admission(Generic[J]):
         self.domain_cap = max_in_flight_per_domain
         self.max_leased = max_leased
         self.backlog_max = max_in_flight_per_hook * PARKED_PER_SLOT
+        self.domain_waiting_max = max_in_flight_per_domain * PARKED_PER_SLOT
         #: Set when fresh deliveries were left due for lack of room; the worker clears it once it claims again.
         self.full = False
         self._leased: set[str] = set()  # delivery ids
+        self._waiting_by_hook: dict[str, int] = {}  # leased and not started (ready or parked), per hook
+        self._waiting_by_domain: dict[str, int] = {}  # the same, per domain
         self._ready: deque[J] = deque()
         self._backlogs: dict[str, deque[J]] = {}  # parked for their hook's slot, per hook
         self._backlogs_count = 0  # in all backlogs together
@@ -135,6 +144,7 @@ class Admission(Generic[J]):
         # Hooks with a shelf, and how often it was told of: a take that comes back short forgets a shelf only
         # if nothing was shelved meanwhile (see shelf_news, took).
         self._shelves: dict[str, int] = {}
+        self._shelf_domains: dict[str, str] = {}  # a shelf's domain, once known (shelves found in the store: not yet)
         self._take_asked: set[str] = set()  # hooks whose backlog drained and asked for a take this round
         self._probing: set[str] = set()  # half-open hooks whose probe is being taken from their shelf
 
@@ -174,14 +184,21 @@ class Admission(Generic[J]):
             return 0  # paused: the store keeps them until a probe gets through
         if self._backlogs_count >= self.max_leased // 2:
             return 0  # many slow hooks' backlogs together: keep the rest of the room for the others
-        backlog = self._backlogs.get(hook_id)
-        return max(0, self.backlog_max - (len(backlog) if backlog else 0))
+        return max(0, self.backlog_max - self._waiting_by_hook.get(hook_id, 0))
+
+    def domain_room(self, domain: str) -> int:
+        """How many more fresh deliveries of this domain's hooks may wait here; the rest are shelved by hook."""
+        return max(0, self.domain_waiting_max - self._waiting_by_domain.get(domain, 0))
 
     def shelves(self, hook_id: str) -> bool:
         """Whether this hook's fresh deliveries are shelved when it has no room: when it is paused or its own
-        backlog is full, not when all backlogs together took the room (those are left due, claimed as soon as
-        there is room, so a healthy hook never waits for another's shelf)."""
-        return self.breakers.reopens_at(hook_id) is not None or self._backlogs_count < self.max_leased // 2
+        backlog is full, not when only all backlogs together took the room (those are left due, claimed as soon
+        as there is room, so a healthy hook never waits for another's shelf)."""
+        return (
+            self.breakers.reopens_at(hook_id) is not None
+            or self._waiting_by_hook.get(hook_id, 0) >= self.backlog_max
+            or self._backlogs_count < self.max_leased // 2
+        )
 
     def plan(self, leased_by: str, lease_until: float, shelved_until: float) -> Plan:
         """Decide, one by one, where the fresh deliveries of one accept go (see Plan)."""
@@ -189,7 +206,8 @@ class Admission(Generic[J]):
 
     def skipped(self, now: float) -> list[str]:
         """Hooks a claim of due deliveries leaves out: claiming theirs would only park them."""
-        hook_ids = [hook_id for hook_id, backlog in self._backlogs.items() if len(backlog) >= self.backlog_max]
+        backlog_max = self.backlog_max
+        hook_ids = [hook_id for hook_id, waiting in self._waiting_by_hook.items() if waiting >= backlog_max]
         for hook_id in self.breakers.tripped():
             # Cooling down: nothing may start. Half-open: claim only when no probe is here yet (parked or in flight).
             if (
@@ -200,13 +218,22 @@ class Admission(Generic[J]):
                 hook_ids.append(hook_id)
         return hook_ids
 
+    def skipped_domains(self) -> list[str]:
+        """Domains a claim of due deliveries leaves out: their room here is taken."""
+        most = self.domain_waiting_max
+        return [domain for domain, waiting in self._waiting_by_domain.items() if waiting >= most]
+
     # -- leased → ready → in flight → finished → recorded -------------------------------------
     def lease(self, jobs: Iterable[J]) -> None:
         """These are leased here now (claimed, taken, or planned at ingest): ready, unless held already."""
+        by_hook, by_domain = self._waiting_by_hook, self._waiting_by_domain
         for job in jobs:
             if job.delivery_id not in self._leased:
                 self._leased.add(job.delivery_id)
                 self._ready.append(job)
+                hook = job.hook
+                by_hook[hook.id] = by_hook.get(hook.id, 0) + 1
+                by_domain[hook.domain] = by_domain.get(hook.domain, 0) + 1
 
     def dispatch(self, now: float) -> tuple[list[J], Sequence[J]]:
         """Start what the caps allow, in order: the jobs that start now (counted in flight), and those handed
@@ -226,6 +253,7 @@ class Admission(Generic[J]):
             if self._in_flight_by_hook.get(hook_id, 0) >= cap:
                 if cap == 0 and self._backlogs.get(hook_id):
                     leased.discard(job.delivery_id)
+                    self._not_waiting(hook_id, domain)
                     handed_back.append(job)
                     continue
                 self._backlogs.setdefault(hook_id, deque()).append(job)
@@ -234,6 +262,7 @@ class Admission(Generic[J]):
             self._in_flight_by_hook[hook_id] = self._in_flight_by_hook.get(hook_id, 0) + 1
             self._in_flight_by_domain[domain] = self._in_flight_by_domain.get(domain, 0) + 1
             self._in_flight += 1
+            self._not_waiting(hook_id, domain)
             started.append(job)
         return started, handed_back
 
@@ -258,8 +287,8 @@ class Admission(Generic[J]):
         if (
             hook_id in self._shelves
             and hook_id not in self._take_asked
-            and len(self._backlogs.get(hook_id, ())) <= self.backlog_max // 2
-            and self.hook_room(hook_id) > 0
+            and self._waiting_by_hook.get(hook_id, 0) <= self.backlog_max // 2
+            and self.shelf_room(hook_id) > 0
         ):
             self._take_asked.add(hook_id)
             return True
@@ -293,6 +322,9 @@ class Admission(Generic[J]):
         self._backlogs[hook_id] = deque((probe,))
         self._backlogs_count -= len(handed_back)
         self.forget(job.delivery_id for job in handed_back)
+        domain = probe.hook.domain
+        for _ in handed_back:
+            self._not_waiting(hook_id, domain)
         return change, handed_back
 
     def cooldown_left(self, hook_id: str, now: float) -> float | None:
@@ -322,9 +354,23 @@ class Admission(Generic[J]):
         self._probing.discard(hook_id)
 
     # -- shelves ----------------------------------------------------------------------------------
-    def shelved(self, hook_id: str) -> None:
-        """Deliveries of this hook were shelved (by ingest, by a hand back) or a shelf was found in the store."""
+    def shelved(self, hook_id: str, domain: str | None = None) -> None:
+        """Deliveries of this hook (of `domain`, when known) were shelved (by ingest, by a hand back) or a shelf
+        was found in the store."""
         self._shelves[hook_id] = self._shelves.get(hook_id, 0) + 1
+        if domain is not None:
+            self._shelf_domains[hook_id] = domain
+
+    def shelved_domain(self, hook_id: str, domain: str) -> None:
+        """The hook's domain, told by ingest's plan as it shelves (the worker is told of the shelf once stored)."""
+        self._shelf_domains[hook_id] = domain
+
+    def shelf_room(self, hook_id: str) -> int:
+        """How many of the hook's shelf may be taken now: its room, and its domain's once the shelf's domain is
+        known (a shelf found in the store learns it from its first take)."""
+        room = self.hook_room(hook_id)
+        domain = self._shelf_domains.get(hook_id)
+        return room if domain is None or room == 0 else min(room, self.domain_room(domain))
 
     def has_shelf(self, hook_id: str) -> bool:
         return hook_id in self._shelves
@@ -350,8 +396,14 @@ class Admission(Generic[J]):
         it is empty."""
         if taken < asked and self._shelves.get(hook_id) == news:
             del self._shelves[hook_id]
+            self._shelf_domains.pop(hook_id, None)
 
     # -- internals --------------------------------------------------------------------------------
+    def _not_waiting(self, hook_id: str, domain: str) -> None:
+        """One of the hook's waiting deliveries started or was handed back."""
+        _decrement(self._waiting_by_hook, hook_id)
+        _decrement(self._waiting_by_domain, domain)
+
     def _unpark(self, queues: dict[str, deque[J]], key: str, count: int) -> None:
         """Move up to `count` of the longest waiters to the front of the ready line, oldest first."""
         waiting = queues.get(key)
@@ -369,35 +421,59 @@ class Admission(Generic[J]):
 
 class Plan:
     """Where each fresh delivery of one accept goes, decided one by one in order: leased here while there is room
-    in all and for its hook, else shelved (its own backlog full, or paused), else due (this worker is full; it
-    claims them once there is room). Synchronous: nothing else changes the worker's state while ingest plans."""
+    for its hook, its domain and in all; else shelved when its hook has none (its own backlog full, or paused) or
+    its domain has none, whether or not this worker is full; else due (this worker is full, or all backlogs
+    together took their half; it claims them once there is room). Synchronous: nothing else changes the worker's
+    state while ingest plans."""
 
-    __slots__ = ("_admission", "_hook_rooms", "_room", "lease_until", "leased_by", "shelved", "shelved_until")
+    __slots__ = (
+        "_admission",
+        "_domain_rooms",
+        "_hook_rooms",
+        "_room",
+        "lease_until",
+        "leased_by",
+        "shelved",
+        "shelved_until",
+    )
 
     def __init__(self, admission: Admission[Any], leased_by: str, lease_until: float, shelved_until: float) -> None:
         self._admission = admission
         self._room = admission.room()
         self._hook_rooms: dict[str, int] = {}  # per hook: its room left, else _SHELVES or _DUE
+        self._domain_rooms: dict[str, int] = {}  # per domain: its room left
         self.leased_by = leased_by
         self.lease_until = lease_until
         self.shelved_until = shelved_until  # the horizon
         self.shelved: set[str] = set()  # hooks some of whose deliveries were shelved: tell the worker once stored
 
-    def admit(self, hook_id: str) -> Goes:
-        if self._room <= 0:
-            self._admission.full = True
-            return Goes.DUE
+    def admit(self, hook_id: str, domain: str) -> Goes:
         room = self._hook_rooms.get(hook_id)
         if room is None:
             room = self._admission.hook_room(hook_id)
+            if room == 0:  # no room for this hook: decided once per accept, nothing changes meanwhile
+                room = self._hook_rooms[hook_id] = _SHELVES if self._admission.shelves(hook_id) else _DUE
+        elif room == 0:  # this accept filled its backlog: its own backlog is full
+            room = self._hook_rooms[hook_id] = _SHELVES
         if room > 0:
+            domain_room = self._domain_rooms.get(domain)
+            if domain_room is None:
+                domain_room = self._admission.domain_room(domain)
+            if domain_room <= 0:  # its domain's room is taken: it waits on its hook's shelf
+                self.shelved.add(hook_id)
+                self._admission.shelved_domain(hook_id, domain)
+                return Goes.SHELVED
+            if self._room <= 0:
+                self._admission.full = True
+                return Goes.DUE
             self._room -= 1
             self._hook_rooms[hook_id] = room - 1
+            self._domain_rooms[domain] = domain_room - 1
             return Goes.LEASED
-        if room == 0:  # no room for this hook (any more): decided once per accept, nothing changes meanwhile
-            room = self._hook_rooms[hook_id] = _SHELVES if self._admission.shelves(hook_id) else _DUE
         if room == _SHELVES:
-            self.shelved.add(hook_id)
+            if hook_id not in self.shelved:
+                self.shelved.add(hook_id)
+                self._admission.shelved_domain(hook_id, domain)
             return Goes.SHELVED
         self._admission.full = True
         return Goes.DUE

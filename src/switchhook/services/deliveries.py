@@ -17,7 +17,7 @@ from switchhook.services.access import Caller, effective_domain, require
 from switchhook.services.events import Job
 from switchhook.services.hooks import _int_param, check_hook_id
 from switchhook.services.index import HookIndex
-from switchhook.store.base import AttemptRow, ClaimedDelivery, DeliveryRow, Finish, Store
+from switchhook.store.base import AttemptRow, ClaimedDelivery, DeliveryRow, Fair, Finish, Store
 
 STATUSES = ("pending", "delivered", "failed", "expired")
 
@@ -72,11 +72,14 @@ class DeliveriesService:
         self.tester = tester  # what `test` sends with; None where no test is ever sent (offline tools, tests)
 
     # -- for workers ------------------------------------------------------------------------------
-    async def claim(self, worker_id: str, limit: int, lease_s: float, skip_hooks: Sequence[str] = ()) -> list[Job]:
-        """Lease due deliveries; ones whose hook is gone or disabled are finished as failed right here."""
+    async def claim(
+        self, worker_id: str, limit: int, lease_s: float, skip_hooks: Sequence[str] = (), fair: Fair | None = None
+    ) -> list[Job]:
+        """Lease due deliveries (each hook's and domain's share bounded by `fair`); ones whose hook is gone or
+        disabled are finished as failed right here."""
         now = self._clock()
         async with self._store.transaction() as tx:
-            claimed = await tx.claim_due(worker_id, now, now + lease_s, limit, skip_hooks)
+            claimed = await tx.claim_due(worker_id, now, now + lease_s, limit, skip_hooks, fair)
         return await self._jobs(claimed, worker_id, now)
 
     async def claim_shelved(self, worker_id: str, hook_id: str, limit: int, lease_s: float) -> tuple[list[Job], int]:

@@ -13,7 +13,7 @@ from switchhook.domain.errors import ValidationFailed
 from switchhook.domain.hooks import is_hook_id, normal_hook_id, public_view, validate_hook
 from switchhook.services.access import Caller, effective_domain, require
 from switchhook.services.index import HookIndex
-from switchhook.store.base import HookRow, Store
+from switchhook.store.base import HookRow, Store, Tx
 
 DEFAULT_LIMIT = 40
 MAX_LIMIT = 1000
@@ -68,10 +68,35 @@ def project(view: dict[str, Any], columns: list[str]) -> dict[str, Any]:
 
 
 class HooksService:
-    def __init__(self, store: Store, index: HookIndex, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: Store,
+        index: HookIndex,
+        clock: Callable[[], float] = time.time,
+        *,
+        max_hooks_per_domain: int = 1000,
+        max_hooks_per_event_key: int = 100,
+    ) -> None:
         self._store = store
         self._index = index
         self._clock = clock
+        # One event fans out to every hook of its domain on its key: these bound what one event, and one request,
+        # can cost (RELIABILITY.md, "Hostile tenants").
+        self.max_hooks_per_domain = max_hooks_per_domain
+        self.max_hooks_per_event_key = max_hooks_per_event_key
+
+    async def _check_room(self, tx: Tx, domain: str, event: str, adding: bool) -> None:
+        """A 400 when the domain has as many hooks as it may (`adding` one), or its event key has."""
+        count, on_key = await tx.count_hooks(domain, event)
+        if adding and count >= self.max_hooks_per_domain:
+            raise ValidationFailed(
+                f"Bad request: the domain has {count} hooks, the most it may have ({self.max_hooks_per_domain})."
+            )
+        if on_key >= self.max_hooks_per_event_key:
+            raise ValidationFailed(
+                f"Bad request: the domain has {on_key} hooks on the event {event!r}, the most one event may have"
+                f" ({self.max_hooks_per_event_key})."
+            )
 
     async def list(
         self, caller: Caller, domain: str | None, limit: str | None, page: str | None, columns: str | None
@@ -113,6 +138,7 @@ class HooksService:
         row = HookRow(new_hook_id(self._clock), scope, doc)
         compiled = await asyncio.to_thread(self._index.compile, row)
         async with self._store.transaction() as tx:
+            await self._check_room(tx, scope, str(doc.get("event", "")), adding=True)
             await tx.insert_hook(row, self._clock())
             await tx.notify_hook_changed(scope, row.id)
         self._index.install(row, *compiled)
@@ -134,6 +160,9 @@ class HooksService:
                 await asyncio.to_thread(validate_hook, body, limits=limits)  # bad input is still a 400
                 return {"n": 0, "nModified": 0, "ok": 1}
             doc = await asyncio.to_thread(validate_hook, body, current.doc.get("secret"), current.doc, limits)
+            event = str(doc.get("event", ""))
+            if event != str(current.doc.get("event", "")):  # moving to another event key: that key's cap
+                await self._check_room(tx, scope, event, adding=False)
             row = HookRow(hook_id, scope, doc)
             compiled = await asyncio.to_thread(self._index.compile, row)
             changed = await tx.replace_hook(row, self._clock())

@@ -141,6 +141,16 @@ class ClaimedDelivery:
 
 
 @dataclass(frozen=True, slots=True)
+class Fair:
+    """A claim's shares (domain/admission.py, "share"): at most `per_hook` deliveries of one hook and `per_domain`
+    of one domain, and none of `skip_domains` (their room in the claiming worker is taken)."""
+
+    per_hook: int
+    per_domain: int
+    skip_domains: Sequence[str] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Finish:
     """The recorded result of one attempt: new status and when to try again."""
 
@@ -185,6 +195,7 @@ class Tx(Protocol):
     async def insert_hook(self, row: HookRow, now: float) -> None: ...
     async def get_hook(self, domain: str, hook_id: str) -> HookRow | None: ...
     async def list_hooks(self, domain: str, limit: int, offset: int) -> list[HookRow]: ...
+    async def count_hooks(self, domain: str, event: str) -> tuple[int, int]: ...
     async def replace_hook(self, row: HookRow, now: float) -> int: ...
     async def delete_hook(self, domain: str, hook_id: str) -> int: ...
     async def disable_hook(self, domain: str, hook_id: str, reason: str, now: float) -> int: ...
@@ -200,7 +211,13 @@ class Tx(Protocol):
         self, events: Sequence[EventRow], deliveries: Sequence[tuple[Sequence[NewDelivery], float]]
     ) -> AtCommit[set[str]]: ...
     async def claim_due(
-        self, worker_id: str, now: float, lease_until: float, limit: int, skip_hooks: Sequence[str] = ()
+        self,
+        worker_id: str,
+        now: float,
+        lease_until: float,
+        limit: int,
+        skip_hooks: Sequence[str] = (),
+        fair: Fair | None = None,
     ) -> list[ClaimedDelivery]: ...
     async def claim_shelved(
         self, worker_id: str, hook_id: str, now: float, lease_until: float, limit: int

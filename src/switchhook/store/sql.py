@@ -21,6 +21,7 @@ from switchhook.store.base import (
     ClaimedDelivery,
     DeliveryRow,
     EventRow,
+    Fair,
     Finish,
     HookRow,
     NewDelivery,
@@ -37,6 +38,9 @@ _DELIVERY_COLUMNS = (
 
 
 EVENT_CHUNK = 200  # rows per multi-row INSERT: 1,200 parameters, far below both databases' limits
+#: A fair claim reads this many times its limit of the oldest due deliveries and takes each hook's and domain's
+#: share of them (see claim_due).
+FAIR_WINDOW = 8
 ROWS_PER_STATEMENT = 200  # a backend's multi-row writes: at most 2,400 parameters, far below SQLite's 32,766
 INSERT_ATTEMPT = (
     "INSERT INTO attempts (delivery_id, n, started_at, duration_ms, status_code, error, response_excerpt)"
@@ -274,6 +278,16 @@ class SqlTx(ABC):
         sql = "SELECT id, domain, doc, disabled_reason FROM hooks WHERE domain = ? ORDER BY seq LIMIT ? OFFSET ?"
         return [_hook(r) for r in await self.fetch(sql, domain, limit, offset)]
 
+    async def count_hooks(self, domain: str, event: str) -> tuple[int, int]:
+        """How many hooks the domain has, and how many of them are on the event key `event`."""
+        row = await self.fetchrow(
+            "SELECT count(*) AS n, COALESCE(sum(CASE WHEN event = ? THEN 1 ELSE 0 END), 0) AS on_key"
+            " FROM hooks WHERE domain = ?",
+            event,
+            domain,
+        )
+        return (0, 0) if row is None else (int(row["n"]), int(row["on_key"]))
+
     async def replace_hook(self, row: HookRow, now: float) -> int:
         return await self.execute(
             "UPDATE hooks SET event = ?, doc = ?, disabled_reason = NULL, updated_at = ? WHERE domain = ? AND id = ?",
@@ -348,27 +362,55 @@ class SqlTx(ABC):
         return AtCommit.of(new)
 
     async def claim_due(
-        self, worker_id: str, now: float, lease_until: float, limit: int, skip_hooks: Sequence[str] = ()
+        self,
+        worker_id: str,
+        now: float,
+        lease_until: float,
+        limit: int,
+        skip_hooks: Sequence[str] = (),
+        fair: Fair | None = None,
     ) -> list[ClaimedDelivery]:
         """Lease up to `limit` due deliveries to `worker_id` and return them with their event payloads.
 
         `skip_hooks`: hooks this worker already has a backlog for; their due deliveries stay for later
-        (or for another worker) instead of queueing behind a slow endpoint here.
+        (or for another worker) instead of queueing behind a slow endpoint here. `fair`: each hook's and each
+        domain's share of the claim, taken oldest first from the FAIR_WINDOW x `limit` oldest due deliveries (a
+        bounded read however many are due: a dead hook's backlog is shelved, out of this range), and domains
+        left out.
         """
         skip = ""
         if skip_hooks:
             skip = f" AND hook_id NOT IN ({', '.join('?' for _ in skip_hooks)})"  # placeholders only
+        skip_domains = fair.skip_domains if fair is not None else ()
+        if skip_domains:
+            skip += f" AND domain NOT IN ({', '.join('?' for _ in skip_domains)})"  # placeholders only
+        columns = "id" if fair is None else "id, hook_id, domain, next_at"
+        due = (
+            f"SELECT {columns} FROM deliveries WHERE status = 'pending' AND next_at <= ?"  # noqa: S608
+            f" AND (lease_until IS NULL OR lease_until < ?){skip} ORDER BY next_at LIMIT ? {self.claim_lock_clause}"
+        )
+        shares: tuple[int, ...] = ()
+        if fair is not None:
+            # Oldest first within each hook, then within each domain of what the hooks' shares let through.
+            due = (
+                "SELECT id FROM (SELECT id, next_at, ROW_NUMBER() OVER (PARTITION BY domain ORDER BY next_at) AS nth"  # noqa: S608
+                " FROM (SELECT id, domain, next_at,"
+                " ROW_NUMBER() OVER (PARTITION BY hook_id ORDER BY next_at) AS nth_of_hook"
+                f" FROM ({due}) AS due) AS by_hook WHERE nth_of_hook <= ?) AS by_domain"
+                " WHERE nth <= ? ORDER BY next_at LIMIT ?"
+            )
+            shares = (fair.per_hook, fair.per_domain, limit)
         rows = await self.fetch(
-            "UPDATE deliveries SET lease_until = ?, leased_by = ? WHERE id IN ("  # noqa: S608 - placeholders only
-            " SELECT id FROM deliveries WHERE status = 'pending' AND next_at <= ?"
-            f" AND (lease_until IS NULL OR lease_until < ?){skip} ORDER BY next_at LIMIT ?"
-            f" {self.claim_lock_clause}) RETURNING {_DELIVERY_COLUMNS}",
+            f"UPDATE deliveries SET lease_until = ?, leased_by = ? WHERE id IN ({due})"  # noqa: S608
+            f" RETURNING {_DELIVERY_COLUMNS}",
             lease_until,
             worker_id,
             now,
             now,
             *skip_hooks,
-            limit,
+            *skip_domains,
+            limit * FAIR_WINDOW if fair is not None else limit,
+            *shares,
         )
         return await self._with_payloads(sorted((_delivery(r) for r in rows), key=lambda d: d.next_at))
 
