@@ -253,6 +253,38 @@ async def test_sessions_add_get_and_delete_sweeps_expired(store: Store) -> None:
         assert await tx.get_session("k-live") == SessionRow("k-live", "d2", "alice", A, "admin", NOW + 10)
 
 
+async def test_a_session_keeps_its_credential_and_an_accounts_sessions_end_together(store: Store) -> None:
+    mine = SessionRow("k1", "t", "alice", A, "admin", NOW + 10, "cred-1")
+    async with store.transaction() as tx:
+        await tx.add_session(mine, NOW)
+        await tx.add_session(SessionRow("k2", "t", "alice", A, "admin", NOW + 10, "cred-1"), NOW)
+        await tx.add_session(SessionRow("k3", "t", "bob", A, "user", NOW + 10), NOW)
+        await tx.add_session(SessionRow("k4", "t", "alice", B, "admin", NOW + 10), NOW)
+        await tx.add_session(SessionRow("k5", "t", "root", None, "root", NOW + 10), NOW)
+    async with store.transaction() as tx:
+        assert await tx.get_session("k1") == mine
+        assert await tx.delete_sessions(A, "alice") == 2
+        assert await tx.delete_sessions(A, "alice") == 0
+        assert await tx.get_session("k3") is not None and await tx.get_session("k4") is not None
+        assert await tx.delete_sessions(None, "root") == 1
+        assert await tx.delete_sessions(A, None) == 1  # bob's: the rest of the domain
+        assert [await tx.get_session(k) for k in ("k3", "k5")] == [None, None]
+        assert await tx.get_session("k4") is not None
+
+
+async def test_an_account_is_updated_in_place(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.add_account(AccountRow(A, "alice", "h1", "user"), NOW)
+        await tx.add_account(AccountRow(B, "alice", "h1", "user"), NOW)
+    async with store.transaction() as tx:
+        assert await tx.update_account(A, "alice", "h2", None) == 1
+        assert await tx.get_account(A, "alice") == AccountRow(A, "alice", "h2", "user")
+        assert await tx.update_account(A, "alice", None, "admin") == 1
+        assert await tx.get_account(A, "alice") == AccountRow(A, "alice", "h2", "admin")
+        assert await tx.update_account(A, "nobody", "h3", None) == 0
+        assert await tx.get_account(B, "alice") == AccountRow(B, "alice", "h1", "user")
+
+
 async def test_tokens_add_get_list_enable_disable_delete(store: Store) -> None:
     far_ms = 4_102_444_800_000  # year 2100, in ms: needs 64 bits
     first = TokenRow("t1", A, "admin", far_ms, True, "root", NOW)

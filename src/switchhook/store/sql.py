@@ -203,11 +203,22 @@ class SqlTx(ABC):
         await self.execute("DELETE FROM sessions WHERE domain = ? AND username = ?", domain, username)
         return await self.execute("DELETE FROM accounts WHERE domain = ? AND username = ?", domain, username)
 
+    async def update_account(self, domain: str, username: str, password_hash: str | None, role: str | None) -> int:
+        """Set what is given of the account's password hash and role; 0 when there is no such account."""
+        return await self.execute(
+            "UPDATE accounts SET password_hash = COALESCE(?, password_hash), role = COALESCE(?, role) "
+            "WHERE domain = ? AND username = ?",
+            password_hash,
+            role,
+            domain,
+            username,
+        )
+
     # -- sessions and domain tokens ---------------------------------------------------------------
     async def add_session(self, row: SessionRow, now: float) -> None:
         await self.execute(
-            "INSERT INTO sessions (key, token_hash, username, domain, role, expires_at, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sessions (key, token_hash, username, domain, role, expires_at, created_at, credential) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             row.key,
             row.token_hash,
             row.username,
@@ -215,18 +226,35 @@ class SqlTx(ABC):
             row.role,
             row.expires_at,
             now,
+            row.credential,
         )
 
     async def get_session(self, key: str) -> SessionRow | None:
-        sql = "SELECT key, token_hash, username, domain, role, expires_at FROM sessions WHERE key = ?"
+        sql = "SELECT key, token_hash, username, domain, role, expires_at, credential FROM sessions WHERE key = ?"
         row = await self.fetchrow(sql, key)
         if row is None:
             return None
-        return SessionRow(row["key"], row["token_hash"], row["username"], row["domain"], row["role"], row["expires_at"])
+        return SessionRow(
+            row["key"],
+            row["token_hash"],
+            row["username"],
+            row["domain"],
+            row["role"],
+            row["expires_at"],
+            row["credential"],
+        )
 
     async def delete_session(self, key: str, now: float) -> int:
         # Webitel's logout also sweeps every expired session.
         return await self.execute("DELETE FROM sessions WHERE key = ? OR expires_at < ?", key, now)
+
+    async def delete_sessions(self, domain: str | None, username: str | None) -> int:
+        """End root's sessions (`domain` None), a domain's, or one account's (`username` too)."""
+        if domain is None:
+            return await self.execute("DELETE FROM sessions WHERE domain IS NULL AND username = ?", username or "root")
+        if username is None:
+            return await self.execute("DELETE FROM sessions WHERE domain = ?", domain)
+        return await self.execute("DELETE FROM sessions WHERE domain = ? AND username = ?", domain, username)
 
     async def add_token(self, row: TokenRow) -> None:
         await self.execute(
