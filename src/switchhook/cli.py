@@ -1,4 +1,4 @@
-"""The `switchhook` command: serve, migrate, token, accounts, import (from Webitel), hooks export."""
+"""The `switchhook` command: serve, migrate, token, accounts (add, password), import (from Webitel), hooks export."""
 
 from __future__ import annotations
 
@@ -139,6 +139,41 @@ def accounts_add(
         typer.echo(exc.message, err=True)
         raise typer.Exit(1) from None
     typer.echo(f"added {name}@{domain} ({role})")
+
+
+@accounts_app.command("password")
+def accounts_password(user: Annotated[str, typer.Argument(help="USER@DOMAIN")]) -> None:
+    """Give an existing account a new password, ending its sessions; from SWITCHHOOK_ACCOUNT_PASSWORD or a prompt."""
+    from switchhook.domain.errors import SwitchhookError
+    from switchhook.runtime import build_store
+    from switchhook.services.access import Caller
+    from switchhook.services.auth import AuthService
+    from switchhook.services.domains import DomainsService
+
+    name, _, domain = user.partition("@")
+    if not name or not domain:
+        raise typer.BadParameter("expected USER@DOMAIN")
+    password = os.environ.get("SWITCHHOOK_ACCOUNT_PASSWORD") or typer.prompt(
+        "new password", hide_input=True, confirmation_prompt=True
+    )
+    settings = Settings()
+
+    async def run() -> dict[str, object]:
+        store = build_store(settings)
+        try:
+            await store.migrate()
+            service = DomainsService(store, AuthService(store, b"", 0))
+            root = Caller("root", "root", None, "root", "root")
+            return await service.change_account(root, domain, name, {"password": password})
+        finally:
+            await store.close()
+
+    try:
+        changed = asyncio.run(run())
+    except SwitchhookError as exc:
+        typer.echo(exc.message, err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"changed the password of {name}@{domain}; {changed['sessionsEnded']} session(s) ended")
 
 
 @import_app.command("webitel")

@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     regex_max_repeat: int = Field(1000, ge=1)  # largest count in one {n,m} repetition
     regex_max_size: int = Field(5000, ge=1)  # a hook's regexes expanded (repetitions multiplied out), units
     session_ttl_days: float = Field(100.0, gt=0)
+    login_concurrency: int = Field(2, ge=1)  # password checks (argon2) run at once per process
+    login_queue: int = Field(16, ge=0)  # password checks that may wait for one; more are a 429
     log_level: str = "INFO"
     log_format: str = "json"  # json | text
 

@@ -34,6 +34,7 @@ from switchhook.services.events import EventsService
 from switchhook.services.hooks import HooksService
 from switchhook.services.index import HookIndex
 from switchhook.services.limits import RateLimiter
+from switchhook.services.login_guard import PasswordChecks
 from switchhook.store.base import Store
 from switchhook.telemetry import Metrics
 
@@ -149,7 +150,9 @@ class Runtime:
             fast_path=self.worker,
             max_deliveries_per_request=settings.max_deliveries_per_request,
         )
-        auth = AuthService(self.store, secret, settings.session_ttl_days * 86400)
+        checks = PasswordChecks(settings.login_concurrency, settings.login_queue)
+        self.metrics.registry.register(checks)
+        auth = AuthService(self.store, secret, settings.session_ttl_days * 86400, checks=checks)
         self.services = Services(
             auth=auth,
             domains=DomainsService(self.store, auth),

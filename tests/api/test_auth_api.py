@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 
 import jwt
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.api.helpers import PASSWORD, add_account, answer, error, hook_body, login, token_headers
 from tests.support.app import ROOT_PASSWORD, Harness
+from tests.support.waiting import eventually
 
 DOMAIN = "auth.example.com"
 OTHER = "other.example.com"
@@ -155,6 +158,34 @@ async def test_login_needs_a_json_object(app: Harness) -> None:
         response = await app.client.post("/login", content=content, headers={"Content-Type": "application/json"})
         assert response.status_code == 400, content
         assert response.json()["status"] == "error"
+
+
+async def test_repeated_failed_logins_are_refused_with_retry_after_and_no_password_check(app: Harness) -> None:
+    """After 5 failures a name's next try waits: answered 429 at once (it used to be held open 1 s, then checked)."""
+    wrong = {"username": "root", "password": "not-" + ROOT_PASSWORD}
+    right = {"username": "root", "password": ROOT_PASSWORD}
+    for _ in range(5):
+        assert answer(await app.client.post("/login", json=wrong)) == (401, error("Invalid credentials"))
+    checks = await password_checks(app)
+
+    refused = await asyncio.gather(*(app.client.post("/login", json=body) for body in (wrong, right)))
+
+    for response in refused:  # the right password too: nothing is checked while the name is slowed down
+        assert answer(response) == (429, error("Too many failed logins: retry later."))
+        assert response.headers["Retry-After"] == "1"
+    assert await password_checks(app) == checks
+
+    async def logs_in() -> bool:
+        return (await app.client.post("/login", json=right)).status_code == 200
+
+    await eventually(logs_in, "a login once Retry-After passed")  # and a success forgets the failures
+    assert answer(await app.client.post("/login", json=wrong)) == (401, error("Invalid credentials"))
+
+
+async def password_checks(app: Harness) -> float:
+    text = (await app.client.get("/metrics")).text
+    samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+    return next(s.value for s in samples if s.name == "switchhook_password_checks_total")
 
 
 async def test_domain_user_logs_in_as_user_at_domain_and_whoami_names_it(app: Harness) -> None:

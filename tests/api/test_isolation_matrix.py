@@ -58,7 +58,9 @@ async def world(app: Harness, receiver: Receiver) -> dict[str, Any]:
     await app.services.domains.add_account(ROOT, A, {"username": "alice", "password": "password-a-1", "role": "admin"})
     login = await app.client.post("/login", json={"username": f"alice@{A}", "password": "password-a-1"})
     session_a = {"X-Access-Token": login.json()["token"], "X-Key": login.json()["key"]}
+    login_b = await app.client.post("/login", json={"username": f"bob@{B}", "password": "password-b-1"})
     return {
+        "session_b": {"X-Access-Token": login_b.json()["token"], "X-Key": login_b.json()["key"]},
         "hook_b": hook_b,
         "delivery_b": delivery_b,
         "token_b_id": token_ids[0],
@@ -101,6 +103,8 @@ def attempts(world: dict[str, Any]) -> list[tuple[str, str, Any]]:
             ),
             ("GET", f"/api/v2/accounts{q}", None),
             ("DELETE", f"/api/v2/accounts/bob{q}", None),
+            ("PATCH", f"/api/v2/accounts/bob{q}", {"password": "password-m-2", "role": "admin"}),
+            ("DELETE", f"/api/v2/sessions{q}{'&' if q else '?'}username=bob", None),
         ]
     rows += [
         ("POST", f"/api/v2/domains/{B}/settings/token", {"expire": 9_999_999_999_999, "role": "admin"}),
@@ -142,6 +146,7 @@ async def test_domain_a_reaches_nothing_of_domain_b(app: Harness, receiver: Rece
                 assert B not in text, f"{label} named domain B in an error: {text}"
     await asyncio.sleep(0.3)  # let any wrongly accepted delivery go out
     assert await b_state(app, world["hook_b"]) == before
+    assert (await app.client.get("/api/v2/whoami", headers=world["session_b"])).status_code == 200  # bob's session
     assert len(receiver.requests) == requests_before, "a request reached domain B's endpoint"
     assert tried == 4 * len(attempts(world))
     print(f"\nisolation matrix: {tried} cross-tenant requests, 0 reached domain B")

@@ -1,12 +1,10 @@
-"""Limits through HTTP: per-domain ingest rate (429 + Retry-After, nothing stored) and the login slow-down."""
+"""Limits through HTTP: per-domain ingest rate (429 + Retry-After, nothing stored); login limits: test_auth_api.py."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-from switchhook.services.limits import LoginThrottle
-from tests.support.app import ROOT, ROOT_PASSWORD, Harness, make_settings, running
+from tests.support.app import ROOT, make_settings, running
 from tests.support.receiver import Receiver
 
 
@@ -31,15 +29,3 @@ async def test_ingest_over_the_domain_rate_is_429_with_retry_after(tmp_path: Pat
         assert other.status_code == 202  # one domain's flood never throttles another
         rows = await app.services.deliveries.list_for_hook(ROOT, "busy.example", hook_id, None, "1000", None)
         assert len(rows) == 10  # the refused batch stored nothing
-
-
-async def test_repeated_failed_logins_are_slowed_down(app: Harness) -> None:
-    app.services.auth._throttle = LoginThrottle(free_failures=2)
-    wrong = {"username": "root", "password": "not-" + ROOT_PASSWORD}
-    for _ in range(2):
-        assert (await app.client.post("/login", json=wrong)).status_code == 401
-    started = time.monotonic()
-    third = await app.client.post("/login", json=wrong)
-    assert third.status_code == 401
-    assert time.monotonic() - started >= 0.95  # waited 1 s before even checking
-    assert third.json() == {"status": "error", "info": "Invalid credentials"}

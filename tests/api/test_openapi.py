@@ -86,6 +86,8 @@ async def test_every_served_route_is_documented_with_its_methods(app: Harness) -
         ("POST", "/api/v2/accounts"),
         ("GET", "/api/v2/accounts"),
         ("DELETE", "/api/v2/accounts/{username}"),
+        ("PATCH", "/api/v2/accounts/{username}"),
+        ("DELETE", "/api/v2/sessions"),
         ("GET", "/health"),
         ("GET", "/metrics"),
     ]:

@@ -1,11 +1,11 @@
-"""Abuse limits as pure logic: the per-domain ingest token bucket and the login slow-down."""
+"""Abuse limits as pure logic: the per-domain ingest token bucket (the login slow-down: test_login_guard.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from switchhook.domain.errors import RateLimited
-from switchhook.services.limits import LoginThrottle, RateLimiter
+from switchhook.services.limits import RateLimiter
 
 
 class Clock:
@@ -49,23 +49,3 @@ def test_a_batch_costs_every_event_and_one_larger_than_the_burst_is_refused_whol
     limiter.take("d", 10)
     with pytest.raises(RateLimited):
         limiter.take("d", 1)
-
-
-def test_login_slow_down_after_five_failures_doubles_and_resets() -> None:
-    clock = Clock()
-    throttle = LoginThrottle(clock=clock)
-    for _ in range(5):
-        assert throttle.delay_s("root") == 0
-        throttle.failed("root")
-    assert throttle.delay_s("root") == 1
-    throttle.failed("root")
-    assert throttle.delay_s("root") == 2
-    for _ in range(10):
-        throttle.failed("root")
-    assert throttle.delay_s("root") == 30  # capped
-    assert throttle.delay_s("someone-else") == 0
-    clock.now += 901
-    assert throttle.delay_s("root") == 0  # the window passed
-    throttle.failed("root")
-    throttle.succeeded("root")
-    assert throttle.delay_s("root") == 0

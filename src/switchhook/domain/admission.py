@@ -134,6 +134,11 @@ class Admission(Generic[J]):
         self._leased: set[str] = set()  # delivery ids
         self._waiting_by_hook: dict[str, int] = {}  # leased and not started (ready or parked), per hook
         self._waiting_by_domain: dict[str, int] = {}  # the same, per domain
+        # Planned at ingest and not yet leased (their accepts are being written): counted as taken room, so the
+        # concurrent accepts of one group commit cannot each plan the same room.
+        self._planned = 0
+        self._planned_by_hook: dict[str, int] = {}
+        self._planned_by_domain: dict[str, int] = {}
         self._ready: deque[J] = deque()
         self._backlogs: dict[str, deque[J]] = {}  # parked for their hook's slot, per hook
         self._backlogs_count = 0  # in all backlogs together
@@ -175,7 +180,7 @@ class Admission(Generic[J]):
 
     # -- room -------------------------------------------------------------------------------------
     def room(self) -> int:
-        return max(0, self.max_leased - len(self._leased))
+        return max(0, self.max_leased - len(self._leased) - self._planned)
 
     def hook_room(self, hook_id: str) -> int:
         """How many more fresh deliveries of this hook may be leased here; the rest are shelved (its own backlog
@@ -184,11 +189,12 @@ class Admission(Generic[J]):
             return 0  # paused: the store keeps them until a probe gets through
         if self._backlogs_count >= self.max_leased // 2:
             return 0  # many slow hooks' backlogs together: keep the rest of the room for the others
-        return max(0, self.backlog_max - self._waiting_by_hook.get(hook_id, 0))
+        return max(0, self.backlog_max - self._waiting_by_hook.get(hook_id, 0) - self._planned_by_hook.get(hook_id, 0))
 
     def domain_room(self, domain: str) -> int:
         """How many more fresh deliveries of this domain's hooks may wait here; the rest are shelved by hook."""
-        return max(0, self.domain_waiting_max - self._waiting_by_domain.get(domain, 0))
+        taken = self._waiting_by_domain.get(domain, 0) + self._planned_by_domain.get(domain, 0)
+        return max(0, self.domain_waiting_max - taken)
 
     def shelves(self, hook_id: str) -> bool:
         """Whether this hook's fresh deliveries are shelved when it has no room: when it is paused or its own
@@ -196,13 +202,24 @@ class Admission(Generic[J]):
         as there is room, so a healthy hook never waits for another's shelf)."""
         return (
             self.breakers.reopens_at(hook_id) is not None
-            or self._waiting_by_hook.get(hook_id, 0) >= self.backlog_max
+            or self._waiting_by_hook.get(hook_id, 0) + self._planned_by_hook.get(hook_id, 0) >= self.backlog_max
             or self._backlogs_count < self.max_leased // 2
         )
 
     def plan(self, leased_by: str, lease_until: float, shelved_until: float) -> Plan:
         """Decide, one by one, where the fresh deliveries of one accept go (see Plan)."""
         return Plan(self, leased_by, lease_until, shelved_until)
+
+    def planned(self, by_hook: dict[str, int], by_domain: dict[str, int], sign: int) -> None:
+        """A plan's leased deliveries are reserved (`sign` 1) until its accept is written and leased them (-1)."""
+        for counts, taken in ((self._planned_by_hook, by_hook), (self._planned_by_domain, by_domain)):
+            for key, count in taken.items():
+                left = counts.get(key, 0) + sign * count
+                if left > 0:
+                    counts[key] = left
+                else:
+                    counts.pop(key, None)
+        self._planned += sign * sum(by_hook.values())
 
     def skipped(self, now: float) -> list[str]:
         """Hooks a claim of due deliveries leaves out: claiming theirs would only park them."""
@@ -428,8 +445,11 @@ class Plan:
 
     __slots__ = (
         "_admission",
+        "_domain_first",
         "_domain_rooms",
+        "_hook_first",
         "_hook_rooms",
+        "_reserved",
         "_room",
         "lease_until",
         "leased_by",
@@ -442,6 +462,9 @@ class Plan:
         self._room = admission.room()
         self._hook_rooms: dict[str, int] = {}  # per hook: its room left, else _SHELVES or _DUE
         self._domain_rooms: dict[str, int] = {}  # per domain: its room left
+        self._hook_first: dict[str, int] = {}  # per hook and domain: its room when first asked (see reserve)
+        self._domain_first: dict[str, int] = {}
+        self._reserved: tuple[dict[str, int], dict[str, int]] | None = None
         self.leased_by = leased_by
         self.lease_until = lease_until
         self.shelved_until = shelved_until  # the horizon
@@ -450,7 +473,7 @@ class Plan:
     def admit(self, hook_id: str, domain: str) -> Goes:
         room = self._hook_rooms.get(hook_id)
         if room is None:
-            room = self._admission.hook_room(hook_id)
+            room = self._hook_first[hook_id] = self._admission.hook_room(hook_id)
             if room == 0:  # no room for this hook: decided once per accept, nothing changes meanwhile
                 room = self._hook_rooms[hook_id] = _SHELVES if self._admission.shelves(hook_id) else _DUE
         elif room == 0:  # this accept filled its backlog: its own backlog is full
@@ -458,7 +481,7 @@ class Plan:
         if room > 0:
             domain_room = self._domain_rooms.get(domain)
             if domain_room is None:
-                domain_room = self._admission.domain_room(domain)
+                domain_room = self._domain_first[domain] = self._admission.domain_room(domain)
             if domain_room <= 0:  # its domain's room is taken: it waits on its hook's shelf
                 self.shelved.add(hook_id)
                 self._admission.shelved_domain(hook_id, domain)
@@ -477,6 +500,20 @@ class Plan:
             return Goes.SHELVED
         self._admission.full = True
         return Goes.DUE
+
+    def reserve(self) -> None:
+        """Planning is over: hold the room its leased deliveries take until they are leased (see release)."""
+        rooms, domain_rooms = self._hook_rooms, self._domain_rooms
+        by_hook = {h: n - max(rooms.get(h, n), 0) for h, n in self._hook_first.items()}
+        by_domain = {d: n - max(domain_rooms.get(d, n), 0) for d, n in self._domain_first.items()}
+        self._reserved = ({h: n for h, n in by_hook.items() if n}, {d: n for d, n in by_domain.items() if n})
+        self._admission.planned(*self._reserved, 1)
+
+    def release(self) -> None:
+        """Its accept was written (the worker leased what it planned) or failed: the reservation ends."""
+        if self._reserved is not None:
+            self._admission.planned(*self._reserved, -1)
+            self._reserved = None
 
 
 _SHELVES, _DUE = -1, -2

@@ -19,10 +19,10 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from switchhook.domain.errors import AuthError
-from switchhook.services.access import ROOT, Caller, acl_of, role_number
-from switchhook.services.limits import LoginThrottle
-from switchhook.store.base import SessionRow, Store, TokenRow
+from switchhook.domain.errors import AuthError, PermissionDenied, RateLimited, ValidationFailed
+from switchhook.services.access import ROOT, Caller, acl_of, require, role_number
+from switchhook.services.login_guard import LoginThrottle, PasswordChecks
+from switchhook.store.base import SessionRow, Store, TokenRow, Tx
 
 #: Safety net only: revocation is pushed at once (locally and over NOTIFY); this bounds a missed push.
 TOKEN_CACHE_S = 5.0
@@ -46,9 +46,16 @@ def _token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def credential_of(password_hash: str) -> str:
+    """Which password a session was made with: a digest of its stored hash (salted, so a new one even for the
+    same password), never the password. A session whose credential is not its account's (or root's) current
+    one has ended: the password changed since."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:32]
+
+
 class AuthService:
-    """Logins (slowed down after repeated failures), sessions, and credentials resolved to a Caller, with
-    domain-token lookups cached for TOKEN_CACHE_S at most."""
+    """Logins (guarded: login_guard.py), sessions that end when their password changes, and credentials
+    resolved to a Caller, with domain-token lookups cached for TOKEN_CACHE_S at most."""
 
     def __init__(
         self,
@@ -57,8 +64,11 @@ class AuthService:
         session_ttl_s: float,
         clock: Callable[[], float] = time.time,
         throttle: LoginThrottle | None = None,
+        checks: PasswordChecks | None = None,
     ) -> None:
         self._throttle = throttle or LoginThrottle()
+        #: Every password hashed or checked on behalf of a request runs here (bounded; counted for /metrics).
+        self.checks = checks or PasswordChecks()
         # Domain-token rows by (domain, id): integrations send one per request, a lookup each is a
         # round trip on the hot route. Revocation drops the entry here and, over NOTIFY, everywhere.
         self._tokens: dict[tuple[str, str], tuple[float, TokenRow | None]] = {}
@@ -84,6 +94,8 @@ class AuthService:
             if configured:
                 if stored is None or not await asyncio.to_thread(_verify_password, stored, configured):
                     await tx.set_setting("root_password_hash", await asyncio.to_thread(hash_password, configured))
+                    # A new root password ends root's sessions (their credential no longer matches either).
+                    await tx.delete_sessions(None, ROOT)
                 return None
             if stored is not None:
                 return None
@@ -95,33 +107,36 @@ class AuthService:
     async def login(self, username: Any, password: Any) -> dict[str, Any]:
         if not isinstance(username, str) or not isinstance(password, str) or not username:
             raise AuthError("Invalid credentials")
-        domain: str | None
-        if username == ROOT:
+        # Refused before any work while the name is slowed down: a guesser waits outside, holding nothing.
+        wait_s = self._throttle.begin(username)
+        if wait_s:
+            self.checks.refused["slow_down"] += 1
+            raise RateLimited("Too many failed logins: retry later.", wait_s)
+        verdict: bool | None = None  # None: the check never ran (refused as busy, store down): counts nothing
+        try:
+            domain: str | None
             async with self._store.transaction() as tx:
-                stored = await tx.get_setting("root_password_hash")
-            role, domain, name = ROOT, None, ROOT
-        else:
-            name, _, domain = username.partition("@")
-            account = None
-            if name and domain:
-                async with self._store.transaction() as tx:
-                    account = await tx.get_account(domain, name)
-            stored = account.password_hash if account else None
-            role = account.role if account else "user"
-        delay_s = self._throttle.delay_s(username)
-        if delay_s:  # brute-force slow-down: a guesser pays seconds per try, a user barely notices
-            await asyncio.sleep(delay_s)
-        ok = await asyncio.to_thread(_verify_password, stored or _DUMMY_HASH, password)
-        if not ok or stored is None:
-            self._throttle.failed(username)
+                if username == ROOT:
+                    stored = await tx.get_setting("root_password_hash")
+                    role, domain, name = ROOT, None, ROOT
+                else:
+                    name, _, domain = username.partition("@")
+                    account = await tx.get_account(domain, name) if name and domain else None
+                    stored = account.password_hash if account else None
+                    role = account.role if account else "user"
+            ok = await self.checks.run(_verify_password, stored or _DUMMY_HASH, password)
+            verdict = ok and stored is not None
+        finally:
+            self._throttle.end(username, verdict)
+        if not verdict or stored is None:
             raise AuthError("Invalid credentials")
-        self._throttle.succeeded(username)
         now = self._clock()
         expires_ms = int((now + self._session_ttl_s) * 1000)
         key = str(uuid.uuid4())
         token = jwt.encode({"exp": expires_ms, "key": key, "u": username}, self._secret, algorithm="HS256")
         async with self._store.transaction() as tx:
-            await tx.add_session(SessionRow(key, _token_digest(token), name, domain, role, expires_ms / 1000), now)
+            row = SessionRow(key, _token_digest(token), name, domain, role, expires_ms / 1000, credential_of(stored))
+            await tx.add_session(row, now)
         # Webitel's answer, in its key order (src/services/auth.js `validate`): `role` is the number.
         return {
             "key": key,
@@ -197,19 +212,52 @@ class AuthService:
     async def _session_caller(self, key: str, token: str) -> Caller:
         async with self._store.transaction() as tx:
             row = await tx.get_session(key)
+            current = await self._current_credential(tx, row) if row is not None else None
         if row is None or not hmac.compare_digest(row.token_hash, _token_digest(token)):
             raise AuthError("Invalid User")
+        if current is None or not hmac.compare_digest(row.credential, current[0]):
+            raise AuthError("Invalid User")  # the password changed (or the account went) since this login
         if row.expires_at <= self._clock():
             raise AuthError("Token Expired")
         username = row.username if row.domain is None else f"{row.username}@{row.domain}"
+        role = current[1]  # the account's role now: a changed role applies to its sessions at once
         return Caller(
             username,
             row.username,
             row.domain,
-            row.role,
-            "root" if row.role == ROOT else "session",
+            role,
+            "root" if role == ROOT else "session",
             int(row.expires_at * 1000),
         )
+
+    @staticmethod
+    async def _current_credential(tx: Tx, row: SessionRow) -> tuple[str, str] | None:
+        """(credential, role) of the session's account as stored now; None when it has none."""
+        if row.domain is None:
+            stored = await tx.get_setting("root_password_hash") if row.username == ROOT else None
+            return None if stored is None else (credential_of(stored), ROOT)
+        account = await tx.get_account(row.domain, row.username)
+        return None if account is None else (credential_of(account.password_hash), account.role)
+
+    # -- passwords on behalf of a request (bounded with the logins' checks) ----------------------------
+    async def make_password_hash(self, password: str) -> str:
+        """An argon2 hash of `password`, computed on the password-check threads (RateLimited when saturated)."""
+        return await self.checks.run(hash_password, password)
+
+    async def end_sessions(self, caller: Caller, domain: str | None, username: str | None) -> int:
+        """End sessions now; returns how many ended. Root ends root's (`domain` None, `username` root) or any
+        domain's; a domain's admin only its own domain's. `username` narrows a domain's to one account's."""
+        if domain is None:
+            if not caller.is_root:
+                raise PermissionDenied()
+            if username != ROOT:
+                raise ValidationFailed("Bad request: domain is required.")
+        else:
+            require(caller, "account", "d")
+            if not caller.is_root and caller.domain != domain:
+                raise PermissionDenied()
+        async with self._store.transaction() as tx:
+            return await tx.delete_sessions(domain, username)
 
     # -- domain tokens: signing (stored and managed by domains.py) ----------------------------------
     def mint_domain_token(self, token_id: str, domain: str, expires_ms: int) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import Callable
@@ -11,7 +10,7 @@ from typing import Any
 from switchhook.domain.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from switchhook.domain.names import validate_domain_name as validate_domain_name  # the CLI and the import use it
 from switchhook.services.access import ROOT, Caller, require
-from switchhook.services.auth import AuthService, hash_password
+from switchhook.services.auth import AuthService
 from switchhook.store.base import AccountRow, Store, TokenRow
 
 MAX_EXPIRE_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: beyond it a BIGINT column overflows
@@ -36,6 +35,12 @@ def token_view(row: TokenRow) -> dict[str, Any]:
         "createdBy": row.created_by,
         "createdOn": int(row.created_at * 1000),
     }
+
+
+def _validate_password(password: Any) -> str:
+    if not isinstance(password, str) or len(password) < 8:
+        raise ValidationFailed("Bad request: password must be at least 8 characters.")
+    return password
 
 
 class DomainsService:
@@ -145,11 +150,10 @@ class DomainsService:
         username, password, role = body.get("username"), body.get("password"), body.get("role", "user")
         if not isinstance(username, str) or not username or any(c in username for c in "@:/ \t\r\n"):
             raise ValidationFailed("Bad request: username is required (no @, :, / or spaces).")
-        if not isinstance(password, str) or len(password) < 8:
-            raise ValidationFailed("Bad request: password must be at least 8 characters.")
+        password = _validate_password(password)
         if role not in ("admin", "user"):
             raise ValidationFailed("Bad role name.")
-        password_hash = await asyncio.to_thread(hash_password, password)
+        password_hash = await self._auth.make_password_hash(password)
         async with self._store.transaction() as tx:
             if not await tx.domain_exists(domain):
                 if not caller.is_root:
@@ -169,3 +173,23 @@ class DomainsService:
         require(caller, "account", "d")
         async with self._store.transaction() as tx:
             return await tx.delete_account(domain, username)
+
+    async def change_account(self, caller: Caller, domain: str, username: str, body: Any) -> dict[str, Any]:
+        """Set an account's password and/or role. A new password ends every session made with the old one (the
+        sessions' credential no longer matches; they are deleted too); a new role applies to them at once."""
+        require(caller, "account", "u")
+        if not isinstance(body, dict) or not ({"password", "role"} & body.keys()):
+            raise ValidationFailed("Bad request: body must be a JSON object with password and/or role.")
+        password = _validate_password(body["password"]) if "password" in body else None
+        role = body.get("role")
+        if "role" in body and role not in ("admin", "user"):
+            raise ValidationFailed("Bad role name.")
+        password_hash = await self._auth.make_password_hash(password) if password is not None else None
+        async with self._store.transaction() as tx:
+            if not await tx.update_account(domain, username, password_hash, role):
+                raise NotFound(f"Account {username}@{domain} not found.")
+            ended = await tx.delete_sessions(domain, username) if password_hash is not None else 0
+            account = await tx.get_account(domain, username)
+        if account is None:  # deleted between the two statements
+            raise NotFound(f"Account {username}@{domain} not found.")
+        return {"username": username, "domain": domain, "role": account.role, "sessionsEnded": ended}

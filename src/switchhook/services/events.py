@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -104,9 +105,27 @@ class EventsService:
         self.commit_chunk = commit_chunk
         self._writes: GroupCommit[_Write, set[str]] = GroupCommit(self._store_writes, item_at_fault=_bad_input)
 
-    def match(self, event: Event, domain: str, key: str) -> list[Hook]:
-        """Hooks of this domain and key whose filters pass."""
-        return [hook for hook in self._index.find(domain, key) if passes(hook.conditions, event)]
+    async def match(self, event: Event, domain: str, key: str) -> list[Hook]:
+        """Hooks of this domain and key whose filters pass.
+
+        `reg` conditions take their time from the domain's matching budget (domain/filters.py RegexBudgets):
+        what is left once it is spent does not hold, for this event. An event that spent a millisecond or
+        more of it lets the event loop run the others before the next event, so a hostile domain holds the
+        loop one event's budget at a time, never a whole request's. Hooks without `reg` cost nothing more.
+        """
+        allowance = None
+        matched = []
+        for hook in self._index.find(domain, key):
+            if hook.regexes:
+                if allowance is None:
+                    allowance = self._index.regex_budgets.allowance(domain)
+                if passes(hook.conditions, event, allowance):
+                    matched.append(hook)
+            elif passes(hook.conditions, event):
+                matched.append(hook)
+        if allowance is not None and allowance.spent_ns >= 1_000_000:
+            await asyncio.sleep(0)
+        return matched
 
     async def accept(
         self,
@@ -159,7 +178,7 @@ class EventsService:
                 result.dropped += 1
                 self._count_dropped(source, "no_domain")
                 continue
-            hooks = self.match(event, domain, key)
+            hooks = await self.match(event, domain, key)
             if not hooks:
                 continue
             try:
@@ -194,8 +213,12 @@ class EventsService:
         result.duplicates = len(planned) - len(unique)
         for chunk in _chunks(unique, matched, self.commit_chunk):
             # Planned per chunk, just before its write: the worker's room is what it is then.
-            deliveries, jobs, shelved_hooks = self._plan_deliveries(chunk, now)
-            new = await self._writes.submit(_Write([p[0] for p in chunk], deliveries, jobs, now, shelved_hooks))
+            deliveries, jobs, shelved_hooks, plan = self._plan_deliveries(chunk, now)
+            try:
+                new = await self._writes.submit(_Write([p[0] for p in chunk], deliveries, jobs, now, shelved_hooks))
+            finally:
+                if plan is not None:
+                    plan.release()
             if len(new) < len(chunk):  # a redelivered event: stored before, its deliveries never sent twice
                 deliveries = [d for d in deliveries if d.event_id in new]
                 result.duplicates += len(chunk) - len(new)
@@ -236,7 +259,7 @@ class EventsService:
 
     def _plan_deliveries(
         self, planned: list[tuple[EventRow, Event, str, list[Hook]]], now: float
-    ) -> tuple[list[NewDelivery], list[Job], set[str]]:
+    ) -> tuple[list[NewDelivery], list[Job], set[str], Plan | None]:
         plan = self.fast_path.plan(now) if self.fast_path is not None else None
         deliveries: list[NewDelivery] = []
         jobs: list[Job] = []
@@ -256,7 +279,10 @@ class EventsService:
                 deliveries.append(
                     NewDelivery(delivery_id, row.id, hook.id, row.domain, next_at, expires_at, leased_by, lease_until)
                 )
-        return deliveries, jobs, plan.shelved if plan is not None else set()
+        if plan is None:
+            return deliveries, jobs, set(), None
+        plan.reserve()  # until the write is over: concurrent accepts' plans see this one's room as taken
+        return deliveries, jobs, plan.shelved, plan
 
     def _count_dropped(self, source: str, reason: str) -> None:
         if self._counters is not None:

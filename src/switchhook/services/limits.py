@@ -1,4 +1,4 @@
-"""Abuse limits: per-domain ingest rate (token bucket) and login brute-force slow-down."""
+"""Abuse limits: the per-domain ingest rate (a token bucket). The login slow-down is services/login_guard.py."""
 
 from __future__ import annotations
 
@@ -45,31 +45,3 @@ class RateLimiter:
         self._buckets[key] = (tokens - amount, now)
         if len(self._buckets) > 100_000:  # forget idle keys rather than grow forever
             self._buckets.clear()
-
-
-class LoginThrottle:
-    """After 5 failed logins for a name within 15 minutes, each further try waits longer (1 s doubling, max 30 s)."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic, free_failures: int = 5, window_s: float = 900):
-        self._clock = clock
-        self._free = free_failures
-        self._window_s = window_s
-        self._failures: dict[str, tuple[int, float]] = {}
-
-    def delay_s(self, username: str) -> float:
-        count, since = self._failures.get(username, (0, 0.0))
-        if self._clock() - since > self._window_s:
-            return 0.0
-        extra = count - self._free
-        return 0.0 if extra < 0 else min(30.0, 2.0**extra)
-
-    def failed(self, username: str) -> None:
-        count, since = self._failures.get(username, (0, self._clock()))
-        if self._clock() - since > self._window_s:
-            count, since = 0, self._clock()
-        self._failures[username] = (count + 1, since)
-        if len(self._failures) > 100_000:
-            self._failures.clear()
-
-    def succeeded(self, username: str) -> None:
-        self._failures.pop(username, None)

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
 from switchhook.api import schemas as s
-from switchhook.api.deps import CallerDep, ServicesDep, body_credentials, json_body
-from switchhook.api.responses import json_response
+from switchhook.api.deps import CallerDep, DomainQuery, ServicesDep, body_credentials, json_body
+from switchhook.api.responses import json_response, ok
 from switchhook.domain.errors import ValidationFailed
 from switchhook.services.access import acl_of
 
@@ -58,7 +58,7 @@ WHOAMI = {
     "/login",
     summary="Log in as root or user@domain",
     openapi_extra=s.json_request(LOGIN_INPUT),
-    responses={**s.ok(SESSION), **s.error_responses(400, 401, 413, 503)},
+    responses={**s.ok(SESSION), **s.error_responses(400, 401, 413, 429, 503)},
 )
 async def login(request: Request, svc: ServicesDep) -> Response:
     body = await json_body(request)
@@ -105,3 +105,21 @@ async def whoami(caller: CallerDep) -> Response:
             "kind": caller.kind,
         }
     )
+
+
+@router.delete(
+    "/api/v2/sessions",
+    summary="End sessions now: root's (?username=root), a domain's, or one account's (?username=)",
+    responses={
+        **s.ok(s.envelope({"type": "object", "properties": {"n": {"type": "integer"}, "ok": {"type": "integer"}}})),
+        **s.error_responses(400, 401, 403, 503),
+    },
+)
+async def end_sessions(
+    caller: CallerDep,
+    svc: ServicesDep,
+    domain: DomainQuery = None,
+    username: Annotated[str | None, Query(description="Only this account's sessions (root: `root`)")] = None,
+) -> Response:
+    scope = caller.domain or domain  # a domain caller is confined to its own domain
+    return ok({"n": await svc.auth.end_sessions(caller, scope, username), "ok": 1})

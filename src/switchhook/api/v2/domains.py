@@ -46,9 +46,23 @@ ACCOUNT_INPUT = {
         "role": {"enum": ["admin", "user"]},
     },
 }
+ACCOUNT_CHANGE = {
+    "type": "object",
+    "minProperties": 1,
+    "properties": {"password": {"type": "string", "minLength": 8}, "role": {"enum": ["admin", "user"]}},
+}
 ACCOUNT = {
     "type": "object",
     "properties": {"username": {"type": "string"}, "domain": {"type": "string"}, "role": {"type": "string"}},
+}
+ACCOUNT_CHANGED = {
+    "type": "object",
+    "properties": {
+        "username": {"type": "string"},
+        "domain": {"type": "string"},
+        "role": {"type": "string"},
+        "sessionsEnded": {"type": "integer", "description": "sessions the new password ended"},
+    },
 }
 COUNT = {"type": "object", "properties": {"n": {"type": "integer"}, "ok": {"type": "integer"}}}
 
@@ -143,7 +157,7 @@ async def set_token_state(name: str, token_id: str, request: Request, caller: Ca
     "/accounts",
     summary="Add a domain account",
     openapi_extra=s.json_request(ACCOUNT_INPUT),
-    responses={**s.ok(s.envelope(ACCOUNT)), **s.error_responses(400, 401, 403, 404, 409, 413, 503)},
+    responses={**s.ok(s.envelope(ACCOUNT)), **s.error_responses(400, 401, 403, 404, 409, 413, 429, 503)},
 )
 async def add_account(request: Request, caller: CallerDep, svc: ServicesDep, domain: DomainQuery = None) -> Response:
     scope = effective_domain(caller, domain)
@@ -170,3 +184,19 @@ async def list_accounts(caller: CallerDep, svc: ServicesDep, domain: DomainQuery
 async def delete_account(username: str, caller: CallerDep, svc: ServicesDep, domain: DomainQuery = None) -> Response:
     scope = effective_domain(caller, domain)
     return ok({"n": await svc.domains.delete_account(caller, scope, username), "ok": 1})
+
+
+@router.patch(
+    "/accounts/{username}",
+    summary="Change a domain account's password and/or role (a new password ends its sessions)",
+    openapi_extra=s.json_request(ACCOUNT_CHANGE),
+    responses={
+        **s.ok(s.envelope(ACCOUNT_CHANGED)),
+        **s.error_responses(400, 401, 403, 404, 413, 429, 503),
+    },
+)
+async def change_account(
+    username: str, request: Request, caller: CallerDep, svc: ServicesDep, domain: DomainQuery = None
+) -> Response:
+    scope = effective_domain(caller, domain)
+    return ok(await svc.domains.change_account(caller, scope, username, await json_body(request)))
