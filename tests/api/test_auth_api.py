@@ -1,4 +1,4 @@
-"""SPEC §4 through HTTP: Webitel's credential decision flow, sessions, domain tokens, domains and accounts."""
+"""Through HTTP: Webitel's credential decision flow (docs/webitel.md), sessions, domain tokens, domains and accounts."""
 
 from __future__ import annotations
 
@@ -262,7 +262,7 @@ async def test_logout_needs_a_session(app: Harness) -> None:
     )
 
 
-# -- domain tokens (SPEC §4.3) --------------------------------------------------------------------
+# -- domain tokens ---------------------------------------------------------------------------------
 async def test_root_mints_lists_and_revokes_domain_tokens(app: Harness) -> None:
     root = await app.root_headers()
     await app.client.post("/api/v2/domains", headers=root, json={"name": DOMAIN})
