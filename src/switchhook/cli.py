@@ -32,6 +32,7 @@ def serve(
     """Serve the API and deliver (default), or one of the two roles."""
     import uvicorn
 
+    from switchhook.api.connections import connection_limits, guarded_protocol
     from switchhook.runtime import Runtime
     from switchhook.telemetry import configure_logging
 
@@ -39,12 +40,20 @@ def serve(
     configure_logging(settings.log_level, settings.log_format)
     both = api == worker  # neither flag, or both: run everything in this process
     runtime = Runtime(settings, api=both or api, worker=both or worker)
+    # Slow or half-sent requests and idle connections are bounded per connection (api/connections.py).
+    limits = connection_limits(
+        settings.header_timeout_s,
+        settings.body_timeout_s,
+        settings.max_connections,
+        other_fds=settings.max_in_flight if both or worker else 0,
+    )
     config = uvicorn.Config(
         runtime.app(),
         host=host or settings.host,
         port=port or settings.port,
         loop="uvloop",
-        http="httptools",
+        http=guarded_protocol(limits),
+        ws="none",  # no WebSocket routes: an Upgrade request is an ordinary request
         lifespan="on",
         log_config=None,
         access_log=False,

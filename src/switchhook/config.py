@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     breaker_max_cooldown_s: float = Field(60.0, gt=0)
     poll_interval_s: float = Field(1.0, gt=0)
     max_body_bytes: int = Field(5 * 1024 * 1024, ge=1024)
+    header_timeout_s: float = Field(10.0, gt=0)  # a request head must arrive whole within this, seconds
+    body_timeout_s: float = Field(10.0, gt=0)  # its body within this of the head, seconds
+    max_connections: int = Field(1000, ge=1)  # client connections served per process; past it only /health
     ingest_rate_per_domain: float = Field(0.0, ge=0)  # events/s per domain; 0 = unlimited
     ingest_burst_per_domain: float = Field(0.0, ge=0)  # events a domain may send at once; 0 = twice the rate
     max_hook_bytes: int = Field(64 * 1024, ge=1024)  # one hook document, as JSON

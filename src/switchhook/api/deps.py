@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import orjson
@@ -17,22 +18,58 @@ def services(request: Request) -> Services:
     return svc
 
 
+#: Bytes of a body read before its sender is authenticated: a hook document (64 KiB) carrying Webitel's body
+#: `access_token`, or a login; never the whole 5 MB an anonymous client can send (RELIABILITY.md, hostile tenants).
+UNAUTHENTICATED_MAX_BYTES = 64 * 1024
+
+
+class ClientDisconnected(ValidationFailed):
+    """The body never arrived whole; nobody is left to answer."""
+
+
+@dataclass
+class _Body:
+    """What has been received of the request body so far (kept in request.state between readers)."""
+
+    chunks: list[bytes] = field(default_factory=list)
+    size: int = 0
+    complete: bool = False
+
+
+async def _receive(request: Request, until: int, cap: int) -> _Body:
+    """Receive the body until it is complete or more than `until` bytes are held; 413 past `cap`."""
+    body: _Body | None = getattr(request.state, "body", None)
+    if body is None:
+        body = request.state.body = _Body()
+    while True:
+        if body.size > cap:
+            raise PayloadTooLarge(f"Request body is larger than {cap} bytes.")
+        if body.complete or body.size > until:
+            return body
+        message = await request.receive()
+        if message["type"] != "http.request":  # the client went away (or took too long) mid-body
+            raise ClientDisconnected("Bad request: the client disconnected before sending the whole body.")
+        chunk = message.get("body", b"")
+        body.size += len(chunk)
+        if chunk:
+            body.chunks.append(chunk)
+        body.complete = not message.get("more_body", False)
+
+
 async def read_body(request: Request) -> bytes:
-    """The raw body, refused with 413 past the cap before it is all read; read once, kept for later readers."""
+    """The raw body, refused with 413 past the cap before it is all read; read once, kept for later readers.
+    Before the caller is known (a login) the cap is UNAUTHENTICATED_MAX_BYTES."""
     cached: bytes | None = getattr(request.state, "raw_body", None)
     if cached is not None:
         return cached
     cap = services(request).max_body_bytes
+    if getattr(request.state, "caller", None) is None:
+        cap = min(cap, UNAUTHENTICATED_MAX_BYTES)
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > cap:
         raise PayloadTooLarge(f"Request body is larger than {cap} bytes.")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > cap:
-            raise PayloadTooLarge(f"Request body is larger than {cap} bytes.")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+    body = await _receive(request, cap, cap)
+    raw = b"".join(body.chunks)
     request.state.raw_body = raw
     return raw
 
@@ -50,20 +87,27 @@ async def json_body(request: Request) -> Any:
 
 async def body_credentials(request: Request) -> tuple[str | None, str | None]:
     """`access_token` and `x_key` of a JSON object body, which Webitel looked at before the query string and
-    the headers (src/adapter/rest/auth/auth.resource.js `validateRequestV2`). A body that is not JSON is
-    left for the route to refuse."""
+    the headers (src/adapter/rest/auth/auth.resource.js `validateRequestV2`). Only a body of at most
+    UNAUTHENTICATED_MAX_BYTES is looked at: a longer one is not read before its sender is authenticated
+    (docs/webitel.md, API edges). A body that is not JSON is left for the route to refuse."""
     if request.method in ("GET", "HEAD", "OPTIONS") or "json" not in request.headers.get("content-type", "").lower():
         return None, None
-    raw = await read_body(request)
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > UNAUTHENTICATED_MAX_BYTES:
+        return None, None
+    body = await _receive(request, UNAUTHENTICATED_MAX_BYTES, services(request).max_body_bytes)
+    if not body.complete:
+        return None, None
+    raw = b"".join(body.chunks)
     if b"access_token" not in raw and b"x_key" not in raw:  # the common case: no parse just for this
         return None, None
     try:
-        body = orjson.loads(raw)
+        parsed = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None, None
-    if not isinstance(body, dict):
+    if not isinstance(parsed, dict):
         return None, None
-    token, key = body.get("access_token"), body.get("x_key")
+    token, key = parsed.get("access_token"), parsed.get("x_key")
     return (token if isinstance(token, str) else None), (key if isinstance(key, str) else None)
 
 

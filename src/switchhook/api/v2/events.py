@@ -11,10 +11,10 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from switchhook.api import schemas as s
-from switchhook.api.deps import HeaderCallerDep, ServicesDep, read_body
+from switchhook.api.deps import ClientDisconnected, HeaderCallerDep, ServicesDep, read_body
 from switchhook.api.errors import error_for
 from switchhook.api.responses import ok
-from switchhook.domain.errors import InvalidEvent, PayloadTooLarge, SwitchhookError, ValidationFailed
+from switchhook.domain.errors import InvalidEvent, PayloadTooLarge, SwitchhookError
 from switchhook.domain.events import decode_json_events, decode_plain_event
 from switchhook.services.access import Caller, require
 from switchhook.services.container import Services
@@ -86,10 +86,6 @@ async def ingest(svc: Services, caller: Caller, content_type: str, raw: bytes) -
     return data
 
 
-class ClientDisconnected(ValidationFailed):
-    """The body never arrived whole; nobody is left to answer."""
-
-
 class IngestFastPath:
     """`POST /api/v2/events` straight from ASGI: the hot route skips FastAPI's routing and dependency
     machinery (about a tenth of the CPU per delivery in the benchmark). Same auth, same answers."""
@@ -113,8 +109,10 @@ class IngestFastPath:
             token = next(iter(query.get("access_token", [])), None) or token
             key = next(iter(query.get("x_key", [])), None) or key
         try:
-            raw = await read_capped(receive, headers.get("content-length"), self.services.max_body_bytes)
+            # Authenticated before a byte of the body is read: without a valid credential the answer is a
+            # 401 at once and the body is never read (the connection is closed after it, api/connections.py).
             caller = await self.services.auth.authenticate(token, key)
+            raw = await read_capped(receive, headers.get("content-length"), self.services.max_body_bytes)
             response = ok(await ingest(self.services, caller, headers.get("content-type", ""), raw), 202)
         except SwitchhookError as exc:
             response = error_for(exc)
