@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from switchhook.domain.filters import RegexLimits
+from switchhook.domain.filters import RegexBudget, RegexLimits
 from switchhook.domain.hooks import HookLimits
 
 
@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     regex_max_length: int = Field(1000, ge=1)  # characters of one filter regex
     regex_max_repeat: int = Field(1000, ge=1)  # largest count in one {n,m} repetition
     regex_max_size: int = Field(5000, ge=1)  # a hook's regexes expanded (repetitions multiplied out), units
+    regex_max_per_hook: int = Field(10, ge=0)  # `reg` conditions in one hook's filter
+    regex_max_per_domain: int = Field(200, ge=0)  # `reg` conditions of all a domain's hooks together
+    regex_budget_ms_per_s: float = Field(50.0, gt=0)  # regex matching time a domain earns per second, ms
+    regex_budget_burst_ms: float = Field(50.0, gt=0)  # matching time a domain may save up, ms
+    regex_budget_per_event_ms: float = Field(10.0, gt=0)  # matching time one event may take, ms
     session_ttl_days: float = Field(100.0, gt=0)
     login_concurrency: int = Field(2, ge=1)  # password checks (argon2) run at once per process
     login_queue: int = Field(16, ge=0)  # password checks that may wait for one; more are a 429
@@ -87,8 +92,13 @@ class Settings(BaseSettings):
     @property
     def hook_limits(self) -> HookLimits:
         """What one hook document may cost: its JSON size and its regexes (RELIABILITY.md, hostile tenants)."""
-        regex = RegexLimits(self.regex_max_length, self.regex_max_repeat, self.regex_max_size)
+        regex = RegexLimits(self.regex_max_length, self.regex_max_repeat, self.regex_max_size, self.regex_max_per_hook)
         return HookLimits(self.max_hook_bytes, regex)
+
+    @property
+    def regex_budget(self) -> RegexBudget:
+        """How much time each domain's regex filters may take (docs/behaviour.md, Regex filters)."""
+        return RegexBudget(self.regex_budget_ms_per_s, self.regex_budget_burst_ms, self.regex_budget_per_event_ms)
 
     @property
     def egress_deny_list(self) -> tuple[str, ...]:

@@ -24,6 +24,7 @@ from switchhook.delivery.worker import DeliveryWorker
 from switchhook.domain.breaker import Breakers
 from switchhook.domain.errors import Unavailable
 from switchhook.domain.events import Event
+from switchhook.domain.filters import RegexBudgets
 from switchhook.ingest.routing import Layout, resolve_layouts
 from switchhook.ingest.source import EventSource, Sink
 from switchhook.services.auth import AuthService
@@ -71,7 +72,11 @@ class Runtime:
         self.worker_enabled = worker
         self.metrics = Metrics()
         self.store: Store = build_store(settings)
-        self.index = HookIndex(settings.hook_limits)
+        self.index = HookIndex(
+            settings.hook_limits,
+            RegexBudgets(settings.regex_budget, on_exhausted=self.metrics.regex_cut),
+            max_regexes_per_domain=settings.regex_max_per_domain,
+        )
         # Built by start(), which needs the store (migrations, the token secret, the hooks) first.
         self.services: Services | None = None
         self.worker: DeliveryWorker | None = None

@@ -70,6 +70,13 @@ class Metrics(Observer):
         self.source_connected = Gauge(
             "switchhook_source_connected", "1 when a source is connected", ["source"], registry=r
         )
+        # No domain label: an attacker would choose its values; the log names the domain, once per minute.
+        self.regex_budget_exhausted = Counter(
+            "switchhook_regex_budget_exhausted",
+            "Events whose reg filters were cut short: the event's or the domain's matching time was used up",
+            ["budget"],
+            registry=r,
+        )
 
     # EventCounters (services.events)
     def received(self, source: str, count: int) -> None:
@@ -77,6 +84,10 @@ class Metrics(Observer):
 
     def dropped(self, source: str, reason: str, count: int) -> None:
         self.events_dropped.labels(source, reason).inc(count)
+
+    # RegexBudgets (domain.filters): `budget` is "event" or "domain"
+    def regex_cut(self, budget: str) -> None:
+        self.regex_budget_exhausted.labels(budget).inc()
 
     # Observer (delivery.worker)
     def attempt(self, report: AttemptReport, latency_s: float | None) -> None:

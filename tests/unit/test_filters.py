@@ -17,6 +17,9 @@ from switchhook.domain.filters import (
     OPERATIONS,
     REGEX_TIMEOUT_S,
     Condition,
+    RegexBudget,
+    RegexBudgets,
+    RegexLimits,
     check,
     compile_filter,
     compile_pattern,
@@ -460,3 +463,171 @@ def test_a_trailing_newline_is_part_of_a_bare_pattern() -> None:
     # "/abc/i\n" is not a /pattern/flags literal: the whole text, newline included, is the pattern.
     assert holds("reg", "/abc/i\n", "ABC") is False
     assert holds("reg", "/abc/i\n", "x/abc/i\n") is True
+
+
+# --- the regex time budget (RegexBudgets): pure, on an injected clock ----------------------------------
+
+MS = 1_000_000  # nanoseconds
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0
+        self.reads = 0
+
+    def __call__(self) -> int:
+        self.reads += 1
+        return self.now
+
+
+class SlowPattern:
+    """A compiled pattern stand-in that takes `cost_ms` of the clock to answer, or times out at its timeout."""
+
+    def __init__(self, clock: Clock, cost_ms: float, found: bool = True) -> None:
+        self.clock, self.cost_ns, self.found = clock, int(cost_ms * MS), found
+        self.timeouts_ms: list[float] = []
+
+    def search(self, text: str, timeout: float) -> object | None:
+        self.timeouts_ms.append(round(timeout * 1000, 6))
+        if self.cost_ns > timeout * 1e9:
+            self.clock.now += int(timeout * 1e9)
+            raise TimeoutError("regex timed out")
+        self.clock.now += self.cost_ns
+        return object() if self.found else None
+
+
+def slow(clock: Clock, key: str, cost_ms: float, found: bool = True) -> Condition:
+    return Condition(key, "reg", "(a+)+$", SlowPattern(clock, cost_ms, found))
+
+
+def budgets(clock: Clock, **budget: float) -> tuple[RegexBudgets, list[str]]:
+    exhausted: list[str] = []
+    return RegexBudgets(RegexBudget(**budget), clock=clock, on_exhausted=exhausted.append), exhausted
+
+
+def test_each_match_runs_only_as_long_as_the_event_has_left_and_the_rest_are_not_tried() -> None:
+    clock = Clock()
+    regex_budgets, exhausted = budgets(clock, per_event_ms=20)
+    a, b, c = slow(clock, "a", 15), slow(clock, "b", 40), slow(clock, "c", 1)
+    allowance = regex_budgets.allowance("hostile.example", notes=True)
+    assert explain((a, b, c), {}, allowance) == {"a": True, "b": False, "c": False}
+    assert a.pattern.timeouts_ms == [20]  # min(the 50 ms per match, the event's 20 ms)
+    assert b.pattern.timeouts_ms == [5]  # what the event had left
+    assert c.pattern.timeouts_ms == []  # nothing left: not tried at all
+    assert allowance.spent_ns == 20 * MS
+    assert exhausted == ["event"]  # once per event, whatever the conditions cut
+    assert allowance.notes is not None
+    assert set(allowance.notes) == {"b", "c"}
+    assert allowance.notes["b"].startswith("stopped after 5 ms: the event's regex matching time was used up")
+    assert allowance.notes["c"].startswith("not evaluated: the event's regex matching time was used up")
+
+
+def test_without_an_allowance_a_match_has_its_own_timeout_only() -> None:
+    clock = Clock()
+    condition = slow(clock, "a", 1)
+    assert check(condition, {}) is True
+    assert condition.pattern.timeouts_ms == [REGEX_TIMEOUT_S * 1000]
+
+
+def test_a_domain_spends_its_burst_then_earns_its_rate_and_other_domains_keep_theirs() -> None:
+    clock = Clock()
+    regex_budgets, exhausted = budgets(clock, ms_per_s=50, burst_ms=200, per_event_ms=20)
+    condition = slow(clock, "k", 1000)  # every match would run to its timeout
+    for _ in range(10):  # 10 events x 20 ms: the burst
+        assert passes((condition,), {}, regex_budgets.allowance("hostile.example")) is False
+    assert exhausted == ["event"] * 10
+    assert regex_budgets.left_ms("hostile.example") == pytest.approx(10)  # earned while those 200 ms ran
+    assert passes((condition,), {}, regex_budgets.allowance("hostile.example")) is False
+    assert condition.pattern.timeouts_ms == [20] * 10 + [10]
+    assert exhausted[-1] == "domain"
+    tried = len(condition.pattern.timeouts_ms)
+    # Another domain has its own bucket, full.
+    assert regex_budgets.left_ms("other.example") == 200
+    other = slow(clock, "k", 2)
+    assert passes((other,), {}, regex_budgets.allowance("other.example")) is True
+    # A second later the hostile domain has earned 50 ms: two and a half events' worth, cut at the event's 20.
+    clock.now += 1000 * MS
+    # (plus 0.5 ms earned during its 10 ms event and 0.1 during the other domain's 2 ms)
+    assert regex_budgets.left_ms("hostile.example") == pytest.approx(50.6)
+    for _ in range(3):
+        passes((condition,), {}, regex_budgets.allowance("hostile.example"))
+    assert condition.pattern.timeouts_ms[tried:] == pytest.approx([20, 20, 12.6])  # 10.6 + 5% of the 40 ms
+
+
+def test_an_overrun_is_a_debt_the_next_events_repay() -> None:
+    clock = Clock()
+    regex_budgets, _ = budgets(clock, ms_per_s=100, burst_ms=20, per_event_ms=20)
+
+    class Overrunning(SlowPattern):
+        def search(self, text: str, timeout: float) -> object | None:
+            self.clock.now += int(timeout * 1e9) + 80 * MS  # the engine checks its timeout now and then
+            raise TimeoutError("regex timed out")
+
+    condition = Condition("k", "reg", "x", Overrunning(clock, 0))
+    passes((condition,), {}, regex_budgets.allowance("d"))
+    assert regex_budgets.left_ms("d") == pytest.approx(-70)  # charged 100 ms, earned 10 meanwhile
+    later = slow(clock, "k", 1)
+    assert passes((later,), {}, regex_budgets.allowance("d")) is False
+    assert later.pattern.timeouts_ms == []  # in debt: not tried
+    clock.now += 800 * MS  # 80 ms earned: 10 left
+    assert regex_budgets.left_ms("d") == pytest.approx(10)
+    assert passes((later,), {}, regex_budgets.allowance("d")) is True
+
+
+def test_conditions_without_reg_never_read_the_clock() -> None:
+    clock = Clock()
+    regex_budgets, _ = budgets(clock)
+    conditions = compile_filter({"a": {"operation": "==", "value": "1"}, "b": {"operation": "<", "value": 5}})
+    allowance = regex_budgets.allowance("d")
+    reads = clock.reads
+    assert passes(conditions, {"a": "1", "b": "4"}, allowance) is True
+    assert clock.reads == reads
+    assert allowance.spent_ns == 0
+
+
+def test_running_out_is_logged_once_per_interval_per_domain_with_the_counts(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    regex_budgets = RegexBudgets(RegexBudget(ms_per_s=1, burst_ms=10, per_event_ms=10), clock=clock)
+    condition = slow(clock, "k", 1000)
+    with caplog.at_level(logging.WARNING, logger="switchhook.filters"):
+        for _ in range(100):
+            passes((condition,), {}, regex_budgets.allowance("hostile.example"))
+        lines = [r.getMessage() for r in caplog.records]
+        assert len(lines) == 1
+        assert "'hostile.example'" in lines[0] and "1 reg conditions were not evaluated" in lines[0]
+        clock.now += 60_000 * MS
+        passes((condition,), {}, regex_budgets.allowance("hostile.example"))
+        passes((slow(clock, "k", 1000),), {}, regex_budgets.allowance("other.example"))
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 3
+    assert "100 reg conditions were not evaluated" in lines[1]  # the 99 since the first line, and this one
+    assert "'other.example'" in lines[2]
+
+
+def test_a_real_catastrophic_pattern_takes_the_events_budget_not_its_timeout() -> None:
+    regex_budgets = RegexBudgets(RegexBudget(per_event_ms=5))
+    conditions = compile_filter({f"k{n}": {"operation": "reg", "value": "(a|aa)+$"} for n in range(10)})
+    event = {f"k{n}": "a" * 40 + "!" for n in range(10)}
+    started = time.perf_counter()
+    allowance = regex_budgets.allowance("d", notes=True)
+    assert explain(conditions, event, allowance) == {f"k{n}": False for n in range(10)}
+    assert time.perf_counter() - started < REGEX_TIMEOUT_S  # 10 x 50 ms without the budget
+    assert allowance.notes is not None and len(allowance.notes) == 10
+
+
+def test_unknown_operations_cost_no_budget() -> None:
+    clock = Clock()
+    regex_budgets, exhausted = budgets(clock, per_event_ms=1)
+    never = Condition("k", "reg", None, compile_pattern("(?!)"))
+    allowance = regex_budgets.allowance("d")
+    assert check(slow(clock, "a", 5), {}, allowance) is False
+    assert check(never, {}, allowance) is False
+    assert exhausted == ["event"]
+
+
+def test_a_hook_may_have_at_most_max_per_hook_reg_conditions() -> None:
+    spec = {f"k{n}": {"operation": "reg", "value": "^x"} for n in range(11)}
+    with pytest.raises(InvalidHook, match="11 conditions with operation reg, more than the 10"):
+        compile_filter(spec)
+    assert len(compile_filter(spec, RegexLimits(max_per_hook=11))) == 11
+    assert len(compile_filter({**spec, "k10": {"operation": "==", "value": "x"}})) == 11

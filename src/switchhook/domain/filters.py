@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ logger = logging.getLogger("switchhook.filters")
 OPERATIONS = ("==", "!=", "<", ">", "<=", ">=", "reg")
 #: Wall-clock cap on one tenant regex match; a timed-out match does not pass.
 REGEX_TIMEOUT_S = 0.05
+_REGEX_TIMEOUT_NS = int(REGEX_TIMEOUT_S * 1e9)
 _REGEX_LITERAL = re.compile(r"/(.*)/([gimsy]*)", re.DOTALL)  # fullmatch: "$" would allow a final "\n"
 #: What JS `Number()` trims: WhiteSpace and LineTerminator code points (ECMAScript StringToNumber).
 _JS_SPACE = (
@@ -41,11 +43,13 @@ class RegexLimits:
     compiling when it is longer than `max_length` characters, holds a repetition count above `max_repeat`, or
     when the hook's patterns together expand to more than `max_size` units (`expanded_size`: one unit per
     character, class or escape, repetitions multiplied out; ~250 bytes of compiled program each, measured).
+    A hook holds at most `max_per_hook` `reg` conditions: what its dry run may try at once.
     """
 
     max_length: int = 1000
     max_repeat: int = 1000
     max_size: int = 5000
+    max_per_hook: int = 10
 
 
 DEFAULT_REGEX_LIMITS = RegexLimits()
@@ -90,6 +94,12 @@ def compile_filter(spec: Mapping[str, Any], limits: RegexLimits = DEFAULT_REGEX_
 
 def check_filter_patterns(spec: Mapping[str, Any], limits: RegexLimits = DEFAULT_REGEX_LIMITS) -> int:
     """The expanded size of the `reg` patterns of a filter, or InvalidHook saying which bound one is over."""
+    count = sum(1 for entry in spec.values() if isinstance(entry, Mapping) and entry.get("operation") == "reg")
+    if count > limits.max_per_hook:
+        raise InvalidHook(
+            f"Bad request: filter has {count} conditions with operation reg, more than the {limits.max_per_hook}"
+            " one hook may have."
+        )
     total = 0
     for key, entry in spec.items():
         if isinstance(entry, Mapping) and entry.get("operation") == "reg" and isinstance(entry.get("value"), str):
@@ -256,24 +266,30 @@ def compile_pattern(text: str, key: str = "") -> Any:
         raise InvalidHook(f"Bad request: filter '{key}' has an invalid regular expression: {exc}.") from None
 
 
-def passes(conditions: tuple[Condition, ...], event: Mapping[str, Any]) -> bool:
-    """True when every condition holds (an empty filter passes)."""
-    return all(check(condition, event) for condition in conditions)
+def passes(conditions: tuple[Condition, ...], event: Mapping[str, Any], allowance: Allowance | None = None) -> bool:
+    """True when every condition holds (an empty filter passes). `reg` conditions take their time from
+    `allowance` when given (see RegexBudgets); without one each match has only its own timeout."""
+    return all(check(condition, event, allowance) for condition in conditions)
 
 
-def explain(conditions: tuple[Condition, ...], event: Mapping[str, Any]) -> dict[str, bool]:
+def explain(
+    conditions: tuple[Condition, ...], event: Mapping[str, Any], allowance: Allowance | None = None
+) -> dict[str, bool]:
     """Per-key result, for the dry run."""
-    return {condition.key: check(condition, event) for condition in conditions}
+    return {condition.key: check(condition, event, allowance) for condition in conditions}
 
 
-def check(condition: Condition, event: Mapping[str, Any]) -> bool:
+def check(condition: Condition, event: Mapping[str, Any], allowance: Allowance | None = None) -> bool:
     """Evaluate one condition against the event's top-level key, as Webitel's `Operations` did in JavaScript."""
     op = condition.operation
     actual = event.get(condition.key)  # a JSON null is an absent key
     if op in ("==", "!=") and condition.value in _ABSENT_MARKERS:  # Webitel: `== "null"` / `== ""` mean absent
         return (actual is None) is (op == "==")
     if op == "reg":
-        return _search(condition, "" if actual is None else js_text(actual))
+        text = "" if actual is None else js_text(actual)
+        if allowance is None or condition.value is None:  # no budget, or an unknown operation's (?!): instant
+            return _search(condition, text)
+        return allowance.search(condition, text)
     if actual is None:  # JS: undefined == x is false, undefined < x is false (NaN)
         return op == "!="
     if condition.value is None:  # only an ordering gets here with a null value: never passes
@@ -294,6 +310,179 @@ def _search(condition: Condition, text: str) -> bool:
     except TimeoutError:
         logger.warning("filter regex on key %r timed out after %.0f ms", condition.key, REGEX_TIMEOUT_S * 1000)
         return False
+
+
+# --- the time regexes may take ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RegexBudget:
+    """How much time `reg` matching may take, per domain (RELIABILITY.md, hostile tenants; docs/behaviour.md).
+
+    Matching runs on the event loop every tenant shares: 200 hooks whose `(a+)+$` each ran to its 50 ms timeout
+    held it 10 s per event. So each domain has a bucket of matching time, `ms_per_s` milliseconds per second
+    up to `burst_ms`, and one event may use at most `per_event_ms` of it; each match is charged what it took
+    and may run only as long as is left. A condition reached with nothing left is not tried: it does not hold.
+    Legitimate patterns take a fraction of a microsecond on a header (0.2 us measured for `/^user_/i`): 50 ms
+    per second is some 250,000 such matches per second per domain, 10 ms some 50,000 per event. The burst is
+    what one domain can hold the loop for at once (another domain's p99 grew with it: ~40-95 ms at 200 ms,
+    ~20-45 ms at 50 ms, on a loaded 2-core machine).
+    """
+
+    ms_per_s: float = 50.0
+    burst_ms: float = 50.0
+    per_event_ms: float = 10.0
+
+
+#: What the metric and the log call each budget: the event's share, or the domain's bucket.
+EVENT, DOMAIN = "event", "domain"
+_TIMEOUT = "timeout"
+_CUT_BY = {EVENT: "the event's time was used up", DOMAIN: "the domain's time was used up", _TIMEOUT: "a timeout"}
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens_ns: float
+    refilled_ns: int
+    logged_ns: int | None = None  # when the last warning went out
+    not_evaluated: int = 0  # conditions cut since then
+    timed_out: int = 0  # matches stopped by their own timeout since then
+
+
+class RegexBudgets:
+    """One bucket of matching time per domain that has `reg` filters; `allowance` opens one event's account.
+
+    Pure state with an injected clock (nanoseconds, monotonic). What ran out is reported through
+    `on_exhausted(EVENT | DOMAIN)` once per event (a metric) and logged at most once per `log_interval_s` per
+    domain with the counts since the last line (one attacking domain wrote 701 warnings in 15 s).
+    """
+
+    def __init__(
+        self,
+        budget: RegexBudget = RegexBudget(),
+        *,
+        clock: Callable[[], int] = time.perf_counter_ns,
+        on_exhausted: Callable[[str], None] | None = None,
+        log_interval_s: float = 60.0,
+    ) -> None:
+        self.budget = budget
+        self.clock = clock
+        self._rate_per_ns = budget.ms_per_s / 1000.0  # ns of matching earned per ns of time
+        self._burst_ns = budget.burst_ms * 1e6
+        self._per_event_ns = budget.per_event_ms * 1e6
+        self._on_exhausted = on_exhausted
+        self._log_interval_ns = int(log_interval_s * 1e9)
+        self._buckets: dict[str, _Bucket] = {}
+
+    def allowance(self, domain: str, *, notes: bool = False) -> Allowance:
+        """One event's account against `domain`'s bucket (refilled for the time since the last one). `notes`:
+        keep, per condition cut short, why (the dry run shows them)."""
+        now = self.clock()
+        bucket = self._buckets.get(domain)
+        if bucket is None:
+            bucket = self._buckets[domain] = _Bucket(self._burst_ns, now)
+        else:
+            bucket.tokens_ns = min(self._burst_ns, bucket.tokens_ns + (now - bucket.refilled_ns) * self._rate_per_ns)
+            bucket.refilled_ns = now
+        return Allowance(self, domain, bucket, self._per_event_ns, {} if notes else None)
+
+    def left_ms(self, domain: str) -> float:
+        """What `domain` may spend now, milliseconds (its bucket, refilled to now)."""
+        bucket = self._buckets.get(domain)
+        if bucket is None:
+            return self.budget.burst_ms
+        refilled = bucket.tokens_ns + (self.clock() - bucket.refilled_ns) * self._rate_per_ns
+        return min(self._burst_ns, refilled) / 1e6
+
+    def forget(self, domain: str) -> None:
+        """The domain is gone: drop its bucket."""
+        self._buckets.pop(domain, None)
+
+    def _exhausted(self, kind: str) -> None:
+        if self._on_exhausted is not None:
+            self._on_exhausted(kind)
+
+    def _report(self, domain: str, bucket: _Bucket, kind: str) -> None:
+        """Log what was cut since the last line, unless a line went out less than an interval ago."""
+        now = self.clock()
+        if bucket.logged_ns is not None and now - bucket.logged_ns < self._log_interval_ns:
+            return
+        logger.warning(
+            "domain %r: regex filters cut short (%s); since the last report %d reg conditions were not evaluated"
+            " and %d matches timed out, none of them holding (matching time: %g ms per event, %g ms per second"
+            " per domain, %g ms burst; docs/behaviour.md, Regex filters)",
+            domain,
+            _CUT_BY[kind],
+            bucket.not_evaluated,
+            bucket.timed_out,
+            self.budget.per_event_ms,
+            self.budget.ms_per_s,
+            self.budget.burst_ms,
+        )
+        bucket.logged_ns, bucket.not_evaluated, bucket.timed_out = now, 0, 0
+
+
+class Allowance:
+    """One event's matching time for one domain: the lesser of what the event and the domain have left."""
+
+    __slots__ = ("_bucket", "_budgets", "_event_left_ns", "cut", "domain", "notes", "spent_ns")
+
+    def __init__(
+        self, budgets: RegexBudgets, domain: str, bucket: _Bucket, per_event_ns: float, notes: dict[str, str] | None
+    ) -> None:
+        self._budgets = budgets
+        self._bucket = bucket
+        self._event_left_ns = per_event_ns
+        self.domain = domain
+        self.spent_ns = 0  # measured time of this event's matches
+        self.cut: str | None = None  # EVENT or DOMAIN once a condition was cut short
+        self.notes = notes  # key -> why it was not (fully) evaluated, when asked for
+
+    @property
+    def exhausted(self) -> bool:
+        return self._event_left_ns <= 0 or self._bucket.tokens_ns <= 0
+
+    def search(self, condition: Condition, text: str) -> bool:
+        """`condition`'s pattern found in `text` within what is left; a match not tried or stopped is False."""
+        event_left, domain_left = self._event_left_ns, self._bucket.tokens_ns
+        left = min(event_left, domain_left)
+        if left <= 0:
+            self._cut(condition, EVENT if event_left <= domain_left else DOMAIN, None)
+            return False
+        timeout_ns = min(_REGEX_TIMEOUT_NS, left)
+        clock = self._budgets.clock
+        start = clock()
+        try:
+            found = condition.pattern.search(text, timeout=timeout_ns / 1e9) is not None
+        except TimeoutError:
+            found = None
+        elapsed = clock() - start
+        self.spent_ns += elapsed
+        self._event_left_ns -= elapsed
+        self._bucket.tokens_ns -= elapsed  # measured, so an overshoot is a debt the next events repay
+        if found is not None:
+            return found
+        if timeout_ns < _REGEX_TIMEOUT_NS:  # stopped by the budget, not by its own timeout
+            self._cut(condition, EVENT if event_left <= domain_left else DOMAIN, elapsed)
+        else:
+            self._bucket.timed_out += 1
+            if self.notes is not None:
+                self.notes[condition.key] = f"timed out after {elapsed / 1e6:.0f} ms: does not hold"
+            self._budgets._report(self.domain, self._bucket, _TIMEOUT)
+        return False
+
+    def _cut(self, condition: Condition, kind: str, elapsed_ns: int | None) -> None:
+        if self.cut is None:
+            self.cut = kind
+            self._budgets._exhausted(kind)
+        self._bucket.not_evaluated += 1
+        if self.notes is not None:
+            ran = "not evaluated" if elapsed_ns is None else f"stopped after {elapsed_ns / 1e6:.0f} ms"
+            self.notes[condition.key] = (
+                f"{ran}: the {'event' if kind == EVENT else 'domain'}'s regex matching time was used up"
+                " (docs/behaviour.md, Regex filters): does not hold"
+            )
+        self._budgets._report(self.domain, self._bucket, kind)
 
 
 def _compare(a: Any, b: Any) -> int | None:

@@ -398,6 +398,8 @@ class Hook:
     auth: Mapping[str, Any] | None = None
     #: Filter keys whose operation is unknown, with what the dry run says about each (they never pass).
     filter_notes: Mapping[str, str] | None = None
+    #: Its `reg` conditions: what matching it may cost in time (none: matching it costs no budget).
+    regexes: int = 0
 
     @classmethod
     def compile(cls, hook_id: str, domain: str, doc: Mapping[str, Any], limits: HookLimits = DEFAULT_LIMITS) -> Hook:
@@ -421,6 +423,7 @@ class Hook:
             signing_key=secret_key(secret) if isinstance(secret, str) and secret else None,
             auth=auth if isinstance(auth, Mapping) and auth.get("enabled") is True and auth.get("url") else None,
             filter_notes=notes or None,
+            regexes=sum(1 for c in conditions if c.operation == "reg" and c.value is not None),
         )
 
     def max_attempts(self, default_retries: int) -> int:

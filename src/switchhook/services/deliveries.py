@@ -10,7 +10,7 @@ import orjson
 
 from switchhook.domain.errors import Conflict, InvalidEvent, NotFound, ValidationFailed
 from switchhook.domain.events import Event, event_key
-from switchhook.domain.filters import explain, passes
+from switchhook.domain.filters import explain
 from switchhook.domain.hooks import Hook
 from switchhook.domain.ids import delivery_id
 from switchhook.services.access import Caller, effective_domain, require
@@ -225,16 +225,21 @@ class DeliveriesService:
             row = await tx.get_hook(scope, hook_id)
         if row is None:
             raise NotFound("Hook not found.")
-        hook = Hook.compile(row.id, row.domain, row.doc)
+        hook = Hook.compile(row.id, row.domain, row.doc, self._index.limits)
         assert self.tester is not None
         message_id = delivery_id("test", hook.id)  # UUID-shaped as real ones, stable per hook
+        # Regexes take their time from the domain's matching budget, as when events are accepted (every
+        # condition is tried here, so without it a dry run of many slow patterns held the event loop for seconds).
+        allowance = self._index.regex_budgets.allowance(hook.domain, notes=True)
+        results = explain(hook.conditions, event, allowance)
         report: dict[str, Any] = {
             "eventKey": key,
             "eventMatches": key == hook.event,
             "enabled": hook.delivers,
-            "filter": explain(hook.conditions, event),
-            "filterPasses": passes(hook.conditions, event),
+            "filter": results,
+            "filterPasses": all(results.values()),
             **({"filterUnknown": dict(hook.filter_notes)} if hook.filter_notes else {}),
+            **({"filterNotEvaluated": allowance.notes} if allowance.notes else {}),
             "request": self.tester.preview(hook, event, key, message_id),
         }
         if send:

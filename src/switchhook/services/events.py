@@ -110,8 +110,9 @@ class EventsService:
 
         `reg` conditions take their time from the domain's matching budget (domain/filters.py RegexBudgets):
         what is left once it is spent does not hold, for this event. An event that spent a millisecond or
-        more of it lets the event loop run the others before the next event, so a hostile domain holds the
-        loop one event's budget at a time, never a whole request's. Hooks without `reg` cost nothing more.
+        more of it then waits as long before the next event is matched, leaving the loop to the others: a
+        hostile domain holds the loop at most half the time, one event's budget at a time, never a whole
+        request's (docs/behaviour.md, Regex filters). Hooks without `reg` cost nothing more.
         """
         allowance = None
         matched = []
@@ -124,7 +125,7 @@ class EventsService:
             elif passes(hook.conditions, event):
                 matched.append(hook)
         if allowance is not None and allowance.spent_ns >= 1_000_000:
-            await asyncio.sleep(0)
+            await asyncio.sleep(allowance.spent_ns / 1e9)
         return matched
 
     async def accept(

@@ -137,6 +137,7 @@ class HooksService:
         doc = await asyncio.to_thread(validate_hook, body, limits=self._index.limits)
         row = HookRow(new_hook_id(self._clock), scope, doc)
         compiled = await asyncio.to_thread(self._index.compile, row)
+        self._index.check_regex_room(scope, compiled[0])
         async with self._store.transaction() as tx:
             await self._check_room(tx, scope, str(doc.get("event", "")), adding=True)
             await tx.insert_hook(row, self._clock())
@@ -165,6 +166,7 @@ class HooksService:
                 await self._check_room(tx, scope, event, adding=False)
             row = HookRow(hook_id, scope, doc)
             compiled = await asyncio.to_thread(self._index.compile, row)
+            self._index.check_regex_room(scope, compiled[0], replacing=hook_id)
             changed = await tx.replace_hook(row, self._clock())
             await tx.notify_hook_changed(scope, hook_id)
         self._index.install(row, *compiled)

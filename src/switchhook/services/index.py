@@ -8,7 +8,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 
-from switchhook.domain.errors import SwitchhookError
+from switchhook.domain.errors import SwitchhookError, ValidationFailed
+from switchhook.domain.filters import RegexBudgets
 from switchhook.domain.hooks import DEFAULT_LIMITS, Hook, HookLimits
 from switchhook.store.base import HookRow, Store
 
@@ -20,9 +21,20 @@ Listener = Callable[[], None]
 class HookIndex:
     """Matching reads `find(domain, key)`: a dict lookup, no database round trip on the hot path."""
 
-    def __init__(self, limits: HookLimits = DEFAULT_LIMITS) -> None:
+    def __init__(
+        self,
+        limits: HookLimits = DEFAULT_LIMITS,
+        regex_budgets: RegexBudgets | None = None,
+        *,
+        max_regexes_per_domain: int = 200,
+    ) -> None:
         #: What a hook may cost today; a stored hook over them is skipped and disabled (see `reload`).
         self.limits = limits
+        #: The matching time each domain's `reg` filters may take, shared by accepts and dry runs of this process.
+        self.regex_budgets = regex_budgets if regex_budgets is not None else RegexBudgets()
+        #: `reg` conditions a domain's hooks may hold together (RELIABILITY.md, hostile tenants).
+        self.max_regexes_per_domain = max_regexes_per_domain
+        self._regexes: Counter[str] = Counter()  # domain -> `reg` conditions of its indexed hooks
         self._skipped: dict[str, str] = {}  # hook id -> why it is not in the index
         self._by_id: dict[str, Hook] = {}
         self._by_key: dict[tuple[str, str], tuple[Hook, ...]] = {}
@@ -39,6 +51,25 @@ class HookIndex:
 
     def get(self, hook_id: str) -> Hook | None:
         return self._by_id.get(hook_id)
+
+    def regexes(self, domain: str) -> int:
+        """The `reg` conditions of `domain`'s hooks in this index (enabled or not)."""
+        return self._regexes.get(domain, 0)
+
+    def check_regex_room(self, domain: str, hook: Hook | None, replacing: str | None = None) -> None:
+        """A 400 when `hook` (replacing the hook `replacing`) would give `domain` more `reg` conditions than
+        `max_regexes_per_domain`. Counted in this process's index: a concurrent write elsewhere may pass by one."""
+        if hook is None or not hook.regexes:
+            return
+        current = self.regexes(domain)
+        old = self._by_id.get(replacing) if replacing is not None else None
+        if old is not None and old.domain == domain:
+            current -= old.regexes
+        if current + hook.regexes > self.max_regexes_per_domain:
+            raise ValidationFailed(
+                f"Bad request: the domain's hooks have {current} conditions with operation reg besides this hook's"
+                f" {hook.regexes}, more than the {self.max_regexes_per_domain} a domain may have."
+            )
 
     def skipped_reason(self, hook_id: str) -> str | None:
         """Why a stored hook is not in the index (over today's limits), or None."""
@@ -83,6 +114,7 @@ class HookIndex:
             self._ungroup(old)
         if hook is not None:
             self._by_id[hook.id] = hook
+            self._count_regexes(hook, 1)
             if hook.delivers:
                 key = (hook.domain, hook.event)
                 group = self._by_key.get(key, ())
@@ -98,7 +130,14 @@ class HookIndex:
             self._ungroup(old)
             self._keys_changed()
 
+    def _count_regexes(self, hook: Hook, sign: int) -> None:
+        if hook.regexes:
+            self._regexes[hook.domain] += sign * hook.regexes
+            if self._regexes[hook.domain] <= 0:
+                del self._regexes[hook.domain]
+
     def _ungroup(self, hook: Hook) -> None:
+        self._count_regexes(hook, -1)
         key = (hook.domain, hook.event)
         if key not in self._by_key:
             return
@@ -117,6 +156,7 @@ class HookIndex:
         if len(kept) != len(self._by_id):
             self._by_id = kept
             self._rebuild()
+        self.regex_budgets.forget(domain)
 
     def _rebuild(self) -> None:
         """Regroup everything: after a full reload or a domain's removal (a single change uses `put`)."""
@@ -126,6 +166,10 @@ class HookIndex:
                 grouped.setdefault((hook.domain, hook.event), []).append(hook)
         self._by_key = {k: tuple(v) for k, v in grouped.items()}
         self._groups_per_event = Counter(key[1] for key in self._by_key)
+        self._regexes = Counter()
+        for hook in self._by_id.values():
+            if hook.regexes:
+                self._regexes[hook.domain] += hook.regexes
         self._keys_changed()
 
     def _keys_changed(self) -> None:
