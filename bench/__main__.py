@@ -18,7 +18,7 @@ from bench.receiver import ReceiverProcess
 from bench.scenarios import Bench, Options, RunResult
 from bench.server import DEFAULT_AMQP_URL, DEFAULT_PG_URL
 
-ALL = ("1", "2", "3", "4", "5", "5h", "rss")
+ALL = ("1", "2", "3", "4", "5", "5h", "starve", "rss")
 ONCE = {"rss"}  # minutes per run and a peak, not a rate: run once whatever --runs says
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
@@ -36,6 +36,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--posters", type=int, default=4, help="concurrent event POSTs (batches of 100)")
     parser.add_argument("--rate", type=float, default=1000.0, help="events/s per domain in scenarios 4, 5 and 5h")
     parser.add_argument("--duration", type=float, help="seconds of paced load in scenarios 4, 5 and 5h (default 10)")
+    parser.add_argument(
+        "--starve-duration",
+        type=float,
+        help="seconds of scenario starve's attack (default 20: 200,000 deliveries)",
+    )
     parser.add_argument("--rss-hooks", type=int, help="hooks stored in the rss scenario (default 10000)")
     parser.add_argument("--rss-events", type=int, help="deliveries left pending in the rss scenario (default 100000)")
     parser.add_argument("--pg-url", default=os.environ.get("SWITCHHOOK_TEST_DATABASE_URL", DEFAULT_PG_URL))
@@ -66,6 +71,7 @@ def options_from(args: argparse.Namespace) -> Options:
         posters=args.posters,
         rate_events_s=args.rate,
         duration_s=args.duration or (3.0 if quick else 10.0),
+        starve_duration_s=args.starve_duration or (3.0 if quick else 20.0),
         rss_hooks=args.rss_hooks or (1_000 if quick else 10_000),
         rss_events=args.rss_events or (10_000 if quick else 100_000),
         rss_domains=10 if quick else 100,

@@ -20,6 +20,7 @@ TITLES = {
     "4": "4 latency @ fixed rate",
     "5": "5 isolation (B beside dead A)",
     "5h": "5h control (B beside healthy A)",
+    "starve": "starve: B beside A's 10 dead hooks",
     "rss": "rss: many hooks, deliveries pending",
 }
 FIGURES = ("deliveries_s", "limit_s", "p50_ms", "p95_ms", "p99_ms", "peak_rss_mb")
@@ -75,6 +76,9 @@ def targets(scenarios: dict[str, dict[str, Any]], quick: bool) -> list[dict[str,
         p99_b, p99_4 = m("5", "p99_ms"), m("4", "p99_ms")
         within = p99_b is not None and p99_4 is not None and p99_b <= 1.1 * p99_4
         check("5", "B p99 <= 1.1 x scenario 4 p99", p99_b, within if p99_4 is not None else None)
+    if "starve" in scenarios:
+        p99 = m("starve", "p99_ms")
+        check("starve", "B p99 < 1000 ms (issue 13)", p99, p99 is not None and p99 < 1000)
     if "5" in scenarios and "5h" in scenarios:
         p99_dead, p99_live, p99_4 = m("5", "p99_ms"), m("5h", "p99_ms"), m("4", "p99_ms")
         ratio = p99_dead / p99_live if p99_dead and p99_live else None

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -57,6 +58,7 @@ class Options:
     rate_events_s: float = 1000.0  # scenarios 4, 5 and 5h (per domain)
     paced_batch: int = 10  # events per POST in the paced scenarios
     duration_s: float = 10.0  # scenarios 4, 5 and 5h
+    starve_duration_s: float = 20.0  # scenario starve: issue 13's 200,000 deliveries in 20 s at 1,000 events/s
     fan_out: int = 10  # hooks per event in scenario 2
     rss_hooks: int = 10_000
     rss_events: int = 100_000
@@ -428,6 +430,55 @@ class Bench:
             }  # fmt: skip
             if stats["count"]:  # switchhook's CPU went to A's deliveries as well as B's
                 result.extra["cpu_us_per_delivery"] = round(phase["cpu_s"] * 1e6 / stats["count"], 1)
+        return result
+
+    # -- starve: issue 13's attack at its scale: one tenant's dead endpoints beside another's trickle ----
+
+    async def scenario_starve(self, run: int) -> RunResult:
+        """Domain A: ten hooks on the event, five at a port that refuses and five at one that never answers
+        (`timeout: 2`), fed `--rate` events/s for `--starve-duration` s (10 x that in deliveries: 200,000 at the
+        defaults). Domain B: one answering hook, 100 events/s beside it. The figures are B's, end to end."""
+        options = self.options
+        domain_b, domain_a = "b." + DOMAIN, "a." + DOMAIN
+        b_rate = 100.0
+        body_b = events_body([make_event(domain_b) for _ in range(options.paced_batch)])
+        body_a = events_body([make_event(domain_a) for _ in range(options.paced_batch)])
+        with socket.socket() as closed:  # a port nothing listens on: connections are refused
+            closed.bind(("127.0.0.1", 0))
+            refused_url = f"http://127.0.0.1:{closed.getsockname()[1]}/a"
+        async with self.switchhook() as server:
+            token_b = await asyncio.to_thread(server.token, domain_b)
+            token_a = await asyncio.to_thread(server.token, domain_a)
+            await server.start()
+            headers_b = {"X-Access-Token": token_b, "Content-Type": "application/json"}
+            headers_a = {"X-Access-Token": token_a, "Content-Type": "application/json"}
+            async with aiohttp.ClientSession() as session:
+                hook_b = {"event": EVENT_KEY, "enable": True, "action": web_action(self.receiver.url("/b"))}
+                await create_hook(session, server.url, headers_b, hook_b)
+                for n in range(10):
+                    url = refused_url if n % 2 else self.receiver.blackhole_url("/a")
+                    hook_a = {"event": EVENT_KEY, "enable": True, "timeout": 2, "action": web_action(url)}
+                    await create_hook(session, server.url, headers_a, hook_a)
+                await self.receiver.reset(())
+                url = server.url + "/api/v2/events"
+
+                def stream(headers: dict[str, str], body: bytes, rate: float, hooks: int) -> Awaitable[PostStats]:
+                    return post_paced(
+                        session, url, headers, body, rate_events_s=rate, duration_s=options.starve_duration_s,
+                        batch=options.paced_batch, expect_deliveries=options.paced_batch * hooks,
+                    )  # fmt: skip
+
+                async with self.measured(server, f"starve-run{run}") as phase:
+                    posted, posted_a = await asyncio.gather(
+                        stream(headers_b, body_b, b_rate, 1), stream(headers_a, body_a, options.rate_events_s, 10)
+                    )
+                    _, stats = await self.wait_for(posted.deliveries, server)
+            result = self.result(posted.deliveries, stats, posted.started_at, server, phase)
+        result.extra |= _post_extra(posted) | {
+            "events": posted.events, "b_rate_events_s": b_rate, "attacker_events": posted_a.events,
+            "attacker_deliveries": posted_a.deliveries,
+            "attacker": {key: value for key, value in _post_extra(posted_a).items()},
+        }  # fmt: skip
         return result
 
     # -- memory: many hooks stored, many deliveries pending ------------------------------------------
