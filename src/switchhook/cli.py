@@ -85,7 +85,7 @@ def token_create(
     expires: Annotated[str, typer.Option(help="lifetime: 30d, 12h, 90m (default 365d)")] = "365d",
 ) -> None:
     """Mint a domain token offline (the domain is created when missing)."""
-    from switchhook.domain.errors import ValidationFailed
+    from switchhook.core.errors import ValidationFailed
     from switchhook.runtime import build_store
     from switchhook.services.auth import AuthService
     from switchhook.services.domains import DomainsService, validate_domain_name, validate_token_role
@@ -140,7 +140,7 @@ def accounts_add(
         finally:
             await store.close()
 
-    from switchhook.domain.errors import SwitchhookError
+    from switchhook.core.errors import SwitchhookError
 
     try:
         asyncio.run(run())
@@ -153,7 +153,7 @@ def accounts_add(
 @accounts_app.command("password")
 def accounts_password(user: Annotated[str, typer.Argument(help="USER@DOMAIN")]) -> None:
     """Give an existing account a new password, ending its sessions; from SWITCHHOOK_ACCOUNT_PASSWORD or a prompt."""
-    from switchhook.domain.errors import SwitchhookError
+    from switchhook.core.errors import SwitchhookError
     from switchhook.runtime import build_store
     from switchhook.services.access import Caller
     from switchhook.services.auth import AuthService

@@ -7,8 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from switchhook.domain.filters import RegexBudget, RegexLimits
-from switchhook.domain.hooks import HookLimits
+from switchhook.core.filters import RegexBudget, RegexLimits
+from switchhook.core.hooks import HookLimits
 
 
 class Settings(BaseSettings):

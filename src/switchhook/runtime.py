@@ -17,14 +17,14 @@ from fastapi import FastAPI
 from switchhook import __version__
 from switchhook.api.app import create_app
 from switchhook.config import Settings
+from switchhook.core.breaker import Breakers
+from switchhook.core.errors import Unavailable
+from switchhook.core.events import Event
+from switchhook.core.filters import RegexBudgets
 from switchhook.delivery.egress import EgressPolicy, parse_networks
 from switchhook.delivery.pipeline import DeliveryPipeline
 from switchhook.delivery.sender import Sender
 from switchhook.delivery.worker import DeliveryWorker
-from switchhook.domain.breaker import Breakers
-from switchhook.domain.errors import Unavailable
-from switchhook.domain.events import Event
-from switchhook.domain.filters import RegexBudgets
 from switchhook.ingest.routing import Layout, resolve_layouts
 from switchhook.ingest.source import EventSource, Sink
 from switchhook.services.auth import AuthService

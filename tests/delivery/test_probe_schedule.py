@@ -10,14 +10,14 @@ from contextlib import asynccontextmanager
 
 import pytest
 
+from switchhook.core.breaker import Breakers
+from switchhook.core.errors import Unavailable
+from switchhook.core.hooks import Hook
+from switchhook.core.retry import Retry
 from switchhook.delivery import worker as worker_module
 from switchhook.delivery.pipeline import AttemptReport
 from switchhook.delivery.sender import HttpResult
 from switchhook.delivery.worker import DeliveryWorker
-from switchhook.domain.breaker import Breakers
-from switchhook.domain.errors import Unavailable
-from switchhook.domain.hooks import Hook
-from switchhook.domain.retry import Retry
 from switchhook.services.events import Job
 from switchhook.store.base import AttemptRow, Fair, Finish
 from tests.support.waiting import eventually

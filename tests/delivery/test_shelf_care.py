@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from switchhook.core.breaker import Breakers, Health
+from switchhook.core.hooks import Hook
 from switchhook.delivery.pipeline import AttemptReport
 from switchhook.delivery.worker import SHELF_CARE_S, DeliveryWorker
-from switchhook.domain.breaker import Breakers, Health
-from switchhook.domain.hooks import Hook
 from switchhook.services.events import Job
 from switchhook.store.base import Fair, Finish
 from tests.support.waiting import eventually

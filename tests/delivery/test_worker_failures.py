@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 import pytest
 
+from switchhook.core.errors import Unavailable
 from switchhook.delivery.worker import DeliveryWorker
-from switchhook.domain.errors import Unavailable
 from switchhook.services.events import Job
 from switchhook.store.base import Fair
 from tests.delivery.test_shelf_care import NothingSent, ShelfStore

@@ -3,9 +3,9 @@ of the worker's room, so slow hooks cannot take the room the others' fresh deliv
 
 from __future__ import annotations
 
-from switchhook.domain.admission import PARKED_PER_SLOT, Admission, Goes
-from switchhook.domain.breaker import Breakers, Health
-from switchhook.domain.hooks import Hook
+from switchhook.core.admission import PARKED_PER_SLOT, Admission, Goes
+from switchhook.core.breaker import Breakers, Health
+from switchhook.core.hooks import Hook
 from switchhook.services.events import Job
 
 

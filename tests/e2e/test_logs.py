@@ -72,7 +72,7 @@ async def test_a_bug_in_a_background_loop_is_logged_with_its_traceback(
 async def test_an_outage_in_a_background_loop_is_one_warning_line(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from switchhook.domain.errors import Unavailable
+    from switchhook.core.errors import Unavailable
     from switchhook.services.deliveries import DeliveriesService
 
     async def purge_while_down(*_args: Any, **_kwargs: Any) -> int:

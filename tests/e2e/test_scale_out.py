@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from switchhook.domain.signing import verify
+from switchhook.core.signing import verify
 from tests.support.process import Cluster, ServerProcess, postgres_cluster
 from tests.support.receiver import Receiver, Reply
 from tests.support.waiting import eventually

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from switchhook.domain.admission import PARKED_PER_SLOT
+from switchhook.core.admission import PARKED_PER_SLOT
 from switchhook.store.base import SHELVED
 from tests.support.app import Harness, make_settings, running
 from tests.support.process import free_port

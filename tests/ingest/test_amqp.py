@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 import pytest
 from aio_pika.exceptions import PublishError
 
-from switchhook.domain.errors import Unavailable
-from switchhook.domain.events import Event, decode_json_event, event_key
+from switchhook.core.errors import Unavailable
+from switchhook.core.events import Event, decode_json_event, event_key
 from switchhook.ingest.amqp import AmqpSource, routing_key_for
 from switchhook.ingest.routing import STOCK_LAYOUT, WEBITEL_CC_LAYOUT, WEBITEL_LAYOUT, Layout, bindings_for
 from tests.support.fixtures import fixture_bytes, load_fixture_frames

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 import pytest
 from aio_pika.exceptions import PublishError
 
-from switchhook.domain.events import Event
+from switchhook.core.events import Event
 from switchhook.ingest.amqp import routing_key_for
 from tests.support.app import Harness, make_settings, running
 from tests.support.fixtures import load_fixture_event

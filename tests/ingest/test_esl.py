@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from switchhook.config import Settings
-from switchhook.domain.errors import Unavailable
-from switchhook.domain.events import FrameDecoder, decode_frame_event, event_key
+from switchhook.core.errors import Unavailable
+from switchhook.core.events import FrameDecoder, decode_frame_event, event_key
 from switchhook.ingest.esl import (
     _AUTH_RETRY_MAX_S,
     RECONNECT_INITIAL_S,

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from aio_pika.exceptions import PublishError
 
-from switchhook.domain.events import event_domain, event_key
+from switchhook.core.events import event_domain, event_key
 from switchhook.ingest.routing import STOCK_FORMAT_FIELDS, WEBITEL_CC_FORMAT_FIELDS, WEBITEL_FORMAT_FIELDS
 from tests.support.app import Harness, make_settings, running
 from tests.support.esl_peer import EslPeer, event_json_frame

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from switchhook.domain.errors import Unavailable
+from switchhook.core.errors import Unavailable
 from switchhook.store.base import (
     SHELVED,
     AccountRow,

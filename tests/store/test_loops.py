@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from switchhook.domain.errors import Unavailable
+from switchhook.core.errors import Unavailable
 from switchhook.store.postgres import PostgresStore
 from switchhook.store.sqlite import SqliteStore
 from tests.support.postgres import drop_schema, new_schema, require_postgres

@@ -8,7 +8,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from switchhook.domain.events import (
+from switchhook.core.events import (
     Event,
     Frame,
     FrameDecoder,

@@ -23,7 +23,7 @@ import pytest
 from aio_pika.abc import AbstractChannel, AbstractConnection
 from aio_pika.exceptions import PublishError
 
-from switchhook.domain.events import Event
+from switchhook.core.events import Event
 from switchhook.ingest.amqp import AmqpSource, routing_key_for
 from switchhook.ingest.routing import STOCK_LAYOUT, Layout
 from tests.support.fixtures import FIXTURES_DIR

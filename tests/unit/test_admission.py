@@ -1,4 +1,4 @@
-"""Admission (domain/admission.py) driven directly: caps, room, shelving, paused hooks, hand-backs, and what a
+"""Admission (core/admission.py) driven directly: caps, room, shelving, paused hooks, hand-backs, and what a
 finished job lets start. Synchronous: no event loop, no store, no clock but the `now` passed in."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from switchhook.domain.admission import PARKED_PER_SLOT, Admission, Goes, Probe
-from switchhook.domain.breaker import Breakers, Change, Health
-from switchhook.domain.hooks import Hook
+from switchhook.core.admission import PARKED_PER_SLOT, Admission, Goes, Probe
+from switchhook.core.breaker import Breakers, Change, Health
+from switchhook.core.hooks import Hook
 
 HOOKS: dict[tuple[str, str], Hook] = {}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from switchhook.domain.breaker import Breakers, Change, Health, health_of
+from switchhook.core.breaker import Breakers, Change, Health, health_of
 
 H, U, N = Health.HEALTHY, Health.UNHEALTHY, Health.UNKNOWN
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from switchhook.domain.errors import InvalidEvent
-from switchhook.domain.events import (
+from switchhook.core.errors import InvalidEvent
+from switchhook.core.events import (
     DEFAULT_DOMAIN_HEADERS,
     MAX_FRAME_BODY_BYTES,
     MAX_FRAME_HEADER_BYTES,

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from switchhook.domain.errors import InvalidEvent
-from switchhook.domain.events import (
+from switchhook.core.errors import InvalidEvent
+from switchhook.core.events import (
     Frame,
     FrameDecoder,
     decode_dump_event,

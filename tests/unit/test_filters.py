@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from switchhook.domain.errors import InvalidHook, ValidationFailed
-from switchhook.domain.filters import (
+from switchhook.core.errors import InvalidHook, ValidationFailed
+from switchhook.core.filters import (
     OPERATIONS,
     REGEX_TIMEOUT_S,
     Condition,

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from switchhook.domain.errors import InvalidHook, ValidationFailed
-from switchhook.domain.filters import RegexLimits, expanded_size, passes
-from switchhook.domain.hooks import (
+from switchhook.core.errors import InvalidHook, ValidationFailed
+from switchhook.core.filters import RegexLimits, expanded_size, passes
+from switchhook.core.hooks import (
     HOOK_KEYS,
     MAX_RETRIES,
     METHODS,
@@ -22,7 +22,7 @@ from switchhook.domain.hooks import (
     public_view,
     validate_hook,
 )
-from switchhook.domain.names import validate_domain_name
+from switchhook.core.names import validate_domain_name
 
 HOOK_ID = "598035b7a7ec15000c40926e"
 DOMAIN = "demo.webitel.com"

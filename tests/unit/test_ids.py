@@ -8,7 +8,7 @@ import uuid
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from switchhook.domain.ids import DEDUPED, TIME_DIGITS, delivery_id, event_id, time_part
+from switchhook.core.ids import DEDUPED, TIME_DIGITS, delivery_id, event_id, time_part
 
 NOW = 1_764_370_000.25
 HOOK = "5f1e3c2a9b8d7e6f5a4b3c2d"

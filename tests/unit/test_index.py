@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from switchhook.domain.errors import ValidationFailed
+from switchhook.core.errors import ValidationFailed
 from switchhook.services.index import HookIndex
 from switchhook.store.base import HookRow
 

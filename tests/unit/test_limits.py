@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from switchhook.domain.errors import RateLimited
+from switchhook.core.errors import RateLimited
 from switchhook.services.limits import RateLimiter
 
 

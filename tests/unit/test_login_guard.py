@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from switchhook.domain.errors import RateLimited
+from switchhook.core.errors import RateLimited
 from switchhook.services.login_guard import LoginThrottle, PasswordChecks
 from tests.support.waiting import eventually
 

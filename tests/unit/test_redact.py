@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from switchhook.domain.errors import InvalidHook
-from switchhook.domain.hooks import validate_hook
-from switchhook.domain.redact import MASK, redact
+from switchhook.core.errors import InvalidHook
+from switchhook.core.hooks import validate_hook
+from switchhook.core.redact import MASK, redact
 
 STORED = {
     "event": "E",

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, parse_qsl, unquote, urlsplit
 
 import pytest
 
-from switchhook.domain.render import (
+from switchhook.core.render import (
     AuthRequest,
     RenderedRequest,
     auth_values,
@@ -693,7 +693,7 @@ def test_auth_response_end_to_end_into_the_main_request() -> None:
 
 
 def test_get_query_template_values_cannot_inject_parameters() -> None:
-    from switchhook.domain.render import build_request
+    from switchhook.core.render import build_request
 
     request = build_request(
         method="GET",
@@ -712,7 +712,7 @@ def test_get_query_template_values_cannot_inject_parameters() -> None:
 
 
 def test_pathologically_nested_values_never_crash_request_building() -> None:
-    from switchhook.domain.render import build_request
+    from switchhook.core.render import build_request
 
     deep = "[" * 100_000
     for method in ("POST", "GET"):

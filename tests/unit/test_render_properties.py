@@ -11,9 +11,9 @@ from urllib.parse import parse_qsl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from switchhook.domain.errors import InvalidHook
-from switchhook.domain.filters import OPERATIONS, Condition, check, compile_filter, explain, passes
-from switchhook.domain.render import (
+from switchhook.core.errors import InvalidHook
+from switchhook.core.filters import OPERATIONS, Condition, check, compile_filter, explain, passes
+from switchhook.core.render import (
     build_request,
     form_escape,
     header_escape,

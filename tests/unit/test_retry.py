@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from switchhook.domain.retry import (
+from switchhook.core.retry import (
     BACKOFF_CAP_S,
     BACKOFF_START_S,
     JITTER,

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from switchhook.domain.errors import InvalidHook
-from switchhook.domain.signing import SECRET_PREFIX, secret_key, sign, signature_headers, verify
+from switchhook.core.errors import InvalidHook
+from switchhook.core.signing import SECRET_PREFIX, secret_key, sign, signature_headers, verify
 
 # The example secret of the Standard Webhooks specification / Svix docs.
 SPEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

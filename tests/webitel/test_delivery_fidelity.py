@@ -21,11 +21,11 @@ from urllib.parse import parse_qsl
 import pytest
 from aiohttp import web
 
+from switchhook.core.filters import check, compile_filter
+from switchhook.core.render import build_request
 from switchhook.delivery.egress import EgressPolicy, parse_networks
 from switchhook.delivery.pipeline import AUTH_MAX_RESPONSE_BYTES
 from switchhook.delivery.sender import MAX_REDIRECTS, Sender
-from switchhook.domain.filters import check, compile_filter
-from switchhook.domain.render import build_request
 from tests.support.app import ROOT, Harness
 from tests.support.receiver import Receiver, Reply
 from tests.support.waiting import eventually

@@ -271,7 +271,7 @@ def _plain_hook() -> dict[str, Any]:
 
 def test_extended_json_of_every_mongoexport_version_is_read() -> None:
     """mongoexport 4+ writes canonical or relaxed Extended JSON v2; 3.x wrote "strict mode" ($date as ISO text)."""
-    from switchhook.domain.webitel import decode, documents
+    from switchhook.core.webitel import decode, documents
 
     assert decode(
         {

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import Depends, Header, Query, Request
 
-from switchhook.domain.errors import PayloadTooLarge, ValidationFailed
+from switchhook.core.errors import PayloadTooLarge, ValidationFailed
 from switchhook.services.access import Caller
 from switchhook.services.container import Services
 

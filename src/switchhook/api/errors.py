@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from switchhook.api.deps import credentials, services
-from switchhook.domain.errors import (
+from switchhook.core.errors import (
     AuthError,
     Conflict,
     NotFound,

@@ -12,13 +12,13 @@ from typing import Any
 
 import orjson
 
+from switchhook.core.events import Event
+from switchhook.core.hooks import Hook
+from switchhook.core.redact import redact
+from switchhook.core.render import RenderedRequest, auth_values, build_auth_request, build_request
+from switchhook.core.retry import Delivered, GiveUp, Outcome, Retry, decide
+from switchhook.core.signing import signature_headers
 from switchhook.delivery.sender import HttpResult, Sender
-from switchhook.domain.events import Event
-from switchhook.domain.hooks import Hook
-from switchhook.domain.redact import redact
-from switchhook.domain.render import RenderedRequest, auth_values, build_auth_request, build_request
-from switchhook.domain.retry import Delivered, GiveUp, Outcome, Retry, decide
-from switchhook.domain.signing import signature_headers
 from switchhook.services.events import Job
 from switchhook.store.base import AttemptRow, Finish
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import aiohttp
 from yarl import URL
 
+from switchhook.core.hooks import is_connection_header
 from switchhook.delivery.egress import EgressPolicy, EgressRefused, GuardedResolver, refused_reason
-from switchhook.domain.hooks import is_connection_header
 
 MAX_RESPONSE_BYTES = 4096
 #: Redirects a GET follows. Webitel's `request` client followed up to 10, for GET only (request/lib/redirect.js).

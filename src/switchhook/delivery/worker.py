@@ -1,4 +1,4 @@
-"""The delivery worker: the loops, the store calls and the timers around admission (domain/admission.py), which
+"""The delivery worker: the loops, the store calls and the timers around admission (core/admission.py), which
 decides what starts, what waits here and what waits in the store; sends under its caps, records in batches."""
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ import uuid
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any, Protocol
 
+from switchhook.core.admission import PARKED_PER_SLOT as PARKED_PER_SLOT  # re-exported: a backlog's depth
+from switchhook.core.admission import Admission, Plan, Probe
+from switchhook.core.breaker import Breakers, Change, Health, health_of
+from switchhook.core.errors import Unavailable
+from switchhook.core.hooks import Hook
+from switchhook.core.retry import Delivered, GiveUp
 from switchhook.delivery.pipeline import AttemptReport
-from switchhook.domain.admission import PARKED_PER_SLOT as PARKED_PER_SLOT  # re-exported: a backlog's depth
-from switchhook.domain.admission import Admission, Plan, Probe
-from switchhook.domain.breaker import Breakers, Change, Health, health_of
-from switchhook.domain.errors import Unavailable
-from switchhook.domain.hooks import Hook
-from switchhook.domain.retry import Delivered, GiveUp
 from switchhook.services.events import Job
 from switchhook.store.base import Fair, Finish
 

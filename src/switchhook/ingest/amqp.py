@@ -15,8 +15,8 @@ from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from aio_pika.robust_connection import RobustConnection
 from pamqp.exceptions import PAMQPException
 
-from switchhook.domain.errors import InvalidEvent, Unavailable
-from switchhook.domain.events import Event, decode_json_event, event_key
+from switchhook.core.errors import InvalidEvent, Unavailable
+from switchhook.core.events import Event, decode_json_event, event_key
 from switchhook.ingest.routing import STOCK_LAYOUT, Layout, bindings_for
 from switchhook.ingest.source import Sink, SourceState
 

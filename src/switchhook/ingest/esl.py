@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import unquote, urlsplit
 
-from switchhook.domain.errors import InvalidEvent, Unavailable
-from switchhook.domain.events import Event, Frame, FrameDecoder, decode_frame_event
+from switchhook.core.errors import InvalidEvent, Unavailable
+from switchhook.core.events import Event, Frame, FrameDecoder, decode_frame_event
 from switchhook.ingest.source import Sink, SourceState
 
 logger = logging.getLogger("switchhook.ingest.esl")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Literal, Protocol
 
-from switchhook.domain.events import Event
+from switchhook.core.events import Event
 
 SourceState = Literal["disconnected", "connecting", "connected"]
 

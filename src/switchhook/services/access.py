@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from switchhook.domain.errors import PermissionDenied, ValidationFailed
+from switchhook.core.errors import PermissionDenied, ValidationFailed
 
 ROOT = "root"
 _ROLE_PERMISSIONS: dict[str, dict[str, str]] = {

@@ -19,7 +19,7 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from switchhook.domain.errors import AuthError, PermissionDenied, RateLimited, ValidationFailed
+from switchhook.core.errors import AuthError, PermissionDenied, RateLimited, ValidationFailed
 from switchhook.services.access import ROOT, Caller, acl_of, require, role_number
 from switchhook.services.login_guard import LoginThrottle, PasswordChecks
 from switchhook.store.base import SessionRow, Store, TokenRow, Tx

@@ -8,11 +8,11 @@ from typing import Any, Protocol
 
 import orjson
 
-from switchhook.domain.errors import Conflict, InvalidEvent, NotFound, ValidationFailed
-from switchhook.domain.events import Event, event_key
-from switchhook.domain.filters import explain
-from switchhook.domain.hooks import Hook
-from switchhook.domain.ids import delivery_id
+from switchhook.core.errors import Conflict, InvalidEvent, NotFound, ValidationFailed
+from switchhook.core.events import Event, event_key
+from switchhook.core.filters import explain
+from switchhook.core.hooks import Hook
+from switchhook.core.ids import delivery_id
 from switchhook.services.access import Caller, effective_domain, require
 from switchhook.services.events import Job
 from switchhook.services.hooks import _int_param, check_hook_id

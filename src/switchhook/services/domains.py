@@ -7,8 +7,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from switchhook.domain.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from switchhook.domain.names import validate_domain_name as validate_domain_name  # the CLI and the import use it
+from switchhook.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from switchhook.core.names import validate_domain_name as validate_domain_name  # the CLI and the import use it
 from switchhook.services.access import ROOT, Caller, require
 from switchhook.services.auth import AuthService
 from switchhook.store.base import AccountRow, Store, TokenRow

@@ -11,12 +11,12 @@ from typing import Any, Protocol
 
 import orjson
 
-from switchhook.domain import ids
-from switchhook.domain.admission import Goes, Plan
-from switchhook.domain.errors import InvalidEvent, PayloadTooLarge, PermissionDenied, SwitchhookError, Unavailable
-from switchhook.domain.events import DEFAULT_DOMAIN_HEADERS, Event, event_domain, event_key
-from switchhook.domain.filters import passes
-from switchhook.domain.hooks import Hook
+from switchhook.core import ids
+from switchhook.core.admission import Goes, Plan
+from switchhook.core.errors import InvalidEvent, PayloadTooLarge, PermissionDenied, SwitchhookError, Unavailable
+from switchhook.core.events import DEFAULT_DOMAIN_HEADERS, Event, event_domain, event_key
+from switchhook.core.filters import passes
+from switchhook.core.hooks import Hook
 from switchhook.services.batching import GroupCommit
 from switchhook.services.index import HookIndex
 from switchhook.services.limits import RateLimiter
@@ -46,7 +46,7 @@ class Job:
 
 class FastPath(Protocol):
     """An in-process worker that takes fresh deliveries at once, so the common case never waits for a poll. Where
-    each goes (leased to it, shelved, or left due) is its admission's decision (domain/admission.py)."""
+    each goes (leased to it, shelved, or left due) is its admission's decision (core/admission.py)."""
 
     def plan(self, now: float) -> Plan:
         """Decide, delivery by delivery, where one accept's fresh deliveries go."""
@@ -108,7 +108,7 @@ class EventsService:
     async def match(self, event: Event, domain: str, key: str) -> list[Hook]:
         """Hooks of this domain and key whose filters pass.
 
-        `reg` conditions take their time from the domain's matching budget (domain/filters.py RegexBudgets):
+        `reg` conditions take their time from the domain's matching budget (core/filters.py RegexBudgets):
         what is left once it is spent does not hold, for this event. An event that spent a millisecond or
         more of it then waits as long before the next event is matched, leaving the loop to the others: a
         hostile domain holds the loop at most half the time, one event's budget at a time, never a whole

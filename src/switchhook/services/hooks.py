@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from switchhook.domain.errors import ValidationFailed
-from switchhook.domain.hooks import is_hook_id, normal_hook_id, public_view, validate_hook
+from switchhook.core.errors import ValidationFailed
+from switchhook.core.hooks import is_hook_id, normal_hook_id, public_view, validate_hook
 from switchhook.services.access import Caller, effective_domain, require
 from switchhook.services.index import HookIndex
 from switchhook.store.base import HookRow, Store, Tx

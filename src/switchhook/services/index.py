@@ -8,9 +8,9 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 
-from switchhook.domain.errors import SwitchhookError, ValidationFailed
-from switchhook.domain.filters import RegexBudgets
-from switchhook.domain.hooks import DEFAULT_LIMITS, Hook, HookLimits
+from switchhook.core.errors import SwitchhookError, ValidationFailed
+from switchhook.core.filters import RegexBudgets
+from switchhook.core.hooks import DEFAULT_LIMITS, Hook, HookLimits
 from switchhook.store.base import HookRow, Store
 
 logger = logging.getLogger("switchhook.index")

@@ -6,7 +6,7 @@ import math
 import time
 from collections.abc import Callable
 
-from switchhook.domain.errors import RateLimited
+from switchhook.core.errors import RateLimited
 
 
 class RateLimiter:

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from switchhook.domain.errors import RateLimited
+from switchhook.core.errors import RateLimited
 
 T = TypeVar("T")
 

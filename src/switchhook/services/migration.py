@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from switchhook.domain.errors import SwitchhookError, ValidationFailed
-from switchhook.domain.hooks import STORED_KEYS, validate_hook
-from switchhook.domain.webitel import WebitelHook, WebitelToken, documents, read_domain, read_hook
+from switchhook.core.errors import SwitchhookError, ValidationFailed
+from switchhook.core.hooks import STORED_KEYS, validate_hook
+from switchhook.core.webitel import WebitelHook, WebitelToken, documents, read_domain, read_hook
 from switchhook.services.access import ROOT
 from switchhook.services.domains import MAX_EXPIRE_MS, validate_domain_name
 from switchhook.store.base import HookRow, Store, TokenRow

@@ -143,7 +143,7 @@ class ClaimedDelivery:
 
 @dataclass(frozen=True, slots=True)
 class Fair:
-    """A claim's shares (domain/admission.py, "share"): at most `per_hook` deliveries of one hook and `per_domain`
+    """A claim's shares (core/admission.py, "share"): at most `per_hook` deliveries of one hook and `per_domain`
     of one domain, and none of `skip_domains` (their room in the claiming worker is taken)."""
 
     per_hook: int

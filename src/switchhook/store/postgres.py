@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from switchhook.domain.errors import Unavailable, ValidationFailed
+from switchhook.core.errors import Unavailable, ValidationFailed
 from switchhook.store.migrations import migration_files
 from switchhook.store.sql import Row, SqlTx
 

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from switchhook.domain.errors import Unavailable
+from switchhook.core.errors import Unavailable
 from switchhook.store.base import AtCommit, EventRow, Finish, NewDelivery
 from switchhook.store.migrations import migration_files
 from switchhook.store.sql import (

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from switchhook.api import schemas as s
 from switchhook.api.deps import CallerDep, DomainQuery, ServicesDep, body_credentials, json_body
 from switchhook.api.responses import json_response, ok
-from switchhook.domain.errors import ValidationFailed
+from switchhook.core.errors import ValidationFailed
 from switchhook.services.access import acl_of
 
 router = APIRouter(tags=["auth"])

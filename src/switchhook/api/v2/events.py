@@ -14,8 +14,8 @@ from switchhook.api import schemas as s
 from switchhook.api.deps import ClientDisconnected, HeaderCallerDep, ServicesDep, read_body
 from switchhook.api.errors import error_for
 from switchhook.api.responses import ok
-from switchhook.domain.errors import InvalidEvent, PayloadTooLarge, SwitchhookError
-from switchhook.domain.events import decode_json_events, decode_plain_event
+from switchhook.core.errors import InvalidEvent, PayloadTooLarge, SwitchhookError
+from switchhook.core.events import decode_json_events, decode_plain_event
 from switchhook.services.access import Caller, require
 from switchhook.services.container import Services
 from switchhook.services.limits import RateLimiter

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import unquote
 
-from switchhook.domain.errors import InvalidEvent
+from switchhook.core.errors import InvalidEvent
 
 Event = dict[str, Any]
 """Header name -> value. Values are str, except that decoded-dump JSON values may be dict/list."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
-from switchhook.domain.errors import ValidationFailed
+from switchhook.core.errors import ValidationFailed
 
 MAX_DOMAIN_NAME = 253  # a DNS name's length
 #: Unicode categories refused anywhere in a name: controls (NUL, line breaks, C1) and format characters,

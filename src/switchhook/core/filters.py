@@ -12,7 +12,7 @@ from typing import Any
 
 import regex  # a pure-computation dependency (like stdlib re) that supports match timeouts: ReDoS guard
 
-from switchhook.domain.errors import InvalidHook
+from switchhook.core.errors import InvalidHook
 
 logger = logging.getLogger("switchhook.filters")
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from switchhook.domain.errors import ValidationFailed
+from switchhook.core.errors import ValidationFailed
 
 _ISO_Z = re.compile(r"Z$")
 

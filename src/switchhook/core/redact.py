@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from switchhook.domain.errors import InvalidHook
+from switchhook.core.errors import InvalidHook
 
 MASK = "********"
 _SENSITIVE_NAME = re.compile(r"auth|token|secret|passw|api[-_]?key|cookie|session|signature|credential", re.I)

@@ -28,7 +28,7 @@ import hashlib
 import os
 from collections.abc import Iterator
 
-from switchhook.domain.events import Event
+from switchhook.core.events import Event
 
 DEDUPED = "evt_"
 TIME_DIGITS = 14

@@ -7,7 +7,7 @@ import binascii
 import hashlib
 import hmac
 
-from switchhook.domain.errors import InvalidHook
+from switchhook.core.errors import InvalidHook
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format prefix, not a secret
 

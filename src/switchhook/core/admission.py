@@ -68,8 +68,8 @@ from collections.abc import Iterable, Sequence
 from enum import Enum
 from typing import Any, Generic, Protocol, TypeVar
 
-from switchhook.domain.breaker import Breakers, Change, Health
-from switchhook.domain.hooks import Hook
+from switchhook.core.breaker import Breakers, Change, Health
+from switchhook.core.hooks import Hook
 
 #: A hook's backlog, in multiples of its cap: deep enough that a healthy, busy hook's fresh deliveries go
 #: straight to the sender (not through the store and a claim), shallow enough that a dead endpoint's backlog

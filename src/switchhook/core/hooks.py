@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from switchhook.domain.errors import InvalidHook
-from switchhook.domain.filters import (
+from switchhook.core.errors import InvalidHook
+from switchhook.core.filters import (
     DEFAULT_REGEX_LIMITS,
     OPERATIONS,
     Condition,
@@ -19,8 +19,8 @@ from switchhook.domain.filters import (
     compile_filter,
     compile_pattern,
 )
-from switchhook.domain.redact import redact, restore
-from switchhook.domain.signing import secret_key
+from switchhook.core.redact import redact, restore
+from switchhook.core.signing import secret_key
 
 #: Webitel's whitelist, in the order its service copied them, plus switchhook's extensions.
 HOOK_KEYS = (
