@@ -435,9 +435,9 @@ class Bench:
     # -- starve: issue 13's attack at its scale: one tenant's dead endpoints beside another's trickle ----
 
     async def scenario_starve(self, run: int) -> RunResult:
-        """Domain A: ten hooks on the event, five at a port that refuses and five at one that never answers
-        (the default 15 s timeout), fed `--rate` events/s for `--starve-duration` s (10 x that in deliveries: 200,000 at the
-        defaults). Domain B: one answering hook, 100 events/s beside it. The figures are B's, end to end."""
+        """Domain A: ten hooks on the event, five at a port that refuses and five at one that never answers (the
+        default 15 s timeout), fed `--rate` events/s for `--starve-duration` s (10 x that in deliveries: 200,000 at
+        the defaults). Domain B: one answering hook, 100 events/s beside it. The figures are B's, end to end."""
         options = self.options
         domain_b, domain_a = "b." + DOMAIN, "a." + DOMAIN
         b_rate = 100.0

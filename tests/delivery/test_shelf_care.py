@@ -34,6 +34,16 @@ class ShelfStore:
         self.calls.append(("take", hook_id))
         return [], 0
 
+    async def claim_shelves(
+        self, worker_id: str, rooms: Sequence[tuple[str, int]], lease_s: float
+    ) -> tuple[list[Job], dict[str, int]]:
+        jobs: list[Job] = []
+        taken: dict[str, int] = {}
+        for hook_id, limit in rooms:  # as the service does: one hook's take after another, in one transaction
+            hook_jobs, taken[hook_id] = await self.claim_shelved(worker_id, hook_id, limit, lease_s)
+            jobs += hook_jobs
+        return jobs, taken
+
     async def claim(
         self, worker_id: str, limit: int, lease_s: float, skip_hooks: Sequence[str] = (), fair: Fair | None = None
     ) -> list[Job]:

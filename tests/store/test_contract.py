@@ -518,6 +518,21 @@ async def test_shelved_deliveries_are_not_due_but_taken_by_hook_oldest_first(sto
     assert await claim(store, "w3", NOW + 601) == [others_shelf.id]  # its worker gone: due at the horizon
 
 
+async def test_shelves_of_several_hooks_are_taken_in_one_trip_each_within_its_limit(store: Store) -> None:
+    hook, other, untouched = hook_id(), hook_id(), hook_id()
+    async with store.transaction() as tx:
+        mine = [await seed(tx, 1, hook=hook, next_at=NOW + 600 + n, leased_by=SHELVED) for n in range(3)]
+        theirs = [await seed(tx, 1, hook=other, next_at=NOW + 600 + n, leased_by=SHELVED) for n in range(2)]
+        (left,) = await seed(tx, 1, hook=untouched, next_at=NOW + 600, leased_by=SHELVED)
+    async with store.transaction() as tx:
+        taken = await tx.claim_shelves("w1", [(hook, 2), (other, 5)], NOW, NOW + 1000)
+    got = sorted(c.delivery.id for c in taken)
+    assert got == sorted([mine[0][0].id, mine[1][0].id, theirs[0][0].id, theirs[1][0].id])  # oldest, within limits
+    assert all(json.loads(c.payload)["Event-Name"] == "CHANNEL_CREATE" for c in taken)
+    assert await shelved(store, "w2", hook) == [mine[2][0].id]
+    assert await shelved(store, "w2", untouched) == [left.id]
+
+
 async def test_a_delivery_taken_off_the_shelf_and_let_go_is_due_again_at_once(store: Store) -> None:
     hook = hook_id()
     async with store.transaction() as tx:

@@ -382,6 +382,10 @@ class Admission(Generic[J]):
         """The hook's domain, told by ingest's plan as it shelves (the worker is told of the shelf once stored)."""
         self._shelf_domains[hook_id] = domain
 
+    def shelf_domain(self, hook_id: str) -> str | None:
+        """The domain of the hook's shelf, once known (see shelved_domain)."""
+        return self._shelf_domains.get(hook_id)
+
     def shelf_room(self, hook_id: str) -> int:
         """How many of the hook's shelf may be taken now: its room, and its domain's once the shelf's domain is
         known (a shelf found in the store learns it from its first take)."""

@@ -73,6 +73,9 @@ class Deliveries(Protocol):
     async def claim_shelved(
         self, worker_id: str, hook_id: str, limit: int, lease_s: float
     ) -> tuple[list[Job], int]: ...
+    async def claim_shelves(
+        self, worker_id: str, rooms: Sequence[tuple[str, int]], lease_s: float
+    ) -> tuple[list[Job], dict[str, int]]: ...
     async def shelve(self, worker_id: str, delivery_ids: Sequence[str], shelve_s: float) -> None: ...
     async def reshelve(self, hook_id: str, shelve_s: float) -> int: ...
     async def shelved_hooks(self) -> list[str]: ...
@@ -434,20 +437,38 @@ class DeliveryWorker:
         """Take shelved deliveries of every hook that has room again, by hook, oldest first."""
         admission = self.admission
         admission.take_round()
+        if self._stopping:
+            return
+        # One store trip for every hook with room: a burst fanned out to many hooks is taken back in one
+        # transaction, each event decoded once (a trip per hook cost a commit and a decode per hook per event).
+        rooms: list[tuple[str, int]] = []
+        news: dict[str, int] = {}
+        room_left = admission.room()
+        domain_left: dict[str, int] = {}
         for hook_id in admission.shelves_known():
-            room = min(admission.shelf_room(hook_id), admission.room(), CLAIM_BATCH)
-            if room <= 0 or self._stopping:
+            room = min(admission.shelf_room(hook_id), room_left, CLAIM_BATCH)
+            domain = admission.shelf_domain(hook_id)
+            if domain is not None:
+                room = min(room, domain_left.setdefault(domain, admission.domain_room(domain)))
+            if room <= 0:
                 continue
-            news = admission.shelf_news(hook_id)
-            try:
-                jobs, taken = await self._deliveries.claim_shelved(self.worker_id, hook_id, room, self.lease_s)
-            except Exception as exc:
-                _log_failure(exc, "taking shelved deliveries of hook %s failed", hook_id)
-                return
-            if jobs:
-                admission.shelved_domain(hook_id, jobs[0].hook.domain)
-            self.submit(jobs)
-            admission.took(hook_id, room, taken, news)
+            rooms.append((hook_id, room))
+            news[hook_id] = admission.shelf_news(hook_id)
+            room_left -= room
+            if domain is not None:
+                domain_left[domain] -= room
+        if not rooms:
+            return
+        try:
+            jobs, taken = await self._deliveries.claim_shelves(self.worker_id, rooms, self.lease_s)
+        except Exception as exc:
+            _log_failure(exc, "taking shelved deliveries of %d hooks failed", len(rooms))
+            return
+        for job in jobs:
+            admission.shelved_domain(job.hook.id, job.hook.domain)
+        self.submit(jobs)
+        for hook_id, room in rooms:
+            admission.took(hook_id, room, taken.get(hook_id, 0), news[hook_id])
 
     # -- recording, batched -----------------------------------------------------------------------
     async def _record_loop(self) -> None:

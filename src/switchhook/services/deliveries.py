@@ -90,6 +90,19 @@ class DeliveriesService:
             claimed = await tx.claim_shelved(worker_id, hook_id, now, now + lease_s, limit)
         return await self._jobs(claimed, worker_id, now), len(claimed)
 
+    async def claim_shelves(
+        self, worker_id: str, rooms: Sequence[tuple[str, int]], lease_s: float
+    ) -> tuple[list[Job], dict[str, int]]:
+        """`claim_shelved` for several hooks at once: one transaction, and each event decoded once however many of
+        the hooks it fanned out to (a round of takes after a burst is one event's deliveries to every hook)."""
+        now = self._clock()
+        async with self._store.transaction() as tx:
+            claimed = await tx.claim_shelves(worker_id, rooms, now, now + lease_s)
+        taken: dict[str, int] = {}
+        for item in claimed:
+            taken[item.delivery.hook_id] = taken.get(item.delivery.hook_id, 0) + 1
+        return await self._jobs(claimed, worker_id, now), taken
+
     async def shelve(self, worker_id: str, delivery_ids: Sequence[str], shelve_s: float) -> None:
         async with self._store.transaction() as tx:
             await tx.shelve(worker_id, delivery_ids, self._clock() + shelve_s)

@@ -447,7 +447,19 @@ class SqlTx(ABC):
     ) -> list[ClaimedDelivery]:
         """Lease up to `limit` of one hook's shelved deliveries, oldest first, whether their horizon has come or not.
         They are due from now on: one let go without a result (a stop, a crash) is claimed again like any other."""
-        rows = await self.fetch(
+        return await self.claim_shelves(worker_id, [(hook_id, limit)], now, lease_until)
+
+    async def claim_shelves(
+        self, worker_id: str, rooms: Sequence[tuple[str, int]], now: float, lease_until: float
+    ) -> list[ClaimedDelivery]:
+        """`claim_shelved` for several (hook, limit) at once, each event's payload read once for all of them."""
+        taken: list[DeliveryRow] = []
+        for hook_id, limit in rooms:
+            taken.extend(_delivery(r) for r in await self._take_shelf(worker_id, hook_id, now, lease_until, limit))
+        return await self._with_payloads(sorted(taken, key=lambda d: d.created_at))
+
+    async def _take_shelf(self, worker_id: str, hook_id: str, now: float, lease_until: float, limit: int) -> list[Any]:
+        return await self.fetch(
             "UPDATE deliveries SET next_at = ?, lease_until = ?, leased_by = ? WHERE id IN ("  # noqa: S608
             f" SELECT id FROM deliveries WHERE hook_id = ? AND leased_by = '{SHELVED}' AND status = 'pending'"
             f" ORDER BY next_at LIMIT ? {self.claim_lock_clause}) RETURNING {_DELIVERY_COLUMNS}",
@@ -457,7 +469,6 @@ class SqlTx(ABC):
             hook_id,
             limit,
         )
-        return await self._with_payloads(sorted((_delivery(r) for r in rows), key=lambda d: d.created_at))
 
     async def _with_payloads(self, deliveries: list[DeliveryRow]) -> list[ClaimedDelivery]:
         if not deliveries:
