@@ -39,6 +39,8 @@ class Settings(BaseSettings):
         "variable_domain_name,variable_w_domain,Channel-Presence-ID,variable_presence_id,"
         "variable_dialed_domain,Event-Domain"
     )
+    # event headers that give its call id, first non-empty wins (services/events.py DEFAULT_CALL_HEADERS)
+    call_headers: str = "Channel-Call-UUID,variable_call_uuid,Unique-ID"
     default_timeout_s: float = Field(15.0, gt=0)
     connect_timeout_s: float = Field(5.0, gt=0)
     max_in_flight: int = Field(512, ge=1)
@@ -88,6 +90,10 @@ class Settings(BaseSettings):
     @property
     def domain_header_list(self) -> tuple[str, ...]:
         return tuple(h.strip() for h in self.domain_headers.split(",") if h.strip())
+
+    @property
+    def call_header_list(self) -> tuple[str, ...]:
+        return tuple(h.strip() for h in self.call_headers.split(",") if h.strip())
 
     @property
     def hook_limits(self) -> HookLimits:

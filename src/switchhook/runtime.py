@@ -151,6 +151,7 @@ class Runtime:
             self.store,
             self.index,
             domain_headers=settings.domain_header_list,
+            call_headers=settings.call_header_list,
             counters=self.metrics,
             fast_path=self.worker,
             max_deliveries_per_request=settings.max_deliveries_per_request,

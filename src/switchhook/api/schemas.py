@@ -131,6 +131,7 @@ DELIVERY = {
         "lastError": {"type": ["string", "null"]},
         "createdAt": {"type": "number"},
         "updatedAt": {"type": "number"},
+        "callId": {"type": ["string", "null"], "description": "the event's call (SWITCHHOOK_CALL_HEADERS)"},
         "event": {"type": ["object", "null"]},
         "attempts_log": {"type": "array", "items": ANY_OBJECT},
     },

@@ -43,6 +43,7 @@ def delivery_view(row: DeliveryRow) -> dict[str, Any]:
         "lastError": row.last_error,
         "createdAt": row.created_at,
         "updatedAt": row.updated_at,
+        "callId": row.call_id,
     }
 
 
@@ -135,7 +136,21 @@ class DeliveriesService:
             if event is None:
                 event = events[row.event_id] = orjson.loads(item.payload)
             key = event_key(event) or hook.event
-            jobs.append(Job(row.id, row.event_id, hook, event, key, row.attempts, row.created_at, row.expires_at))
+            jobs.append(
+                Job(
+                    row.id,
+                    row.event_id,
+                    hook,
+                    event,
+                    key,
+                    row.attempts,
+                    row.created_at,
+                    row.expires_at,
+                    row.call_id,
+                    row.event_ts,
+                    row.event_seq,
+                )
+            )
         if orphans:
             await self.record(orphans, worker_id)
         return jobs

@@ -28,6 +28,10 @@ logger = logging.getLogger("switchhook.events")
 #: in chunks of about this size, so the other domains' accepts, queued meanwhile, are committed between its chunks
 #: instead of after all of it (one POST of 1,000,000 deliveries held every tenant's ingest for 17 s).
 COMMIT_CHUNK = 5_000
+#: Where an event's call id is found (SWITCHHOOK_CALL_HEADERS): the first non-empty of these headers. FreeSWITCH
+#: puts the channel's `call_uuid` in Channel-Call-UUID of every channel event; events without it fall back to the
+#: variable, then to the channel's own Unique-ID.
+DEFAULT_CALL_HEADERS: tuple[str, ...] = ("Channel-Call-UUID", "variable_call_uuid", "Unique-ID")
 
 
 @dataclass(slots=True)
@@ -42,6 +46,34 @@ class Job:
     attempts: int
     created_at: float
     expires_at: float | None
+    call_id: str | None = None  # the event's call (call_of); None: an event without one
+    event_ts: int | None = None  # event order key (order_of): Event-Date-Timestamp, microseconds since the epoch
+    event_seq: int | None = None  # then Event-Sequence
+
+
+def call_of(event: Event, headers: Sequence[str] = DEFAULT_CALL_HEADERS) -> str | None:
+    """The event's call id: the first non-empty string of `headers`, else None (an event without a call)."""
+    for header in headers:
+        value = event.get(header)
+        if value and isinstance(value, str):
+            return value
+    return None
+
+
+def order_of(event: Event) -> tuple[int | None, int | None]:
+    """The event's order key: (Event-Date-Timestamp in microseconds, Event-Sequence), None where absent or not an
+    integer. Both are decimal strings in FreeSWITCH's events (a number in a JSON POST is taken too)."""
+    return _int_header(event.get("Event-Date-Timestamp")), _int_header(event.get("Event-Sequence"))
+
+
+def _int_header(value: Any) -> int | None:
+    if isinstance(value, str):
+        if value.isdigit() and len(value) <= 18:  # fits a BIGINT
+            return int(value)
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**18:
+        return value
+    return None
 
 
 class FastPath(Protocol):
@@ -89,6 +121,7 @@ class EventsService:
         index: HookIndex,
         *,
         domain_headers: Sequence[str] = DEFAULT_DOMAIN_HEADERS,
+        call_headers: Sequence[str] = DEFAULT_CALL_HEADERS,
         counters: EventCounters | None = None,
         fast_path: FastPath | None = None,
         clock: Callable[[], float] = time.time,
@@ -98,6 +131,7 @@ class EventsService:
         self._store = store
         self._index = index
         self._domain_headers = tuple(domain_headers)
+        self._call_headers = tuple(call_headers)
         self._counters = counters
         self._clock = clock
         self.fast_path = fast_path  # None: every delivery waits for a worker's poll (API-only processes)
@@ -265,6 +299,8 @@ class EventsService:
         deliveries: list[NewDelivery] = []
         jobs: list[Job] = []
         for row, event, key, hooks in planned:
+            call_id = call_of(event, self._call_headers)  # once per event, not per delivery
+            event_ts, event_seq = order_of(event)
             for hook in hooks:
                 ttl = hook.ttl_s
                 expires_at = now + ttl if ttl is not None else None
@@ -273,12 +309,26 @@ class EventsService:
                 if plan is not None:
                     goes = plan.admit(hook.id, hook.domain)
                     if goes is Goes.LEASED:
-                        jobs.append(Job(delivery_id, row.id, hook, event, key, 0, now, expires_at))
+                        jobs.append(
+                            Job(delivery_id, row.id, hook, event, key, 0, now, expires_at, call_id, event_ts, event_seq)
+                        )
                         leased_by, lease_until = plan.leased_by, plan.lease_until
                     elif goes is Goes.SHELVED:
                         next_at, leased_by = plan.shelved_until, SHELVED
                 deliveries.append(
-                    NewDelivery(delivery_id, row.id, hook.id, row.domain, next_at, expires_at, leased_by, lease_until)
+                    NewDelivery(
+                        delivery_id,
+                        row.id,
+                        hook.id,
+                        row.domain,
+                        next_at,
+                        expires_at,
+                        leased_by,
+                        lease_until,
+                        call_id,
+                        event_ts,
+                        event_seq,
+                    )
                 )
         if plan is None:
             return deliveries, jobs, set(), None

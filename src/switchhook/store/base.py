@@ -106,6 +106,9 @@ class NewDelivery:
     expires_at: float | None
     leased_by: str | None  # set when handed straight to an in-process worker (fast path), or SHELVED
     lease_until: float | None
+    call_id: str | None = None  # the event's call (services/events.py `call_of`); None: an event without one
+    event_ts: int | None = None  # event order key: Event-Date-Timestamp, microseconds since the epoch
+    event_seq: int | None = None  # then Event-Sequence
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +125,9 @@ class DeliveryRow:
     last_error: str | None
     created_at: float
     updated_at: float
+    call_id: str | None = None
+    event_ts: int | None = None  # event order key, as NewDelivery
+    event_seq: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +168,19 @@ class Finish:
     last_status: int | None
     last_error: str | None
     attempt: AttemptRow | None
+
+
+@dataclass(frozen=True, slots=True)
+class Recoverable:
+    """Which deliveries of a domain a bulk recovery takes (services/deliveries.py `recover`): of `hook_id`
+    and/or of `call_id`, in one of `statuses`, created in [`since`, `until`] (epoch seconds, None: open).
+    Shelved deliveries (SHELVED) are never among them: they wait for room already."""
+
+    hook_id: str | None
+    call_id: str | None
+    statuses: tuple[str, ...]
+    since: float | None = None
+    until: float | None = None
 
 
 class Tx(Protocol):
@@ -239,6 +258,12 @@ class Tx(Protocol):
     ) -> list[DeliveryRow]: ...
     async def list_attempts(self, delivery_id: str) -> list[AttemptRow]: ...
     async def requeue(self, domain: str, delivery_id: str, now: float) -> int: ...
+    async def find_recoverable(
+        self, domain: str, match: Recoverable, after: tuple[float, str] | None, limit: int
+    ) -> list[DeliveryRow]: ...
+    async def count_recoverable(self, domain: str, match: Recoverable, after: tuple[float, str] | None) -> int: ...
+    async def recover(self, domain: str, delivery_ids: Sequence[str], statuses: Sequence[str], now: float) -> int: ...
+    async def count_in_flight(self, domain: str, delivery_ids: Sequence[str], now: float) -> int: ...
     async def extend_leases(self, worker_id: str, delivery_ids: Sequence[str], lease_until: float) -> None: ...
     async def release_leases(self, worker_id: str | None) -> int: ...
     async def purge_finished(self, before: float) -> int: ...

@@ -33,7 +33,7 @@ Row = Any  # sqlite3.Row or asyncpg.Record: both index by column name
 
 _DELIVERY_COLUMNS = (
     "id, event_id, hook_id, domain, status, attempts, next_at, expires_at, last_status, last_error, "
-    "created_at, updated_at"
+    "created_at, updated_at, call_id, event_ts, event_seq"
 )
 
 
@@ -41,7 +41,7 @@ EVENT_CHUNK = 200  # rows per multi-row INSERT: 1,200 parameters, far below both
 #: A fair claim reads this many times its limit of the oldest due deliveries and takes each hook's and domain's
 #: share of them (see claim_due).
 FAIR_WINDOW = 8
-ROWS_PER_STATEMENT = 200  # a backend's multi-row writes: at most 2,400 parameters, far below SQLite's 32,766
+ROWS_PER_STATEMENT = 200  # a backend's multi-row writes: at most 2,600 parameters, far below SQLite's 32,766
 INSERT_ATTEMPT = (
     "INSERT INTO attempts (delivery_id, n, started_at, duration_ms, status_code, error, response_excerpt)"
     " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
@@ -56,9 +56,9 @@ EVENTS_INSERT = "INSERT INTO events (id, domain, event_key, source, payload, rec
 EVENT_ROW = "(?, ?, ?, ?, ?, ?)"
 DELIVERIES_INSERT = (
     "INSERT INTO deliveries (id, event_id, hook_id, domain, status, attempts, next_at, lease_until, leased_by,"
-    " expires_at, created_at, updated_at)"
+    " expires_at, created_at, updated_at, call_id, event_ts, event_seq)"
 )
-NEW_DELIVERY_ROW = "(?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?, ?)"
+NEW_DELIVERY_ROW = "(?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 def event_values(e: EventRow) -> tuple[Any, ...]:
@@ -66,7 +66,21 @@ def event_values(e: EventRow) -> tuple[Any, ...]:
 
 
 def new_delivery_values(r: NewDelivery, now: float) -> tuple[Any, ...]:
-    return (r.id, r.event_id, r.hook_id, r.domain, r.next_at, r.lease_until, r.leased_by, r.expires_at, now, now)
+    return (
+        r.id,
+        r.event_id,
+        r.hook_id,
+        r.domain,
+        r.next_at,
+        r.lease_until,
+        r.leased_by,
+        r.expires_at,
+        now,
+        now,
+        r.call_id,
+        r.event_ts,
+        r.event_seq,
+    )
 
 
 def attempt_values(a: AttemptRow) -> tuple[Any, ...]:
@@ -91,6 +105,9 @@ def _delivery(row: Row) -> DeliveryRow:
         last_error=row["last_error"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        call_id=row["call_id"],
+        event_ts=row["event_ts"],
+        event_seq=row["event_seq"],
     )
 
 
