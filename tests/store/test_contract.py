@@ -6,6 +6,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from switchhook.store.base import (
     Finish,
     HookRow,
     NewDelivery,
+    Recoverable,
     SessionRow,
     Store,
     TokenRow,
@@ -974,3 +976,81 @@ async def test_a_database_that_cannot_take_writes_is_unavailable_not_an_error(st
                 await tx.insert_hook(HookRow(hook_id(), A, hook_doc()), NOW)
     async with store.transaction() as tx:  # and once writable again, writes go through
         await tx.insert_hook(HookRow(hook_id(), A, hook_doc()), NOW)
+
+
+# -- bulk recovery (services/deliveries.py `recover`) ----------------------------------------------
+async def seed_call(
+    tx: Tx, hook: str, call: str | None, created_at: float, domain: str = A, **kwargs: Any
+) -> NewDelivery:
+    """One event and its delivery of `call`, created at `created_at`."""
+    event = event_row(domain=domain)
+    row = replace(delivery(event.id, hook, domain, **kwargs), call_id=call)
+    await tx.insert_events([event])
+    await tx.insert_deliveries([row], created_at)
+    return row
+
+
+async def test_find_recoverable_takes_a_hooks_or_a_calls_deliveries_by_status_and_window_in_its_domain_only(
+    store: Store,
+) -> None:
+    hook, other = hook_id(), hook_id()
+    async with store.transaction() as tx:
+        early = await seed_call(tx, hook, "call-1", NOW)
+        late = await seed_call(tx, hook, "call-2", NOW + 10)
+        mine_elsewhere = await seed_call(tx, other, "call-1", NOW + 5, next_at=NOW + 100)
+        pending = await seed_call(tx, hook, "call-1", NOW + 20, next_at=NOW + 100)
+        await seed_call(tx, hook, "call-1", NOW + 30, next_at=NOW + 600, leased_by=SHELVED)
+        await seed_call(tx, hook, "call-1", NOW, domain=B)  # same hook and call ids in B: never A's
+    await claim(store, "w1", NOW, limit=2)  # early and late (oldest due first)
+    async with store.transaction() as tx:
+        await tx.finish([done(early.id, "failed", 1, code=500), done(late.id, "expired", 1, code=500)], "w1", NOW)
+    finished = ("failed", "expired")
+
+    async def ids(match: Recoverable, after: tuple[float, str] | None = None, limit: int = 100) -> list[str]:
+        async with store.transaction() as tx:
+            return [r.id for r in await tx.find_recoverable(A, match, after, limit)]
+
+    assert await ids(Recoverable(hook, None, finished)) == [early.id, late.id]  # oldest first
+    assert await ids(Recoverable(None, "call-1", finished)) == [early.id]
+    assert await ids(Recoverable(None, "call-1", ("pending",))) == [mine_elsewhere.id, pending.id]  # not shelved
+    assert await ids(Recoverable(hook, "call-1", ("pending", "failed"))) == [early.id, pending.id]
+    assert await ids(Recoverable(hook, None, finished, since=NOW + 1, until=NOW + 10)) == [late.id]
+    assert await ids(Recoverable(hook, None, finished, since=NOW + 11, until=NOW + 19)) == []
+    assert await ids(Recoverable(hook, None, ("failed", "expired", "pending")), limit=2) == [early.id, late.id]
+    assert await ids(Recoverable(hook, None, ("failed", "expired", "pending")), after=(NOW + 10, late.id)) == [
+        pending.id
+    ]
+    assert await ids(Recoverable(hook_id(), None, finished)) == []
+    async with store.transaction() as tx:
+        assert await tx.count_recoverable(A, Recoverable(None, "call-1", ("failed", "pending")), None) == 3
+        assert await tx.count_recoverable(A, Recoverable(hook, None, finished), (NOW, early.id)) == 1
+        assert await tx.find_recoverable(B, Recoverable(hook, None, finished), None, 100) == []
+
+
+async def test_recover_makes_deliveries_due_again_with_a_fresh_ttl_and_leaves_those_in_flight(store: Store) -> None:
+    hook = hook_id()
+    async with store.transaction() as tx:
+        failed = await seed_call(tx, hook, "c", NOW, expires_at=NOW + 10)
+        delivered = await seed_call(tx, hook, "c", NOW)
+        in_flight = await seed_call(tx, hook, "c", NOW, next_at=NOW + 1)
+        shelved_row = await seed_call(tx, hook, "c", NOW, next_at=NOW + 600, leased_by=SHELVED)
+    assert sorted(await claim(store, "w1", NOW, limit=2)) == sorted([failed.id, delivered.id])
+    async with store.transaction() as tx:
+        await tx.finish([done(failed.id, "failed", 3, code=500), done(delivered.id, "delivered", 1)], "w1", NOW + 1)
+    assert await claim(store, "w2", NOW + 1, lease_s=100) == [in_flight.id]
+    everything = [failed.id, delivered.id, in_flight.id, shelved_row.id]
+    async with store.transaction() as tx:
+        assert await tx.recover(B, everything, ("failed", "pending"), NOW + 50) == (0, 0)  # A's ids, B's domain
+        assert await tx.recover(A, [], ("failed",), NOW + 50) == (0, 0)
+        assert await tx.recover(A, everything, ("failed", "pending"), NOW + 50) == (1, 1)
+        recovered = await tx.get_delivery(A, failed.id)
+    assert recovered is not None
+    assert (recovered.status, recovered.attempts, recovered.next_at, recovered.expires_at) == (
+        "pending",
+        3,
+        NOW + 50,
+        NOW + 60,  # a fresh ttl window as long as the first (10 s)
+    )
+    assert await status_of(store, delivered.id) == ("delivered", 1)  # not among the statuses asked for
+    assert await claim(store, "w3", NOW + 50) == [failed.id]  # in flight and shelved: untouched
+    assert await shelved(store, "w3", hook) == [shelved_row.id]

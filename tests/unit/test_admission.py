@@ -24,6 +24,9 @@ def hook(hook_id: str, domain: str = "d.example") -> Hook:
 class Work:
     delivery_id: str
     hook: Hook
+    call_id: str | None = None
+    event_ts: int | None = None
+    event_seq: int | None = None
 
 
 def work(hook_id: str, count: int, domain: str = "d.example", first: int = 0) -> list[Work]:
@@ -315,3 +318,123 @@ def test_a_resume_makes_the_backlog_ready_up_to_the_cap_first_in_line() -> None:
     # The backlog first, up to the cap of 2 (the resume made two ready, the probe's slot one more: it parks).
     assert sorted(ids(started)) == ["h-3", "h-5", "other-0"] and ids(state.backlog("h")) == ["h-4"]
     assert state.cooldown_left("h", 12.0) is None
+
+
+# -- ordered hooks: one delivery per (hook, call) at a time, in event order ----------------------------------------
+def ordered(hook_id: str, domain: str = "d.example") -> Hook:
+    key = (hook_id + ":ordered", domain)
+    if key not in HOOKS:
+        doc = {"event": "DTMF", "enable": True, "order": "call", "action": {"url": "http://x/"}}
+        HOOKS[key] = Hook.compile(hook_id, domain, doc)
+    return HOOKS[key]
+
+
+def event(hook_id: str, call: str, ts: int | None, seq: int | None = None, name: str = "") -> Work:
+    return Work(name or f"{call}@{ts}", ordered(hook_id), call, ts, seq)
+
+
+def started_now(state: Admission[Work], now: float = 0.0) -> list[str]:
+    return ids(state.dispatch(now)[0])
+
+
+def test_one_delivery_per_call_at_a_time_in_event_order_whatever_order_they_were_leased_in() -> None:
+    state = admission(cap=10)
+    state.lease([event("h", "c1", 3), event("h", "c1", 1), event("h", "c1", 2)])
+    first = state.dispatch(0.0)[0]
+    assert ids(first) == ["c1@1"]  # the oldest by Event-Date-Timestamp, though leased second
+    assert ids(state.held("h", "c1")) == ["c1@2", "c1@3"]
+    assert state.dispatch(0.0)[0] == []  # the hook has nine free slots: the call's others still wait
+    state.finished(first[0], 0.0)  # delivered
+    second = state.dispatch(0.0)[0]
+    assert ids(second) == ["c1@2"]
+    state.finished(second[0], 0.0)
+    assert started_now(state) == ["c1@3"]
+
+
+def test_event_sequence_then_acceptance_break_ties_of_the_timestamp() -> None:
+    state = admission(cap=10)
+    state.lease(
+        [
+            event("h", "c", 5, None, "no-seq"),
+            event("h", "c", 5, 9, "seq-9"),
+            event("h", "c", None, None, "no-ts-a"),
+            event("h", "c", 5, 7, "seq-7"),
+            event("h", "c", None, None, "no-ts-b"),
+        ]
+    )
+    assert state.call_head("h", "c") == "seq-7"
+    assert ids(state.held("h", "c")) == ["seq-9", "no-seq", "no-ts-a", "no-ts-b"]
+
+
+def test_a_retry_of_the_head_keeps_its_call_waiting_and_comes_back_first() -> None:
+    state = admission(cap=10)
+    state.lease([event("h", "c", 1), event("h", "c", 2)])
+    head = state.dispatch(0.0)[0][0]
+    state.finished(head, 0.0, settled=False)  # to be retried
+    state.forget([head.delivery_id])  # recorded as pending: back in the store until its retry is due
+    assert state.dispatch(0.0)[0] == []
+    assert state.call_head("h", "c") == "c@1"
+    state.lease([event("h", "c", 3)])  # a fresh one of the call meanwhile: held too
+    state.lease([head])  # its retry claimed: ready at once, ahead of the held ones
+    retried = state.dispatch(0.0)[0]
+    assert ids(retried) == ["c@1"]
+    state.finished(retried[0], 0.0, settled=True)
+    assert started_now(state) == ["c@2"]
+
+
+def test_a_late_event_older_than_the_one_in_flight_is_sent_next_never_dropped() -> None:
+    state = admission(cap=10)
+    state.lease([event("h", "c", 5), event("h", "c", 9)])
+    in_flight = state.dispatch(0.0)[0][0]
+    state.lease([event("h", "c", 1)])  # older than the one in flight, accepted late
+    assert state.dispatch(0.0)[0] == []
+    state.finished(in_flight, 0.0)
+    assert started_now(state) == ["c@1"]  # older than c@9: its turn next
+
+
+def test_a_waiting_call_holds_back_only_itself() -> None:
+    state = admission(cap=10)
+    state.lease([event("h", "stuck", 1), event("h", "stuck", 2), event("h", "ok", 1), event("h", "ok", 2)])
+    started = state.dispatch(0.0)[0]
+    assert sorted(ids(started)) == ["ok@1", "stuck@1"]
+    stuck = next(job for job in started if job.call_id == "stuck")
+    ok = next(job for job in started if job.call_id == "ok")
+    state.finished(stuck, 0.0, settled=False)
+    state.forget([stuck.delivery_id])
+    state.finished(ok, 0.0)
+    unordered = work("plain", 2)
+    state.lease(unordered)
+    no_call = Work("no-call", ordered("h"))  # an ordered hook's event without a call: as an unordered one
+    state.lease([no_call])
+    assert started_now(state) == ["ok@2", "plain-0", "plain-1", "no-call"]
+    assert ids(state.held("h", "stuck")) == ["stuck@2"]
+
+
+def test_an_unordered_hook_sends_a_calls_events_side_by_side() -> None:
+    state = admission(cap=10)
+    plain = hook("plain")
+    state.lease([Work("a", plain, "c", 2), Work("b", plain, "c", 1)])
+    assert started_now(state) == ["a", "b"]
+
+
+def test_held_deliveries_take_their_hooks_room_but_a_claim_still_brings_back_heads() -> None:
+    state = admission(cap=1, max_leased=10_000)
+    held = [event("h", "c", n) for n in range(PARKED_PER_SLOT)]
+    state.lease(held)
+    assert state.hook_room(ordered("h").id) == 0  # fresh ones of the hook are shelved: memory stays bounded
+    assert state.domain_room("d.example") == 16 * 128 - PARKED_PER_SLOT
+    head = state.dispatch(0.0)[0][0]
+    state.finished(head, 0.0, settled=False)
+    state.forget([head.delivery_id])
+    assert ordered("h").id not in state.skipped(0.0)  # else its head's retry would never be claimed again
+    assert "d.example" not in state.skipped_domains()
+
+
+def test_the_last_of_a_call_settled_leaves_no_line_behind() -> None:
+    state = admission(cap=10)
+    state.lease([event("h", "c", 1)])
+    job = state.dispatch(0.0)[0][0]
+    state.finished(job, 0.0)
+    assert state.call_head("h", "c") is None
+    state.lease([event("h", "c", 2)])  # a later event of the call: a new line, its head at once
+    assert started_now(state) == ["c@2"]

@@ -59,13 +59,31 @@ The words, each defined once here and used only so in the code:
   (backlog or domain room full, cooling down, or a probe already here).
 - **share**: the most one claim leases of one hook (its cap) and of one domain (the domain's cap), so the due
   deliveries of one tenant, however many, never fill a claim while another's wait behind them.
+
+Ordered hooks (`"order": "call"`, docs/calls.md) add one rule before `ready`, per (hook, call)::
+
+    leased ──▶ held (its call's line, in event order) ── the call's turn ──▶ ready ─▶ … ─▶ finished
+                    ▲                                                                        │
+                    └──── settled (delivered, failed for good, expired): the next of the line ┘
+                          a retry: none; the head comes back by a claim and goes first
+
+- **call line**: the leased deliveries of one (hook, call) of an ordered hook. One of them is its **head**: the
+  one whose turn it is, ready, parked, in flight, finished, or out in the store waiting for its retry (then not
+  leased here: a claim brings it back, ready at once). The others are **held**: leased, waiting for the head to
+  **settle**, sorted by **event order** (`Event-Date-Timestamp`, then `Event-Sequence`, then acceptance here);
+  a late event, older than the head, waits its turn like the others and is never dropped.
+- Held deliveries count in the room (in all, of their hook and domain), not in what a claim skips for: a hook
+  whose every call waits for a retry still gets its heads back by claims. Other calls of the hook, and other
+  hooks, never wait for a call's head: head-of-line blocking is per call only.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from collections.abc import Iterable, Sequence
 from enum import Enum
+from heapq import heappop, heappush
 from typing import Any, Generic, Protocol, TypeVar
 
 from switchhook.core.breaker import Breakers, Change, Health
@@ -78,12 +96,19 @@ PARKED_PER_SLOT = 16
 
 
 class Work(Protocol):
-    """What admission needs of a delivery: its id and its hook (for the hook's and the domain's caps)."""
+    """What admission needs of a delivery: its id and its hook (for the hook's and the domain's caps); for an
+    ordered hook, its call and the event's order (Event-Date-Timestamp in µs, Event-Sequence; None when absent)."""
 
     @property
     def delivery_id(self) -> str: ...
     @property
     def hook(self) -> Hook: ...
+    @property
+    def call_id(self) -> str | None: ...
+    @property
+    def event_ts(self) -> int | None: ...
+    @property
+    def event_seq(self) -> int | None: ...
 
 
 J = TypeVar("J", bound=Work)
@@ -106,6 +131,19 @@ class Probe(Enum):
 
 
 _NOTHING_HANDED_BACK: tuple[None, tuple[()]] = (None, ())
+
+#: Events without a timestamp or sequence sort after those with one, then by acceptance (see _CallLine).
+_LAST = 1 << 62
+
+
+class _CallLine(Generic[J]):
+    """One (hook, call) of an ordered hook: its head's delivery id, and its held deliveries in event order."""
+
+    __slots__ = ("head", "held")
+
+    def __init__(self) -> None:
+        self.head: str | None = None
+        self.held: list[tuple[int, int, int, J]] = []  # a heap of (event_ts, event_seq, acceptance, job)
 
 
 class Admission(Generic[J]):
@@ -152,6 +190,11 @@ class Admission(Generic[J]):
         self._shelf_domains: dict[str, str] = {}  # a shelf's domain, once known (shelves found in the store: not yet)
         self._take_asked: set[str] = set()  # hooks whose backlog drained and asked for a take this round
         self._probing: set[str] = set()  # half-open hooks whose probe is being taken from their shelf
+        # Ordered hooks: the call lines, and how many are held in them, per hook and domain (see the docstring).
+        self._calls: dict[tuple[str, str], _CallLine[J]] = {}
+        self._held_by_hook: dict[str, int] = {}
+        self._held_by_domain: dict[str, int] = {}
+        self._accepted = itertools.count()  # acceptance order, the last tie-break of event order
 
     # -- counts -----------------------------------------------------------------------------------
     @property
@@ -189,12 +232,13 @@ class Admission(Generic[J]):
             return 0  # paused: the store keeps them until a probe gets through
         if self._backlogs_count >= self.max_leased // 2:
             return 0  # many slow hooks' backlogs together: keep the rest of the room for the others
-        return max(0, self.backlog_max - self._waiting_by_hook.get(hook_id, 0) - self._planned_by_hook.get(hook_id, 0))
+        taken = self._waiting_by_hook.get(hook_id, 0) + self._planned_by_hook.get(hook_id, 0)
+        return max(0, self.backlog_max - taken - self._held_by_hook.get(hook_id, 0))
 
     def domain_room(self, domain: str) -> int:
         """How many more fresh deliveries of this domain's hooks may wait here; the rest are shelved by hook."""
         taken = self._waiting_by_domain.get(domain, 0) + self._planned_by_domain.get(domain, 0)
-        return max(0, self.domain_waiting_max - taken)
+        return max(0, self.domain_waiting_max - taken - self._held_by_domain.get(domain, 0))
 
     def shelves(self, hook_id: str) -> bool:
         """Whether this hook's fresh deliveries are shelved when it has no room: when it is paused or its own
@@ -202,7 +246,10 @@ class Admission(Generic[J]):
         as there is room, so a healthy hook never waits for another's shelf)."""
         return (
             self.breakers.reopens_at(hook_id) is not None
-            or self._waiting_by_hook.get(hook_id, 0) + self._planned_by_hook.get(hook_id, 0) >= self.backlog_max
+            or self._waiting_by_hook.get(hook_id, 0)
+            + self._planned_by_hook.get(hook_id, 0)
+            + self._held_by_hook.get(hook_id, 0)
+            >= self.backlog_max
             or self._backlogs_count < self.max_leased // 2
         )
 
@@ -242,15 +289,30 @@ class Admission(Generic[J]):
 
     # -- leased → ready → in flight → finished → recorded -------------------------------------
     def lease(self, jobs: Iterable[J]) -> None:
-        """These are leased here now (claimed, taken, or planned at ingest): ready, unless held already."""
+        """These are leased here now (claimed, taken, or planned at ingest): ready, unless leased already; a
+        delivery of an ordered hook's call is ready only when it is its call's turn (its head), else held in
+        event order. Deliveries of one call leased together go in event order, whatever order they came in."""
         by_hook, by_domain = self._waiting_by_hook, self._waiting_by_domain
+        lines: list[_CallLine[J]] = []
         for job in jobs:
             if job.delivery_id not in self._leased:
                 self._leased.add(job.delivery_id)
-                self._ready.append(job)
                 hook = job.hook
+                call_id = job.call_id
+                if hook.ordered and call_id is not None:
+                    line = self._calls.get((hook.id, call_id))
+                    if line is None:
+                        line = self._calls[hook.id, call_id] = _CallLine()
+                    if line.head != job.delivery_id:  # not its head coming back for a retry: held for now
+                        self._hold(line, job)
+                        lines.append(line)
+                        continue
+                self._ready.append(job)
                 by_hook[hook.id] = by_hook.get(hook.id, 0) + 1
                 by_domain[hook.domain] = by_domain.get(hook.domain, 0) + 1
+        for line in lines:
+            if line.head is None:
+                self._next_of(line)
 
     def dispatch(self, now: float) -> tuple[list[J], Sequence[J]]:
         """Start what the caps allow, in order: the jobs that start now (counted in flight), and those handed
@@ -283,11 +345,14 @@ class Admission(Generic[J]):
             started.append(job)
         return started, handed_back
 
-    def finished(self, job: J, now: float) -> Probe:
+    def finished(self, job: J, now: float, settled: bool = True) -> Probe:
         """Its attempt is over (it stays leased until recorded): its slots go to the longest waiters of its hook
         and of its domain, made ready first in line; and, still half-open after it (the attempt said nothing of
-        the endpoint), the hook needs its next probe."""
+        the endpoint), the hook needs its next probe. `settled`: delivered, failed for good or expired (not to
+        be retried): the next of its call's line, if any, is made ready (a retry keeps its line waiting)."""
         hook_id, domain = job.hook.id, job.hook.domain
+        if settled and job.call_id is not None and job.hook.ordered:
+            self.settled(hook_id, job.call_id, job.delivery_id)
         self._in_flight -= 1
         _decrement(self._in_flight_by_hook, hook_id)
         _decrement(self._in_flight_by_domain, domain)
@@ -310,6 +375,28 @@ class Admission(Generic[J]):
             self._take_asked.add(hook_id)
             return True
         return False
+
+    def settled(self, hook_id: str, call_id: str, delivery_id: str) -> None:
+        """The call's head `delivery_id` is settled: the next of its line, in event order, is ready (last in line:
+        it is a fresh delivery like any other); a line with none left is gone."""
+        line = self._calls.get((hook_id, call_id))
+        if line is None or line.head != delivery_id:
+            return
+        line.head = None
+        if line.held:
+            self._next_of(line)
+        else:
+            del self._calls[hook_id, call_id]
+
+    def held(self, hook_id: str, call_id: str) -> list[J]:
+        """The call's held deliveries, in event order (its head not among them)."""
+        line = self._calls.get((hook_id, call_id))
+        return [] if line is None else [entry[3] for entry in sorted(line.held)]
+
+    def call_head(self, hook_id: str, call_id: str) -> str | None:
+        """The delivery id whose turn it is in the call's line, if any."""
+        line = self._calls.get((hook_id, call_id))
+        return None if line is None else line.head
 
     def forget(self, delivery_ids: Iterable[str]) -> None:
         """No longer leased here: recorded, or (an attempt that crashed) left for its lease to lapse."""
@@ -420,6 +507,25 @@ class Admission(Generic[J]):
             self._shelf_domains.pop(hook_id, None)
 
     # -- internals --------------------------------------------------------------------------------
+    def _hold(self, line: _CallLine[J], job: J) -> None:
+        ts, seq = job.event_ts, job.event_seq
+        entry = (_LAST if ts is None else ts, _LAST if seq is None else seq, next(self._accepted), job)
+        heappush(line.held, entry)
+        hook = job.hook
+        self._held_by_hook[hook.id] = self._held_by_hook.get(hook.id, 0) + 1
+        self._held_by_domain[hook.domain] = self._held_by_domain.get(hook.domain, 0) + 1
+
+    def _next_of(self, line: _CallLine[J]) -> None:
+        """The first of the line in event order becomes its head: ready, waiting like any fresh delivery."""
+        job = heappop(line.held)[3]
+        line.head = job.delivery_id
+        hook = job.hook
+        _decrement(self._held_by_hook, hook.id)
+        _decrement(self._held_by_domain, hook.domain)
+        self._waiting_by_hook[hook.id] = self._waiting_by_hook.get(hook.id, 0) + 1
+        self._waiting_by_domain[hook.domain] = self._waiting_by_domain.get(hook.domain, 0) + 1
+        self._ready.append(job)
+
     def _not_waiting(self, hook_id: str, domain: str) -> None:
         """One of the hook's waiting deliveries started or was handed back."""
         _decrement(self._waiting_by_hook, hook_id)

@@ -400,6 +400,8 @@ class Hook:
     filter_notes: Mapping[str, str] | None = None
     #: Its `reg` conditions: what matching it may cost in time (none: matching it costs no budget).
     regexes: int = 0
+    #: `"order": "call"`: its deliveries of one call go one at a time, in event order (core/admission.py).
+    ordered: bool = False
 
     @classmethod
     def compile(cls, hook_id: str, domain: str, doc: Mapping[str, Any], limits: HookLimits = DEFAULT_LIMITS) -> Hook:
@@ -424,6 +426,7 @@ class Hook:
             auth=auth if isinstance(auth, Mapping) and auth.get("enabled") is True and auth.get("url") else None,
             filter_notes=notes or None,
             regexes=sum(1 for c in conditions if c.operation == "reg" and c.value is not None),
+            ordered=doc.get("order") == "call",
         )
 
     def max_attempts(self, default_retries: int) -> int:

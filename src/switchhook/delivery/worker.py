@@ -229,7 +229,9 @@ class DeliveryWorker:
         finally:
             if report is not None:
                 self._account(job, report)
-            self._finished(job)
+            # Settled (not to be retried): its call's next delivery may start (ordered hooks, core/admission.py).
+            # A crashed attempt is not: its lease lapses and it is claimed again, its call waiting meanwhile.
+            self._finished(job, report is not None and report.finish.status != "pending")
         if report is None:  # nothing to record: let the lease lapse so the delivery is claimed again
             self.admission.forget((job.delivery_id,))
             return
@@ -259,11 +261,11 @@ class DeliveryWorker:
         if len(self._results) >= RECORD_BATCH:
             self._record_wake.set()
 
-    def _finished(self, job: Job) -> None:
+    def _finished(self, job: Job, settled: bool) -> None:
         # Still leased until its result is recorded (see _flush): the lease keeps being renewed meanwhile, so a
         # database outage longer than the lease cannot hand a finished delivery to another worker.
         hook_id = job.hook.id
-        self._probe_needs(hook_id, self.admission.finished(job, self._clock()))
+        self._probe_needs(hook_id, self.admission.finished(job, self._clock(), settled))
         if self.admission.wants_take(hook_id):
             self._poke.set()  # its backlog has room again and the store holds its shelf: take now, not at the next poll
         self._wake.set()

@@ -25,6 +25,7 @@ from switchhook.store.base import (
     Finish,
     HookRow,
     NewDelivery,
+    Recoverable,
     SessionRow,
     TokenRow,
 )
@@ -617,6 +618,80 @@ class SqlTx(ABC):
             delivery_id,
             now,
         )
+
+    @staticmethod
+    def _recoverable(domain: str, match: Recoverable, after: tuple[float, str] | None) -> tuple[str, list[Any]]:
+        """The WHERE clause (placeholders only) and arguments of a bulk recovery's rows, after the key `after`."""
+        where: list[str] = ["domain = ?"]
+        args: list[Any] = [domain]
+        for column, value in (("hook_id", match.hook_id), ("call_id", match.call_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        where.append(f"status IN ({', '.join('?' for _ in match.statuses)})")
+        args += match.statuses
+        where.append(f"(leased_by IS NULL OR leased_by <> '{SHELVED}')")
+        if match.since is not None:
+            where.append("created_at >= ?")
+            args.append(match.since)
+        if match.until is not None:
+            where.append("created_at <= ?")
+            args.append(match.until)
+        if after is not None:
+            # Keyset on (created_at, id): each chunk an index range of the hook's rows, however many came before.
+            where.append("(created_at > ? OR (created_at = ? AND id > ?))")
+            args += [after[0], after[0], after[1]]
+        return " AND ".join(where), args
+
+    async def find_recoverable(
+        self, domain: str, match: Recoverable, after: tuple[float, str] | None, limit: int
+    ) -> list[DeliveryRow]:
+        """Up to `limit` of a domain's deliveries `match` takes (in flight or not), oldest first after `after`."""
+        where, args = self._recoverable(domain, match, after)
+        sql = f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE {where} ORDER BY created_at, id LIMIT ?"  # noqa: S608
+        return [_delivery(r) for r in await self.fetch(sql, *args, limit)]
+
+    async def count_recoverable(self, domain: str, match: Recoverable, after: tuple[float, str] | None) -> int:
+        where, args = self._recoverable(domain, match, after)
+        row = await self.fetchrow(f"SELECT COUNT(*) AS n FROM deliveries WHERE {where}", *args)  # noqa: S608
+        return int(row["n"]) if row is not None else 0
+
+    async def recover(
+        self, domain: str, delivery_ids: Sequence[str], statuses: Sequence[str], now: float
+    ) -> tuple[int, int]:
+        """Make those of `delivery_ids` still in one of `statuses` due now, as `requeue` does (same message id,
+        a fresh ttl window of the original length); (how many, how many were left alone as in flight).
+
+        A delivery leased to a worker right now is in flight: its result is about to land, and a second copy
+        must not go out beside it. Shelved ones stay shelved (they go out as soon as their hook has room).
+        """
+        if not delivery_ids:
+            return 0, 0
+        ids = sorted(set(delivery_ids))  # one lock order everywhere (see extend_leases)
+        marks = ", ".join("?" for _ in ids)
+        states = ", ".join("?" for _ in statuses)
+        row = await self.fetchrow(
+            f"SELECT COUNT(*) AS n FROM deliveries WHERE domain = ? AND id IN ({marks})"  # noqa: S608
+            " AND status = 'pending' AND lease_until >= ?",
+            domain,
+            *ids,
+            now,
+        )
+        in_flight = int(row["n"]) if row is not None else 0
+        queued = await self.execute(
+            "UPDATE deliveries SET status = 'pending', next_at = ?, lease_until = NULL, leased_by = NULL,"  # noqa: S608
+            " expires_at = CASE WHEN expires_at IS NULL THEN NULL ELSE ? + (expires_at - created_at) END,"
+            f" updated_at = ? WHERE domain = ? AND id IN ({marks}) AND status IN ({states})"
+            f" AND (lease_until IS NULL OR lease_until < ?) AND (leased_by IS NULL OR leased_by <> '{SHELVED}')",
+            now,
+            now,
+            now,
+            domain,
+            *ids,
+            *statuses,
+            now,
+        )
+        return queued, in_flight
 
     async def extend_leases(self, worker_id: str, delivery_ids: Sequence[str], lease_until: float) -> None:
         """Keep holding deliveries still queued or in flight in this worker (or, with `lease_until` now, let go)."""
