@@ -17,6 +17,7 @@ from switchhook.core.hooks import (
     STORED_KEYS,
     Hook,
     HookLimits,
+    event_keys,
     is_connection_header,
     is_hook_id,
     public_view,
@@ -91,11 +92,44 @@ def test_minimal_hook() -> None:
     assert validate_hook(minimal()) == minimal()
 
 
-@pytest.mark.parametrize("event", [None, "", "   ", 5, ["CHANNEL_CREATE"], {"name": "x"}, True])
+@pytest.mark.parametrize("event", [None, "", "   ", 5, {"name": "x"}, True, [5], [""], ["A", "  "], ["A", None]])
 def test_event_name_is_required(event: Any) -> None:
     body = minimal()
     body["event"] = event
     assert rejected(body) == "Bad request: event name is required."
+
+
+def test_event_may_be_an_array_of_keys_stored_as_given() -> None:
+    keys = ["CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE"]
+    assert validate_hook(minimal(event=keys))["event"] == keys
+    assert validate_hook(minimal(event=["CUSTOM->x::y"]))["event"] == ["CUSTOM->x::y"]  # one key is still an array
+    hook = Hook.compile("a" * 24, "d.example", validate_hook(minimal(event=keys)))
+    assert hook.events == tuple(keys) and hook.event == "CHANNEL_CREATE"
+    assert Hook.compile("a" * 24, "d.example", minimal()).events == ("CHANNEL_CREATE",)
+
+
+@pytest.mark.parametrize(
+    ("event", "says"),
+    [
+        ([], "an array of 1 to 64 event names"),
+        ([f"K{i}" for i in range(65)], "an array of 1 to 64 event names"),
+        (["A", "B", "A"], "must not name the same event twice"),
+        (["A", "B\x00"], "must not contain NUL characters"),
+    ],
+)
+def test_an_event_array_is_non_empty_unique_and_at_most_64_keys(event: list[str], says: str) -> None:
+    assert says in rejected(minimal(event=event))
+
+
+def test_64_event_keys_are_allowed() -> None:
+    keys = [f"K{i}" for i in range(64)]
+    assert validate_hook(minimal(event=keys))["event"] == keys
+
+
+def test_event_keys_of_a_stored_event() -> None:
+    assert event_keys("A") == ("A",)
+    assert event_keys(["A", "B"]) == ("A", "B")
+    assert event_keys(None) == () and event_keys(5) == ()
 
 
 def test_missing_event_is_reported_before_missing_action() -> None:

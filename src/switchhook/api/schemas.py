@@ -41,7 +41,20 @@ HOOK_AUTH = {
     },
 }
 HOOK_PROPERTIES: dict[str, Any] = {
-    "event": {"type": "string", "minLength": 1, "examples": ["CUSTOM->engine::dialer_member_end"]},
+    "event": {
+        "description": "one event key (Webitel), or an array of them: the hook gets events of every key",
+        "anyOf": [
+            {"type": "string", "minLength": 1, "examples": ["CUSTOM->engine::dialer_member_end"]},
+            {
+                "type": "array",
+                "items": {"type": "string", "minLength": 1},
+                "minItems": 1,
+                "maxItems": 64,
+                "uniqueItems": True,
+                "examples": [["CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE"]],
+            },
+        ],
+    },
     "retries": {
         "type": "integer",
         "minimum": 0,

@@ -49,6 +49,8 @@ MAX_RETRIES = 100
 MAX_TIMEOUT_S = 60.0
 MAX_DELAY_S = 86_400.0
 MAX_TTL_S = 30 * 86_400.0
+#: Event keys one hook may subscribe to (`event` as an array).
+MAX_EVENT_KEYS = 64
 #: What reads show instead of a secret; sending it back on PUT keeps the stored secret.
 SECRET_MASK = "whsec_********"  # noqa: S105 - a display mask, not a secret
 _HOOK_ID = re.compile(r"[0-9a-fA-F]{24}")
@@ -233,11 +235,7 @@ def _validate(
 ) -> dict[str, Any]:
     if not isinstance(body, Mapping):
         raise _bad("hook must be a JSON object.")
-    event = body.get("event")
-    if not isinstance(event, str) or not event.strip():
-        raise _bad("event name is required.")
-    if "\x00" in event:
-        raise _bad("event name must not contain NUL characters.")
+    event = _event(body.get("event"))
     action = body.get("action")
     if not isinstance(action, Mapping) or not all(
         isinstance(action.get(k), str) and action.get(k) for k in ("type", "method", "url")
@@ -255,6 +253,36 @@ def _validate(
             doc[key] = value
     doc["action"] = {**dict(action), "method": action["method"].upper()}
     return restore({key: doc[key] for key in STORED_KEYS if key in doc}, previous)
+
+
+def _event(value: Any) -> str | list[str]:
+    """`event`: one event key (Webitel), or an array of them, stored as given."""
+    if isinstance(value, list):
+        if not value or len(value) > MAX_EVENT_KEYS:
+            raise _bad(f"event must be a string or an array of 1 to {MAX_EVENT_KEYS} event names.")
+        for key in value:
+            _event_name(key)
+        if len(set(value)) != len(value):
+            raise _bad("event must not name the same event twice.")
+        return list(value)
+    return _event_name(value)
+
+
+def _event_name(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _bad("event name is required.")
+    if "\x00" in value:
+        raise _bad("event name must not contain NUL characters.")
+    return value
+
+
+def event_keys(event: Any) -> tuple[str, ...]:
+    """The event keys a stored `event` subscribes to: the string, or every string of the array."""
+    if isinstance(event, str):
+        return (event,)
+    if isinstance(event, list | tuple):
+        return tuple(dict.fromkeys(k for k in event if isinstance(k, str)))
+    return ()
 
 
 def _validate_field(key: str, value: Any, previous_secret: str | None, regex_limits: RegexLimits) -> Any:
@@ -386,7 +414,7 @@ class Hook:
 
     id: str
     domain: str
-    event: str
+    event: str  # its first event key (the only one of a Webitel hook)
     enabled: bool
     doc: Mapping[str, Any]
     conditions: tuple[Condition, ...]
@@ -400,6 +428,8 @@ class Hook:
     filter_notes: Mapping[str, str] | None = None
     #: Its `reg` conditions: what matching it may cost in time (none: matching it costs no budget).
     regexes: int = 0
+    #: Every event key it subscribes to (`event` a string: that one); it matches events of any of them.
+    events: tuple[str, ...] = ()
     #: `"order": "call"`: its deliveries of one call go one at a time, in event order (core/admission.py).
     ordered: bool = False
 
@@ -414,10 +444,12 @@ class Hook:
         secret = doc.get("secret")
         auth = doc.get("auth")
         conditions, notes = _conditions(filter_spec, limits.regex)
+        keys = event_keys(doc.get("event"))
         return cls(
             id=hook_id,
             domain=domain,
-            event=str(doc.get("event", "")),
+            event=keys[0] if keys else str(doc.get("event", "")),
+            events=keys,
             enabled=enabled,
             doc=doc,
             conditions=conditions,

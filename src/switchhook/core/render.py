@@ -1,4 +1,4 @@
-"""Templating and request building (SPEC §7): `${name}` templates, default envelope, GET query strings."""
+"""Templating and request building (docs/behaviour.md): `${name}` templates, default envelope, GET query strings."""
 
 from __future__ import annotations
 
@@ -293,6 +293,18 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return None
 
 
+#: The header every request for an event with a call carries (docs/behaviour.md, Calls). switchhook's own, like the
+#: signature: a hook header of the same name is replaced, so a receiver can trust it is the call switchhook saw.
+CALL_ID_HEADER = "X-Call-Id"
+
+
+def _set_call_id(headers: dict[str, str], call_id: str) -> None:
+    if any(key.lower() == "x-call-id" for key in headers):  # rare: only a hook that sets it itself
+        for key in [k for k in headers if k.lower() == "x-call-id"]:
+            del headers[key]
+    headers[CALL_ID_HEADER] = header_escape(call_id)
+
+
 def build_request(
     *,
     method: str,
@@ -307,14 +319,18 @@ def build_request(
     custom_body: bool,
     raw_body: Any,
     dumps: Callable[[Any], bytes] | None = None,
+    call_id: str | None = None,
 ) -> RenderedRequest:
-    """Build the main request of a delivery (SPEC §7.1-7.4). Auth values feed templates, never `data`.
+    """Build the main request of a delivery (docs/behaviour.md, Delivery). Auth values feed templates, never `data`.
 
     `dumps` is a faster JSON encoder for the envelope (the caller's choice; it may raise, then ours is used).
+    `call_id`: the event's call, sent as `X-Call-Id` (CALL_ID_HEADER) whatever the hook's own headers say.
     """
     context: Mapping[str, Any] = {**event, **auth_values} if auth_values else event
     method = method.upper()
     headers = render_headers(header_templates, context)
+    if call_id is not None:
+        _set_call_id(headers, call_id)
     if _header(headers, "Accept") is None:  # what `request({json: …})` sent, now on every method (docs/webitel.md)
         headers["Accept"] = "application/json"
     if "auth:cookie" in auth_values and _header(headers, "Cookie") is None:
@@ -374,7 +390,7 @@ class AuthRequest:
 
 
 def build_auth_request(auth: Mapping[str, Any], event: Mapping[str, Any]) -> AuthRequest:
-    """The auth pre-request (SPEC §7.5): `auth.map` as query parameters for GET, a JSON body otherwise."""
+    """The auth pre-request (docs/behaviour.md, Delivery): `auth.map` as query parameters for GET, else a JSON body."""
     method = str(auth.get("method") or "GET").upper()
     headers = render_headers(auth.get("headers") or {}, event)
     if _header(headers, "Accept") is None:

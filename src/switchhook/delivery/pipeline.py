@@ -118,7 +118,9 @@ class DeliveryPipeline:
             self._auth_cache.put(hook.id, float(ttl), values)
         return values
 
-    def render(self, hook: Hook, event: Event, key: str, message_id: str, auth: dict[str, str]) -> RenderedRequest:
+    def render(
+        self, hook: Hook, event: Event, key: str, message_id: str, auth: dict[str, str], call_id: str | None = None
+    ) -> RenderedRequest:
         action = hook.doc.get("action") or {}
         request = build_request(
             method=str(action.get("method", "POST")),
@@ -133,6 +135,7 @@ class DeliveryPipeline:
             custom_body=hook.doc.get("customBody") is True,
             raw_body=hook.doc.get("rawBody"),
             dumps=orjson.dumps,
+            call_id=call_id,
         )
         if hook.signing_key is not None:
             signed = signature_headers(hook.signing_key, message_id, int(self._clock()), request.body or b"")
@@ -172,12 +175,12 @@ class DeliveryPipeline:
             return self._report(job, started, GiveUp("ttl expired before the attempt", expired=True), None, None, False)
         try:
             auth = await self.authenticate(hook, job.event) if hook.auth is not None else {}
-            request = self.render(hook, job.event, job.event_key, job.delivery_id, auth)
+            request = self.render(hook, job.event, job.event_key, job.delivery_id, auth, job.call_id)
             result = await self.send(hook, request)
             if result.status == 401 and auth and self._auth_cache.get(hook.id) is not None:
                 self._auth_cache.drop(hook.id)  # stale credentials: refresh once (docs/behaviour.md, "Delivery")
                 auth = await self.authenticate(hook, job.event, refresh=True)
-                request = self.render(hook, job.event, job.event_key, job.delivery_id, auth)
+                request = self.render(hook, job.event, job.event_key, job.delivery_id, auth, job.call_id)
                 result = await self.send(hook, request)
         except AuthFailed as exc:
             result, request = HttpResult(None, error=str(exc), terminal=exc.terminal), None

@@ -262,7 +262,7 @@ class DeliveriesService:
         results = explain(hook.conditions, event, allowance)
         report: dict[str, Any] = {
             "eventKey": key,
-            "eventMatches": key == hook.event,
+            "eventMatches": key in hook.events,
             "enabled": hook.delivers,
             "filter": results,
             "filterPasses": all(results.values()),

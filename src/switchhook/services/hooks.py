@@ -6,11 +6,11 @@ import asyncio
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from switchhook.core.errors import ValidationFailed
-from switchhook.core.hooks import is_hook_id, normal_hook_id, public_view, validate_hook
+from switchhook.core.hooks import event_keys, is_hook_id, normal_hook_id, public_view, validate_hook
 from switchhook.services.access import Caller, effective_domain, require
 from switchhook.services.index import HookIndex
 from switchhook.store.base import HookRow, Store, Tx
@@ -85,18 +85,20 @@ class HooksService:
         self.max_hooks_per_domain = max_hooks_per_domain
         self.max_hooks_per_event_key = max_hooks_per_event_key
 
-    async def _check_room(self, tx: Tx, domain: str, event: str, adding: bool) -> None:
-        """A 400 when the domain has as many hooks as it may (`adding` one), or its event key has."""
-        count, on_key = await tx.count_hooks(domain, event)
+    async def _check_room(self, tx: Tx, domain: str, events: Sequence[str], adding: bool) -> None:
+        """A 400 when the domain has as many hooks as it may (`adding` one), or one of the event keys `events`
+        has (a hook on several keys counts on each of them)."""
+        count, on_keys = await tx.count_hooks(domain, events)
         if adding and count >= self.max_hooks_per_domain:
             raise ValidationFailed(
                 f"Bad request: the domain has {count} hooks, the most it may have ({self.max_hooks_per_domain})."
             )
-        if on_key >= self.max_hooks_per_event_key:
-            raise ValidationFailed(
-                f"Bad request: the domain has {on_key} hooks on the event {event!r}, the most one event may have"
-                f" ({self.max_hooks_per_event_key})."
-            )
+        for event, on_key in on_keys.items():
+            if on_key >= self.max_hooks_per_event_key:
+                raise ValidationFailed(
+                    f"Bad request: the domain has {on_key} hooks on the event {event!r}, the most one event may"
+                    f" have ({self.max_hooks_per_event_key})."
+                )
 
     async def list(
         self, caller: Caller, domain: str | None, limit: str | None, page: str | None, columns: str | None
@@ -139,7 +141,7 @@ class HooksService:
         compiled = await asyncio.to_thread(self._index.compile, row)
         self._index.check_regex_room(scope, compiled[0])
         async with self._store.transaction() as tx:
-            await self._check_room(tx, scope, str(doc.get("event", "")), adding=True)
+            await self._check_room(tx, scope, event_keys(doc.get("event")), adding=True)
             await tx.insert_hook(row, self._clock())
             await tx.notify_hook_changed(scope, row.id)
         self._index.install(row, *compiled)
@@ -161,9 +163,10 @@ class HooksService:
                 await asyncio.to_thread(validate_hook, body, limits=limits)  # bad input is still a 400
                 return {"n": 0, "nModified": 0, "ok": 1}
             doc = await asyncio.to_thread(validate_hook, body, current.doc.get("secret"), current.doc, limits)
-            event = str(doc.get("event", ""))
-            if event != str(current.doc.get("event", "")):  # moving to another event key: that key's cap
-                await self._check_room(tx, scope, event, adding=False)
+            had = set(event_keys(current.doc.get("event")))
+            added = [key for key in event_keys(doc.get("event")) if key not in had]
+            if added:  # moving to other event keys: those keys' caps
+                await self._check_room(tx, scope, added, adding=False)
             row = HookRow(hook_id, scope, doc)
             compiled = await asyncio.to_thread(self._index.compile, row)
             self._index.check_regex_room(scope, compiled[0], replacing=hook_id)

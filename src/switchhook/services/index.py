@@ -1,4 +1,7 @@
-"""The in-memory hook index: hooks by (domain, event key), kept in step with every change, in every process."""
+"""The in-memory hook index: hooks by (domain, event key), kept in step with every change, in every process.
+
+A hook on several event keys (`event` an array) is in the group of each of its keys.
+"""
 
 from __future__ import annotations
 
@@ -100,7 +103,7 @@ class HookIndex:
         self._rebuild()
 
     def put(self, row: HookRow) -> None:
-        """Add or replace one hook: only its (domain, event key) group is touched, O(hooks of that group)."""
+        """Add or replace one hook: only its (domain, event key) groups are touched, O(hooks of those groups)."""
         self.install(row, *self.compile(row))
 
     def install(self, row: HookRow, hook: Hook | None, reason: str | None = None) -> None:
@@ -116,11 +119,12 @@ class HookIndex:
             self._by_id[hook.id] = hook
             self._count_regexes(hook, 1)
             if hook.delivers:
-                key = (hook.domain, hook.event)
-                group = self._by_key.get(key, ())
-                if not group:
-                    self._groups_per_event[hook.event] += 1
-                self._by_key[key] = (*group, hook)
+                for event in hook.events:
+                    key = (hook.domain, event)
+                    group = self._by_key.get(key, ())
+                    if not group:
+                        self._groups_per_event[event] += 1
+                    self._by_key[key] = (*group, hook)
         self._keys_changed()
 
     def remove(self, hook_id: str) -> None:
@@ -138,17 +142,18 @@ class HookIndex:
 
     def _ungroup(self, hook: Hook) -> None:
         self._count_regexes(hook, -1)
-        key = (hook.domain, hook.event)
-        if key not in self._by_key:
-            return
-        group = tuple(h for h in self._by_key[key] if h.id != hook.id)
-        if group:
-            self._by_key[key] = group
-        else:
-            del self._by_key[key]
-            self._groups_per_event[hook.event] -= 1
-            if not self._groups_per_event[hook.event]:
-                del self._groups_per_event[hook.event]
+        for event in hook.events:
+            key = (hook.domain, event)
+            if key not in self._by_key:
+                continue
+            group = tuple(h for h in self._by_key[key] if h.id != hook.id)
+            if group:
+                self._by_key[key] = group
+            else:
+                del self._by_key[key]
+                self._groups_per_event[event] -= 1
+                if not self._groups_per_event[event]:
+                    del self._groups_per_event[event]
 
     def remove_domain(self, domain: str) -> None:
         """Forget every hook of `domain` (the domain was deleted)."""
@@ -163,7 +168,8 @@ class HookIndex:
         grouped: dict[tuple[str, str], list[Hook]] = {}
         for hook in self._by_id.values():
             if hook.delivers:
-                grouped.setdefault((hook.domain, hook.event), []).append(hook)
+                for event in hook.events:
+                    grouped.setdefault((hook.domain, event), []).append(hook)
         self._by_key = {k: tuple(v) for k, v in grouped.items()}
         self._groups_per_event = Counter(key[1] for key in self._by_key)
         self._regexes = Counter()

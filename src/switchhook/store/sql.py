@@ -112,6 +112,28 @@ def _delivery(row: Row) -> DeliveryRow:
     )
 
 
+def event_column(event: Any) -> str:
+    """The `hooks.event` column of a hook's `event`: the key as is, an array of keys as JSON (as is a key that
+    itself begins like JSON text, so that reading it back is never ambiguous)."""
+    if isinstance(event, str):
+        return json.dumps(event) if event.startswith(("[", '"')) else event
+    return json.dumps(event if isinstance(event, list) else "")
+
+
+def column_event_keys(column: str) -> tuple[str, ...]:
+    """The event keys of an `event` column (see event_column)."""
+    if column.startswith(("[", '"')):
+        try:
+            value = json.loads(column)
+        except ValueError:  # a raw key stored before arrays existed
+            return (column,)
+        if isinstance(value, str):
+            return (value,)
+        if isinstance(value, list):
+            return tuple(k for k in value if isinstance(k, str))
+    return (column,)
+
+
 def _hook(row: Row) -> HookRow:
     return HookRow(row["id"], row["domain"], json.loads(row["doc"]), row["disabled_reason"])
 
@@ -309,7 +331,7 @@ class SqlTx(ABC):
             "INSERT INTO hooks (id, domain, event, doc, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
             row.id,
             row.domain,
-            str(row.doc.get("event", "")),
+            event_column(row.doc.get("event")),
             json.dumps(row.doc),
             now,
             now,
@@ -324,20 +346,21 @@ class SqlTx(ABC):
         sql = "SELECT id, domain, doc, disabled_reason FROM hooks WHERE domain = ? ORDER BY seq LIMIT ? OFFSET ?"
         return [_hook(r) for r in await self.fetch(sql, domain, limit, offset)]
 
-    async def count_hooks(self, domain: str, event: str) -> tuple[int, int]:
-        """How many hooks the domain has, and how many of them are on the event key `event`."""
-        row = await self.fetchrow(
-            "SELECT count(*) AS n, COALESCE(sum(CASE WHEN event = ? THEN 1 ELSE 0 END), 0) AS on_key"
-            " FROM hooks WHERE domain = ?",
-            event,
-            domain,
-        )
-        return (0, 0) if row is None else (int(row["n"]), int(row["on_key"]))
+    async def count_hooks(self, domain: str, events: Sequence[str]) -> tuple[int, dict[str, int]]:
+        """How many hooks the domain has, and how many of them are on each event key of `events` (a hook on
+        several keys counts on each). Reads the domain's `event` column, short text, at most its hook cap."""
+        wanted = dict.fromkeys(events, 0)
+        rows = await self.fetch("SELECT event FROM hooks WHERE domain = ?", domain)
+        for row in rows:
+            for key in column_event_keys(row["event"]):
+                if key in wanted:
+                    wanted[key] += 1
+        return len(rows), wanted
 
     async def replace_hook(self, row: HookRow, now: float) -> int:
         return await self.execute(
             "UPDATE hooks SET event = ?, doc = ?, disabled_reason = NULL, updated_at = ? WHERE domain = ? AND id = ?",
-            str(row.doc.get("event", "")),
+            event_column(row.doc.get("event")),
             json.dumps(row.doc),
             now,
             row.domain,
