@@ -40,7 +40,8 @@ async def world(app: Harness, receiver: Receiver) -> dict[str, Any]:
         token_b,
     )
     receiver.answer(500)
-    await app.post_events({"Event-Name": "CHANNEL_CREATE", "variable_domain_name": B}, token_b)
+    call_b = {"Channel-Call-UUID": "call-of-b"}
+    await app.post_events({"Event-Name": "CHANNEL_CREATE", "variable_domain_name": B, **call_b}, token_b)
     await receiver.wait_for(1)
     for _ in range(100):
         rows = await app.services.deliveries.list_for_hook(ROOT, B, hook_b, None, None, None)
@@ -94,6 +95,9 @@ def attempts(world: dict[str, Any]) -> list[tuple[str, str, Any]]:
             ("POST", f"/api/v2/hooks/{hook}/test{q}{'&' if q else '?'}send=true", event_b),
             ("GET", f"/api/v2/deliveries/{delivery}{q}", None),
             ("POST", f"/api/v2/deliveries/{delivery}/retry{q}", None),
+            ("POST", f"/api/v2/deliveries/recover{q}", {"hook": hook}),
+            ("POST", f"/api/v2/deliveries/recover{q}", {"call": "call-of-b"}),
+            ("POST", f"/api/v2/deliveries/recover{q}", {"hook": hook, "status": ["failed", "delivered", "pending"]}),
             ("POST", f"/api/v2/events{q}", event_b),
             ("POST", f"/api/v2/events{q}", [event_b]),
             (
@@ -138,6 +142,7 @@ async def test_domain_a_reaches_nothing_of_domain_b(app: Harness, receiver: Rece
                     [],
                     {"n": 0, "ok": 1},
                     {"n": 0, "nModified": 0, "ok": 1},
+                    {"queued": 0, "inFlight": 0, "beyondCap": 0},  # recover: none of B's taken
                 ), label
             for secret in secrets_of_b:
                 if secret not in path:

@@ -73,6 +73,7 @@ async def test_every_served_route_is_documented_with_its_methods(app: Harness) -
         ("POST", "/api/v2/hooks/{hook_id}/test"),
         ("GET", "/api/v2/deliveries/{delivery_id}"),
         ("POST", "/api/v2/deliveries/{delivery_id}/retry"),
+        ("POST", "/api/v2/deliveries/recover"),
         ("POST", "/login"),
         ("POST", "/logout"),
         ("GET", "/api/v2/whoami"),

@@ -1014,8 +1014,9 @@ async def test_find_recoverable_takes_a_hooks_or_a_calls_deliveries_by_status_an
     assert await ids(Recoverable(None, "call-1", finished)) == [early.id]
     assert await ids(Recoverable(None, "call-1", ("pending",))) == [mine_elsewhere.id, pending.id]  # not shelved
     assert await ids(Recoverable(hook, "call-1", ("pending", "failed"))) == [early.id, pending.id]
-    assert await ids(Recoverable(hook, None, finished, since=NOW + 1, until=NOW + 10)) == [late.id]
+    assert await ids(Recoverable(hook, None, finished, since=NOW + 1, until=NOW + 10.001)) == [late.id]
     assert await ids(Recoverable(hook, None, finished, since=NOW + 11, until=NOW + 19)) == []
+    assert await ids(Recoverable(hook, None, finished, since=NOW + 10, until=NOW + 10)) == []  # until: exclusive
     assert await ids(Recoverable(hook, None, ("failed", "expired", "pending")), limit=2) == [early.id, late.id]
     assert await ids(Recoverable(hook, None, ("failed", "expired", "pending")), after=(NOW + 10, late.id)) == [
         pending.id

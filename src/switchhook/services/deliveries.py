@@ -17,9 +17,99 @@ from switchhook.services.access import Caller, effective_domain, require
 from switchhook.services.events import Job
 from switchhook.services.hooks import _int_param, check_hook_id
 from switchhook.services.index import HookIndex
-from switchhook.store.base import AttemptRow, ClaimedDelivery, DeliveryRow, Fair, Finish, Store
+from switchhook.store.base import AttemptRow, ClaimedDelivery, DeliveryRow, Fair, Finish, Recoverable, Store
 
 STATUSES = ("pending", "delivered", "failed", "expired")
+
+#: Bulk recovery (`recover`): deliveries looked at and made due per store transaction (each a short hold of the
+#: writer, so accepts and workers go on in between), and at most this many per request; what matched beyond is
+#: counted in the answer (`beyondCap`): the same request again takes the next ones.
+RECOVER_CHUNK = 500
+RECOVER_CAP = 10_000
+RECOVER_STATUSES = ("failed", "expired")
+RECOVER_FIELDS = frozenset({"hook", "call", "status", "since", "until"})
+CALL_ID_MAX_CHARS = 255
+MAX_TIME_MS = 2**53  # JavaScript's safe integers: beyond them a time is not a time
+
+
+def recover_filter(body: Any) -> Recoverable:
+    """The JSON filter of a bulk recovery (docs/behaviour.md), or a 400 that says what is wrong with it."""
+    if not isinstance(body, dict):
+        raise ValidationFailed("Bad request: the recover body must be a JSON object.")
+    unknown = sorted(set(body) - RECOVER_FIELDS)
+    if unknown:
+        raise ValidationFailed(f"Bad request: unknown recover field {unknown[0]!r}.")
+    hook_id, call_id = body.get("hook"), body.get("call")
+    if hook_id is None and call_id is None:
+        raise ValidationFailed("Bad request: recover needs a hook or a call.")
+    if hook_id is not None:
+        if not isinstance(hook_id, str):
+            raise ValidationFailed("Bad request: hook must be a string.")
+        hook_id = check_hook_id(hook_id)
+    if call_id is not None and (not isinstance(call_id, str) or not 0 < len(call_id) <= CALL_ID_MAX_CHARS):
+        raise ValidationFailed(f"Bad request: call must be a string of 1 to {CALL_ID_MAX_CHARS} characters.")
+    statuses = body.get("status", list(RECOVER_STATUSES))
+    if (
+        not isinstance(statuses, list)
+        or not statuses
+        or not all(isinstance(x, str) and x in STATUSES for x in statuses)
+    ):
+        raise ValidationFailed(f"Bad request: status must be a non-empty list of {', '.join(STATUSES)}.")
+    window = [_time_ms(body.get(name), name) for name in ("since", "until")]
+    since, until = window
+    if since is not None and until is not None and since > until:
+        raise ValidationFailed("Bad request: since is after until.")
+    return Recoverable(
+        hook_id, call_id, tuple(dict.fromkeys(statuses)), *(None if t is None else t / 1000 for t in window)
+    )
+
+
+def _time_ms(value: Any, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TIME_MS:
+        raise ValidationFailed(f"Bad request: {name} must be milliseconds since the epoch (an integer >= 0).")
+    return value
+
+
+def call_chunks(rows: Sequence[DeliveryRow], size: int) -> list[list[str]]:
+    """The ids of `rows` in chunks of about `size`, never parting a call's deliveries (one chunk is one
+    transaction: an ordered hook's worker sees all of a call's recovered deliveries due at once, and sends them
+    in event order, never a later one ahead of an earlier one still to be recovered)."""
+    calls: dict[str | None, list[str]] = {}
+    lone: list[list[str]] = []
+    for row in rows:
+        if row.call_id is None:
+            lone.append([row.id])
+        else:
+            calls.setdefault(row.call_id, []).append(row.id)
+    chunks: list[list[str]] = []
+    current: list[str] = []
+    for group in [*calls.values(), *lone]:
+        if current and len(current) + len(group) > size:
+            chunks.append(current)
+            current = []
+        current += group
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _log_ms(value: str | None, name: str) -> int | None:
+    """A time of the delivery log's query: whole milliseconds since the epoch, up to 2**53."""
+    if value is None:
+        return None
+    if not value.isdigit() or len(value) > 16 or int(value) > 2**53:
+        raise ValidationFailed(f"Bad request: {name} must be milliseconds since the epoch (an integer >= 0).")
+    return int(value)
+
+
+def _log_int(value: str | None, name: str, default: int, high: int) -> int:
+    if value is None:
+        return default
+    if not value.isdigit() or len(value) > 10 or not 1 <= int(value) <= high:
+        raise ValidationFailed(f"Bad request: {name} must be an integer from 1 to {high}.")
+    return int(value)
 
 
 class TestSender(Protocol):
@@ -238,6 +328,39 @@ class DeliveriesService:
         if not changed:
             raise Conflict("Delivery is being sent right now; retry it once this attempt is recorded.")
         return {"n": changed, "ok": 1}
+
+    async def recover(self, caller: Caller, domain: str | None, body: Any) -> dict[str, int]:
+        """Bulk replay: every delivery of the caller's domain the filter takes becomes due again, as `retry`
+        makes one (same message id, a fresh ttl window); ones in flight are skipped and counted.
+
+        Read in chunks of RECOVER_CHUNK (keyset: each an index range, a short transaction), at most RECOVER_CAP
+        per request, then made due in chunks that keep each call whole (see `call_chunks`)."""
+        require(caller, "delivery", "u")
+        scope = effective_domain(caller, domain)
+        match = recover_filter(body)
+        found: list[DeliveryRow] = []
+        after: tuple[float, str] | None = None
+        more = True
+        while more and len(found) < RECOVER_CAP:
+            size = min(RECOVER_CHUNK, RECOVER_CAP - len(found))
+            async with self._store.transaction() as tx:
+                rows = await tx.find_recoverable(scope, match, after, size)
+            found += rows
+            more = len(rows) == size
+            if rows:
+                after = (rows[-1].created_at, rows[-1].id)
+        beyond = 0
+        if more:
+            async with self._store.transaction() as tx:
+                beyond = await tx.count_recoverable(scope, match, after)
+        queued = in_flight = 0
+        for ids in call_chunks(found, RECOVER_CHUNK):
+            async with self._store.transaction() as tx:
+                done, busy = await tx.recover(scope, ids, match.statuses, self._clock())
+                if done:
+                    await tx.notify_new_deliveries()  # workers of other processes: they are due now
+            queued, in_flight = queued + done, in_flight + busy
+        return {"queued": queued, "inFlight": in_flight, "beyondCap": beyond}
 
     async def test(self, caller: Caller, domain: str | None, hook_id: str, event: Any, send: bool) -> dict[str, Any]:
         """Dry run: filter result per key and the request that would go out; `send` really sends it."""

@@ -173,7 +173,7 @@ class Finish:
 @dataclass(frozen=True, slots=True)
 class Recoverable:
     """Which deliveries of a domain a bulk recovery takes (services/deliveries.py `recover`): of `hook_id`
-    and/or of `call_id`, in one of `statuses`, created in [`since`, `until`] (epoch seconds, None: open).
+    and/or of `call_id`, in one of `statuses`, created in [`since`, `until`) (epoch seconds, None: open).
     Shelved deliveries (SHELVED) are never among them: they wait for room already."""
 
     hook_id: str | None

@@ -658,7 +658,7 @@ class SqlTx(ABC):
             where.append("created_at >= ?")
             args.append(match.since)
         if match.until is not None:
-            where.append("created_at <= ?")
+            where.append("created_at < ?")
             args.append(match.until)
         if after is not None:
             # Keyset on (created_at, id): each chunk an index range of the hook's rows, however many came before.

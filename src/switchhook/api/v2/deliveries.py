@@ -2,14 +2,59 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Any
+
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from switchhook.api import schemas as s
-from switchhook.api.deps import CallerDep, DomainQuery, ServicesDep
+from switchhook.api.deps import CallerDep, DomainQuery, ServicesDep, json_body
 from switchhook.api.responses import ok
 
 router = APIRouter(prefix="/api/v2/deliveries", tags=["deliveries"])
+
+_STATUS = {"type": "string", "enum": ["pending", "delivered", "failed", "expired"]}
+_TIME_MS = {"type": "integer", "minimum": 0, "maximum": 2**53, "description": "ms since the epoch (creation time)"}
+_UNTIL_MS = {**_TIME_MS, "description": "ms since the epoch (creation time), exclusive"}
+RECOVER_FILTER: dict[str, Any] = {
+    "type": "object",
+    "description": "at least one of hook and call; since (inclusive) <= until (exclusive)",
+    "additionalProperties": False,
+    "anyOf": [{"required": ["hook"]}, {"required": ["call"]}],
+    "properties": {
+        "hook": {"type": "string", "pattern": "^[0-9a-fA-F]{24}$"},
+        "call": {"type": "string", "minLength": 1, "maxLength": 255},
+        "status": {"type": "array", "minItems": 1, "items": _STATUS, "default": ["failed", "expired"]},
+        "since": _TIME_MS,
+        "until": _UNTIL_MS,
+    },
+}
+RECOVER_RESULT: dict[str, Any] = {
+    "type": "object",
+    "required": ["queued", "inFlight", "beyondCap"],
+    "properties": {
+        "queued": {"type": "integer", "description": "deliveries made due again"},
+        "inFlight": {"type": "integer", "description": "matching deliveries being sent right now: left alone"},
+        "beyondCap": {"type": "integer", "description": "matched beyond the per-request cap (10,000): not queued"},
+    },
+}
+
+
+@router.post(
+    "/recover",
+    summary="Re-queue every delivery of a hook or a call (failed and expired by default)",
+    description=(
+        "Makes every matching delivery of the caller's domain due again, keeping its message id, with a fresh"
+        " ttl window. Deliveries being sent right now are skipped (inFlight). At most 10,000 per request, done"
+        " in chunks of 500; more are counted in beyondCap and taken by the same request again."
+    ),
+    openapi_extra=s.json_request(RECOVER_FILTER),
+    responses={**s.ok(s.envelope(RECOVER_RESULT)), **s.error_responses(400, 401, 403, 413, 503)},
+)
+async def recover_deliveries(
+    request: Request, caller: CallerDep, svc: ServicesDep, domain: DomainQuery = None
+) -> Response:
+    return ok(await svc.deliveries.recover(caller, domain, await json_body(request)))
 
 
 @router.get(
