@@ -71,6 +71,7 @@ async def test_every_served_route_is_documented_with_its_methods(app: Harness) -
         ("DELETE", "/api/v2/hooks/{hook_id}"),
         ("GET", "/api/v2/hooks/{hook_id}/deliveries"),
         ("POST", "/api/v2/hooks/{hook_id}/test"),
+        ("GET", "/api/v2/deliveries"),
         ("GET", "/api/v2/deliveries/{delivery_id}"),
         ("POST", "/api/v2/deliveries/{delivery_id}/retry"),
         ("POST", "/api/v2/deliveries/recover"),

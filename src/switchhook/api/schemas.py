@@ -145,6 +145,7 @@ DELIVERY = {
         "createdAt": {"type": "number"},
         "updatedAt": {"type": "number"},
         "callId": {"type": ["string", "null"], "description": "the event's call (SWITCHHOOK_CALL_HEADERS)"},
+        "eventKey": {"type": ["string", "null"], "description": "the event's key (in the delivery log's lists)"},
         "event": {"type": ["object", "null"]},
         "attempts_log": {"type": "array", "items": ANY_OBJECT},
     },

@@ -294,15 +294,17 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 #: The header every request for an event with a call carries (docs/behaviour.md, Calls). switchhook's own, like the
-#: signature: a hook header of the same name is replaced, so a receiver can trust it is the call switchhook saw.
+#: signature: a hook header of the same name is dropped, so a receiver can trust it is the call switchhook saw and
+#: that a request without it is for an event without a call.
 CALL_ID_HEADER = "X-Call-Id"
 
 
-def _set_call_id(headers: dict[str, str], call_id: str) -> None:
+def _set_call_id(headers: dict[str, str], call_id: str | None) -> None:
     if any(key.lower() == "x-call-id" for key in headers):  # rare: only a hook that sets it itself
         for key in [k for k in headers if k.lower() == "x-call-id"]:
             del headers[key]
-    headers[CALL_ID_HEADER] = header_escape(call_id)
+    if call_id is not None:
+        headers[CALL_ID_HEADER] = header_escape(call_id)
 
 
 def build_request(
@@ -329,8 +331,7 @@ def build_request(
     context: Mapping[str, Any] = {**event, **auth_values} if auth_values else event
     method = method.upper()
     headers = render_headers(header_templates, context)
-    if call_id is not None:
-        _set_call_id(headers, call_id)
+    _set_call_id(headers, call_id)
     if _header(headers, "Accept") is None:  # what `request({json: …})` sent, now on every method (docs/webitel.md)
         headers["Accept"] = "application/json"
     if "auth:cookie" in auth_values and _header(headers, "Cookie") is None:

@@ -17,7 +17,16 @@ from switchhook.services.access import Caller, effective_domain, require
 from switchhook.services.events import Job
 from switchhook.services.hooks import _int_param, check_hook_id
 from switchhook.services.index import HookIndex
-from switchhook.store.base import AttemptRow, ClaimedDelivery, DeliveryRow, Fair, Finish, Recoverable, Store
+from switchhook.store.base import (
+    AttemptRow,
+    ClaimedDelivery,
+    DeliveryQuery,
+    DeliveryRow,
+    Fair,
+    Finish,
+    Recoverable,
+    Store,
+)
 
 STATUSES = ("pending", "delivered", "failed", "expired")
 
@@ -283,6 +292,36 @@ class DeliveriesService:
             return await tx.count_pending()
 
     # -- for the API ------------------------------------------------------------------------------
+    async def search(
+        self,
+        caller: Caller,
+        domain: str | None,
+        params: dict[str, str | None],
+    ) -> list[dict[str, Any]]:
+        """The delivery log across the domain's hooks (`GET /api/v2/deliveries`): `call`, `hook`, `status`,
+        `since`/`until` (ms since the epoch, on creation time), `limit` (1-1000, 40), `page` (from 1). Of one call:
+        in event order (see `search_deliveries`); else newest first. A bad value is a 400."""
+        require(caller, "delivery", "r")
+        scope = effective_domain(caller, domain)
+        call_id, hook_id, status = params.get("call"), params.get("hook"), params.get("status")
+        if call_id is not None and not 0 < len(call_id) <= 255:
+            raise ValidationFailed("Bad request: call must be 1 to 255 characters.")
+        if hook_id is not None:
+            hook_id = check_hook_id(hook_id)
+        if status is not None and status not in STATUSES:
+            raise ValidationFailed(f"Bad request: status must be one of {', '.join(STATUSES)}.")
+        since, until = _log_ms(params.get("since"), "since"), _log_ms(params.get("until"), "until")
+        if since is not None and until is not None and since > until:
+            raise ValidationFailed("Bad request: since is after until.")
+        size = _log_int(params.get("limit"), "limit", 40, 1000)
+        number = _log_int(params.get("page"), "page", 1, 2**31)
+        query = DeliveryQuery(
+            call_id, hook_id, status, None if since is None else since / 1000, None if until is None else until / 1000
+        )
+        async with self._store.transaction() as tx:
+            rows = await tx.search_deliveries(scope, query, size, (number - 1) * size)
+        return [{**delivery_view(row), "eventKey": key} for row, key in rows]
+
     async def list_for_hook(
         self,
         caller: Caller,

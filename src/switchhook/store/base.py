@@ -131,6 +131,18 @@ class DeliveryRow:
 
 
 @dataclass(frozen=True, slots=True)
+class DeliveryQuery:
+    """Which of a domain's deliveries the delivery log lists (`search_deliveries`); None: any. Times are
+    creation times, epoch seconds, `since` inclusive and `until` exclusive."""
+
+    call_id: str | None = None
+    hook_id: str | None = None
+    status: str | None = None
+    since: float | None = None
+    until: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AttemptRow:
     delivery_id: str
     n: int
@@ -256,6 +268,9 @@ class Tx(Protocol):
     async def list_deliveries(
         self, domain: str, hook_id: str, status: str | None, limit: int, offset: int
     ) -> list[DeliveryRow]: ...
+    async def search_deliveries(
+        self, domain: str, query: DeliveryQuery, limit: int, offset: int
+    ) -> list[tuple[DeliveryRow, str | None]]: ...
     async def list_attempts(self, delivery_id: str) -> list[AttemptRow]: ...
     async def requeue(self, domain: str, delivery_id: str, now: float) -> int: ...
     async def find_recoverable(

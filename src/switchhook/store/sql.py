@@ -19,6 +19,7 @@ from switchhook.store.base import (
     AtCommit,
     AttemptRow,
     ClaimedDelivery,
+    DeliveryQuery,
     DeliveryRow,
     EventRow,
     Fair,
@@ -606,6 +607,36 @@ class SqlTx(ABC):
         args: list[Any] = [domain, hook_id] + ([status] if status else []) + [limit, offset]
         sql = f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE {where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?"  # noqa: S608
         return [_delivery(r) for r in await self.fetch(sql, *args)]
+
+    async def search_deliveries(
+        self, domain: str, query: DeliveryQuery, limit: int, offset: int
+    ) -> list[tuple[DeliveryRow, str | None]]:
+        """The domain's deliveries `query` takes, each with its event key. Of one call (`query.call_id`): in event
+        order, Event-Date-Timestamp then Event-Sequence (those without either after those with it), then order of
+        creation; else newest first."""
+        where: list[str] = ["domain = ?"]
+        args: list[Any] = [domain]
+        for column, value in (("call_id", query.call_id), ("hook_id", query.hook_id), ("status", query.status)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if query.since is not None:
+            where.append("created_at >= ?")
+            args.append(query.since)
+        if query.until is not None:
+            where.append("created_at < ?")
+            args.append(query.until)
+        order = (
+            "CASE WHEN event_ts IS NULL THEN 1 ELSE 0 END, event_ts, CASE WHEN event_seq IS NULL THEN 1 ELSE 0 END,"
+            " event_seq, created_at, id"
+            if query.call_id is not None
+            else "created_at DESC, id"
+        )
+        sql = (
+            f"SELECT {_DELIVERY_COLUMNS}, (SELECT event_key FROM events WHERE events.id = deliveries.event_id)"  # noqa: S608
+            f" AS event_key FROM deliveries WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ? OFFSET ?"
+        )
+        return [(_delivery(r), r["event_key"]) for r in await self.fetch(sql, *args, limit, offset)]
 
     async def list_attempts(self, delivery_id: str) -> list[AttemptRow]:
         sql = (

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from switchhook.api import schemas as s
@@ -55,6 +55,33 @@ async def recover_deliveries(
     request: Request, caller: CallerDep, svc: ServicesDep, domain: DomainQuery = None
 ) -> Response:
     return ok(await svc.deliveries.recover(caller, domain, await json_body(request)))
+
+
+@router.get(
+    "",
+    summary="The delivery log of the caller's domain: by call, hook, status and creation time",
+    description=(
+        "Every hook's deliveries of the caller's domain (another domain's call or hook: an empty list). With `call`,"
+        " the call's deliveries in event order (Event-Date-Timestamp, then Event-Sequence, then creation);"
+        " otherwise newest first. `since` (inclusive) and `until` (exclusive) are creation times in ms since the"
+        " epoch."
+    ),
+    responses={**s.ok(s.envelope({"type": "array", "items": s.DELIVERY})), **s.error_responses(400, 401, 403, 503)},
+)
+async def list_deliveries(
+    caller: CallerDep,
+    svc: ServicesDep,
+    domain: DomainQuery = None,
+    call: Annotated[str | None, Query(description="a call id (X-Call-Id)", min_length=1, max_length=255)] = None,
+    hook: Annotated[str | None, Query(description="a hook id", pattern="^[0-9a-fA-F]{24}$")] = None,
+    status: Annotated[str | None, Query(description="pending | delivered | failed | expired")] = None,
+    since: Annotated[str | None, Query(description="ms since the epoch, inclusive", pattern="^[0-9]{1,16}$")] = None,
+    until: Annotated[str | None, Query(description="ms since the epoch, exclusive", pattern="^[0-9]{1,16}$")] = None,
+    limit: Annotated[str | None, Query(description="1-1000, default 40", pattern="^[0-9]{1,4}$")] = None,
+    page: Annotated[str | None, Query(description="from 1", pattern="^[0-9]{1,10}$")] = None,
+) -> Response:
+    params = {"call": call, "hook": hook, "status": status, "since": since, "until": until}
+    return ok(await svc.deliveries.search(caller, domain, {**params, "limit": limit, "page": page}))
 
 
 @router.get(
