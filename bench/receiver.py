@@ -5,7 +5,13 @@ Every answered request is counted; when its body carries `"bench_ts":"<epoch s>"
 generator just before it posted the event), `arrival - bench_ts` is recorded as that delivery's latency.
 A reset may name paths (`/a`, `/b`) to keep apart: requests whose first path segment is one of them are
 also counted in that path's own figures (scenario 5h reads domain B's deliveries beside domain A's).
-The parent talks to it over a multiprocessing pipe: `count`, `stats`, `reset` / `("reset", paths)`, `stop`.
+A reset may also ask for the per-call check (`("reset", paths, answer_delay_s)`, scenarios calls and callso):
+each request's call (`X-Call-Id`) and event (`Event-Sequence` in the body) are noted, the answer waits
+`answer_delay_s` (so a request has a time in flight, as at a real endpoint), and a request of a call that
+arrives while another of that call is unanswered is an overlap, one with a lower sequence than one already
+received is out of order. Without it nothing is parsed per request (the other scenarios' hot path).
+The parent talks to it over a multiprocessing pipe: `count`, `stats`, `reset` / `("reset", paths[, delay])`,
+`stop`.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ MAX_HEADER_BYTES = 64 * 1024
 MAX_BODY_BYTES = 16 * 1024 * 1024
 _BENCH_TS = re.compile(rb'"bench_ts":"?([0-9]+(?:\.[0-9]+)?)')
 _CONTENT_LENGTH = b"\r\ncontent-length:"
+_CALL_ID = b"\r\nx-call-id:"
+_EVENT_SEQUENCE = re.compile(rb'"Event-Sequence"\s*:\s*"?([0-9]+)')
 
 
 def percentile(sorted_values: list[float], p: float) -> float | None:
@@ -72,14 +80,62 @@ class _Tally:
         }  # fmt: skip
 
 
+class Calls:
+    """The per-call check: requests in flight and the highest `Event-Sequence` received, per call."""
+
+    def __init__(self, answer_delay_s: float) -> None:
+        self.answer_delay_s = answer_delay_s
+        self.in_flight: dict[bytes, int] = {}
+        self.highest: dict[bytes, int] = {}
+        self.sequences: dict[bytes, set[int]] = {}
+        self.requests = 0
+        self.without_call = 0
+        self.overlaps = 0  # a request of a call while another of it was unanswered
+        self.out_of_order = 0  # a request whose sequence is below one of its call received before
+
+    def arrive(self, head: bytes, body: bytes | bytearray) -> bytes | None:
+        """Note a request (its lowercased header block and body); its call, to give to `answered`."""
+        self.requests += 1
+        at = head.find(_CALL_ID)
+        if at < 0:
+            self.without_call += 1
+            return None
+        stop = head.find(b"\r\n", at + 2)
+        call = head[at + len(_CALL_ID) : stop if stop >= 0 else len(head)].strip()
+        if self.in_flight.get(call, 0):
+            self.overlaps += 1
+        self.in_flight[call] = self.in_flight.get(call, 0) + 1
+        match = _EVENT_SEQUENCE.search(body)
+        if match is not None:
+            sequence = int(match.group(1))
+            if sequence < self.highest.get(call, -1):
+                self.out_of_order += 1
+            self.highest[call] = max(sequence, self.highest.get(call, -1))
+            self.sequences.setdefault(call, set()).add(sequence)
+        return call
+
+    def answered(self, call: bytes | None) -> None:
+        if call is not None:
+            self.in_flight[call] -= 1
+
+    def summary(self) -> dict[str, Any]:
+        events = [len(s) for s in self.sequences.values()]
+        return {
+            "calls": len(self.highest), "requests": self.requests, "without_call": self.without_call,
+            "overlaps": self.overlaps, "out_of_order": self.out_of_order,
+            "events_per_call_min": min(events) if events else 0, "events_per_call_max": max(events) if events else 0,
+        }  # fmt: skip
+
+
 class Stats(_Tally):
     """What the answering port saw since the last reset, in all and per tracked path."""
 
     def __init__(self) -> None:
         self.reset()
 
-    def reset(self, paths: tuple[str, ...] = ()) -> None:
+    def reset(self, paths: tuple[str, ...] = (), answer_delay_s: float | None = None) -> None:
         _Tally.__init__(self)
+        self.calls = None if answer_delay_s is None else Calls(answer_delay_s)
         self.connections = 0
         self.cpu_at_reset_s = time.process_time()
         # Keyed by the lowercased first path segment; empty (nothing parsed per request) unless asked.
@@ -103,6 +159,7 @@ class Stats(_Tally):
             **super().summary(), "connections": self.connections,
             "cpu_s": time.process_time() - self.cpu_at_reset_s,
             "paths": {key.decode(): tally.summary() for key, tally in self.paths.items()},
+            **({"calls": self.calls.summary()} if self.calls is not None else {}),
         }  # fmt: skip
 
 
@@ -150,7 +207,10 @@ class _Answering(asyncio.Protocol):
                 body = buffer[body_start:end]
             request_line = head.split(b"\r\n", 1)[0]
             self._stats.record(time.time(), body, request_line)
-            replies += 1
+            if self._stats.calls is not None:  # the per-call check: answered later, one by one
+                self._answer_later(self._stats.calls, self._stats.calls.arrive(head, body))
+            else:
+                replies += 1
             del buffer[:end]
             if b"\r\nconnection: close" in head or (
                 request_line.endswith(b"http/1.0") and b"\r\nconnection: keep-alive" not in head
@@ -163,6 +223,15 @@ class _Answering(asyncio.Protocol):
             self._transport.write(RESPONSE * replies)
         if close:
             self._transport.close()
+
+    def _answer_later(self, calls: Calls, call: bytes | None) -> None:
+        # One delay for all: the answers of a connection still go out in the order its requests came.
+        asyncio.get_running_loop().call_later(calls.answer_delay_s, self._answer, calls, call)
+
+    def _answer(self, calls: Calls, call: bytes | None) -> None:
+        calls.answered(call)
+        if self._transport is not None:
+            self._transport.write(RESPONSE)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
@@ -255,7 +324,8 @@ async def _serve(conn: Connection, lifetime_s: float) -> None:
             elif command == "stats":
                 conn.send({**stats.summary(), "blackhole": dict(hole_counters)})
             elif command == "reset" or (isinstance(command, tuple) and command[0] == "reset"):
-                stats.reset(tuple(command[1]) if isinstance(command, tuple) else ())
+                paths = tuple(command[1]) if isinstance(command, tuple) else ()
+                stats.reset(paths, command[2] if isinstance(command, tuple) and len(command) > 2 else None)
                 hole_counters.update(connections=0, bytes=0)
                 conn.send("ok")
             else:  # "stop": the parent does not wait for an answer
@@ -313,7 +383,7 @@ class ReceiverProcess:
             raise RuntimeError("the receiver process did not start") from None
         return self
 
-    def _call(self, command: str | tuple[str, tuple[str, ...]], timeout_s: float = 30.0) -> Any:
+    def _call(self, command: str | tuple[Any, ...], timeout_s: float = 30.0) -> Any:
         with self._lock:
             if self._conn is None:
                 raise RuntimeError("the receiver is not running")
@@ -331,9 +401,13 @@ class ReceiverProcess:
         result: dict[str, Any] = await asyncio.to_thread(self._call, "stats")
         return result
 
-    async def reset(self, paths: tuple[str, ...] = ()) -> None:
-        """Zero the figures; requests to `paths` (first segments, like `/b`) are also counted apart."""
-        await asyncio.to_thread(self._call, ("reset", tuple(paths)) if paths else "reset")
+    async def reset(self, paths: tuple[str, ...] = (), answer_delay_s: float | None = None) -> None:
+        """Zero the figures; requests to `paths` (first segments, like `/b`) are also counted apart; with
+        `answer_delay_s`, the per-call check is on and every answer waits that long (see Calls)."""
+        if answer_delay_s is not None:
+            await asyncio.to_thread(self._call, ("reset", tuple(paths), answer_delay_s))
+        else:
+            await asyncio.to_thread(self._call, ("reset", tuple(paths)) if paths else "reset")
 
     def stop(self) -> None:
         conn, process = self._conn, self._process

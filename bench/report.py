@@ -21,6 +21,8 @@ TITLES = {
     "5": "5 isolation (B beside dead A)",
     "5h": "5h control (B beside healthy A)",
     "starve": "starve: B beside A's 10 dead hooks",
+    "calls": "calls: 3 events/call, unordered hook",
+    "callso": "callso: the same, ordered hook",
     "rss": "rss: many hooks, deliveries pending",
 }
 FIGURES = ("deliveries_s", "limit_s", "p50_ms", "p95_ms", "p99_ms", "peak_rss_mb")
@@ -38,6 +40,8 @@ def summarise(name: str, runs: list[RunResult], error: str | None) -> dict[str, 
     median["ratio"] = switchhook / limit if switchhook and limit else None
     median["lost"] = sum(r.lost for r in runs)
     median["duplicates"] = sum(r.duplicates for r in runs)
+    if any("violations" in r.extra for r in runs):  # scenarios calls, callso: per-call overlaps + out of order
+        median["violations"] = sum(int(r.extra.get("violations", 0)) for r in runs)
     return {
         "title": TITLES[name], "median": median, "error": error,
         "runs": [dataclasses.asdict(r) for r in runs],
@@ -89,6 +93,15 @@ def targets(scenarios: dict[str, dict[str, Any]], quick: bool) -> list[dict[str,
             f"{alone}; 5/5h ratio (> 1: the dead endpoint costs B more than the doubled load)",
             ratio,
         )
+    if "callso" in scenarios:
+        ordered, unordered = m("callso", "deliveries_s"), m("calls", "deliveries_s")
+        ran = not scenarios["callso"].get("skipped") and ordered is not None
+        violations = m("callso", "violations")
+        check("callso", "ordered hook: 0 per-call violations", violations, violations == 0 if ran else None)
+        share = ordered / unordered if ordered and unordered else None
+        check("callso", "ordered deliveries/s >= 0.5 x unordered (calls)", share, share >= 0.5 if share else None)
+    if "calls" in scenarios and m("calls", "violations") is not None:
+        info("calls", "unordered hook: per-call overlaps + out of order (allowed)", m("calls", "violations"))
     if "rss" in scenarios:
         peak = m("rss", "peak_rss_mb")
         note = " (quick: scaled down)" if quick else ""
@@ -111,8 +124,9 @@ def table(scenarios: dict[str, dict[str, Any]]) -> str:
     rows = [header]
     for summary in scenarios.values():
         m = summary["median"]
+        flag = " [FAILED]" if summary["error"] else " [skipped]" if summary.get("skipped") else ""
         rows.append((
-            summary["title"] + (" [FAILED]" if summary["error"] else ""), _cell(m["deliveries_s"]),
+            summary["title"] + flag, _cell(m["deliveries_s"]),
             _cell(m["limit_s"]), _cell(m["ratio"], 2), _cell(m["p50_ms"], 1), _cell(m["p95_ms"], 1),
             _cell(m["p99_ms"], 1), _cell(m["peak_rss_mb"], 1),
             _cell(m["lost"]) + (f" (+{m['duplicates']} dup)" if m["duplicates"] else ""),

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -45,6 +46,10 @@ DOMAIN = "bench.example"
 EVENT_KEY = "CHANNEL_CREATE"
 STALL_S = 20.0  # no new arrival for this long: the rest is lost
 SETTLE_S = 0.3  # after the last expected arrival, how long to watch for duplicates
+CALL_KEYS = ("CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE")  # scenarios calls, callso
+#: In scenarios calls and callso the receiver answers each request this long after it came (a request has a
+#: time in flight, as at a real endpoint: two of one call at once can then be seen), for both hooks alike.
+CALL_ANSWER_DELAY_S = 0.002
 
 
 @dataclass
@@ -63,6 +68,7 @@ class Options:
     rss_hooks: int = 10_000
     rss_events: int = 100_000
     rss_domains: int = 100
+    calls: int = 1_000  # concurrent calls of scenarios calls and callso, three events each
     pg_url: str = ""
     amqp_url: str = ""
     amqp_mode: str = "backlog"  # scenario 3: "backlog" (queue filled, then drained) or "live"
@@ -87,6 +93,10 @@ class RunResult:
 
 class BenchFailure(RuntimeError):
     """The run went wrong in a way that makes its figures meaningless."""
+
+
+class BenchSkipped(RuntimeError):
+    """This build lacks what the scenario needs (said in the message): no figures, and not a failure."""
 
 
 class Bench:
@@ -482,6 +492,73 @@ class Bench:
             "attacker": {key: value for key, value in _post_extra(posted_a).items()},
         }  # fmt: skip
         return result
+
+    # -- calls, callso: a call's three events to one hook, unordered and ordered (issue 14) --------------
+
+    async def calls(self, run: int, ordered: bool) -> RunResult:
+        """`calls` concurrent calls, each CHANNEL_CREATE -> CHANNEL_ANSWER -> CHANNEL_HANGUP_COMPLETE (one
+        Channel-Call-UUID, rising Event-Sequence and Event-Date-Timestamp), posted wave by wave (every call's
+        CREATE, then every ANSWER, then every HANGUP_COMPLETE) in batches of 100, 4 POSTs at a time, to one hook
+        on the three keys; `ordered`: the hook has `"order": "call"`. The receiver checks each call's requests
+        (see bench/receiver.py, Calls): overlaps and out-of-order ones are violations (0 for an ordered hook)."""
+        options = self.options
+        core = str(uuid.uuid4())  # a switch of its own per run: its sequences never repeat another run's
+        started_us = int(time.time() * 1_000_000)
+        call_ids = [str(uuid.uuid4()) for _ in range(options.calls)]
+        events: list[dict[str, Any]] = []
+        for step, name in enumerate(CALL_KEYS):
+            for n, call in enumerate(call_ids):
+                sequence = n * len(CALL_KEYS) + step + 1
+                event = make_event(DOMAIN, name)
+                event.update({
+                    "Core-UUID": core, "Event-Sequence": str(sequence),
+                    "Event-Date-Timestamp": str(started_us + sequence),
+                    "Channel-Call-UUID": call, "Unique-ID": call, "Caller-Unique-ID": call, "variable_uuid": call,
+                })  # fmt: skip
+                events.append(event)
+        bodies = [events_body(events[i : i + options.batch]) for i in range(0, len(events), options.batch)]
+        expected = len(events)
+        hook: dict[str, Any] = {
+            "event": list(CALL_KEYS),
+            "enable": True,
+            "action": web_action(self.receiver.url("/calls")),
+        }
+        if ordered:
+            hook["order"] = "call"
+
+        async with self.switchhook() as server:
+            token = await asyncio.to_thread(server.token, DOMAIN)
+            await server.start()
+            headers = {"X-Access-Token": token, "Content-Type": "application/json"}
+            async with aiohttp.ClientSession() as session:
+                try:
+                    await create_hook(session, server.url, headers, hook)
+                except RuntimeError as exc:
+                    if ordered and "order" in str(exc).lower():
+                        raise BenchSkipped(
+                            f'this build does not take "order": "call" (issue 14, item 3): {exc}'
+                        ) from None
+                    raise
+                await self.receiver.reset(answer_delay_s=CALL_ANSWER_DELAY_S)
+                async with self.measured(server, f"calls{'o' if ordered else ''}-run{run}") as phase:
+                    posted = await post_flat_out(
+                        session, server.url + "/api/v2/events", headers, lambda i: bodies[i], len(bodies),
+                        options.posters, None,
+                    )  # fmt: skip
+                    _, stats = await self.wait_for(expected, server)
+            result = self.result(expected, stats, posted.started_at, server, phase)
+        checked = stats.get("calls", {})
+        violations = int(checked.get("overlaps", 0)) + int(checked.get("out_of_order", 0))
+        if ordered and violations:
+            print(f"!!! {violations} per-call VIOLATIONS on the ordered hook: {checked}", flush=True)
+        result.extra |= _post_extra(posted) | {"calls": options.calls, "check": checked, "violations": violations}
+        return result
+
+    async def scenario_calls(self, run: int) -> RunResult:
+        return await self.calls(run, ordered=False)
+
+    async def scenario_callso(self, run: int) -> RunResult:
+        return await self.calls(run, ordered=True)
 
     # -- memory: many hooks stored, many deliveries pending ------------------------------------------
 
