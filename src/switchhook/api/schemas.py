@@ -85,6 +85,11 @@ HOOK_PROPERTIES: dict[str, Any] = {
         "description": "write-only; reads show whsec_********",
     },
     "disableOnGone": {"type": "boolean", "description": "a 410 Gone disables the hook (default false)"},
+    "order": {
+        "type": ["string", "null"],
+        "enum": ["call", None],
+        "description": "call: a call's deliveries go one at a time, in event order, numbered by X-Call-Sequence",
+    },
 }
 HOOK_INPUT = {"type": "object", "required": ["event", "action"], "properties": HOOK_PROPERTIES}
 HOOK_OUTPUT = {

@@ -42,9 +42,12 @@ HOOK_KEYS = (
     "ttl",
     "secret",
     "disableOnGone",
+    "order",
 )
 STORED_KEYS = HOOK_KEYS[1:]
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+#: `order`: "call" sends the deliveries of one call one at a time, in event order (docs/calls.md).
+ORDERS = ("call",)
 MAX_RETRIES = 100
 MAX_TIMEOUT_S = 60.0
 MAX_DELAY_S = 86_400.0
@@ -318,6 +321,10 @@ def _validate_field(key: str, value: Any, previous_secret: str | None, regex_lim
         return _number(value, "timeout", 0.1, MAX_TIMEOUT_S)
     if key == "ttl":
         return _number(value, "ttl", 1, MAX_TTL_S)
+    if key == "order":
+        if value not in ORDERS:
+            raise _bad(f"order must be null or one of {', '.join(map(repr, ORDERS))}.")
+        return value
     if key == "secret":
         if value == SECRET_MASK and previous_secret:
             return previous_secret

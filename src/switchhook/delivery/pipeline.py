@@ -26,6 +26,9 @@ AUTH_TIMEOUT_S = 10.0
 #: The auth response is read whole (a 4.6 KB OIDC token reply lost every `auth:body:*` value at 4 KiB), up to this.
 AUTH_MAX_RESPONSE_BYTES = 1024 * 1024
 logger = logging.getLogger("switchhook.delivery")
+#: An ordered hook's requests number the call's deliveries, 1, 2, 3 ... in sending order (docs/calls.md); a retry
+#: keeps its number. switchhook's own, like X-Call-Id: a hook header of that name is replaced.
+CALL_SEQUENCE_HEADER = "X-Call-Sequence"
 
 
 @dataclass(slots=True)
@@ -119,7 +122,14 @@ class DeliveryPipeline:
         return values
 
     def render(
-        self, hook: Hook, event: Event, key: str, message_id: str, auth: dict[str, str], call_id: str | None = None
+        self,
+        hook: Hook,
+        event: Event,
+        key: str,
+        message_id: str,
+        auth: dict[str, str],
+        call_id: str | None = None,
+        call_seq: int | None = None,
     ) -> RenderedRequest:
         action = hook.doc.get("action") or {}
         request = build_request(
@@ -137,6 +147,11 @@ class DeliveryPipeline:
             dumps=orjson.dumps,
             call_id=call_id,
         )
+        if call_seq is not None:
+            headers = request.headers
+            for name in [k for k in headers if k.lower() == "x-call-sequence"]:  # rare: a hook that sets it itself
+                del headers[name]
+            headers[CALL_SEQUENCE_HEADER] = str(call_seq)
         if hook.signing_key is not None:
             signed = signature_headers(hook.signing_key, message_id, int(self._clock()), request.body or b"")
             request.headers.update(signed)
@@ -175,12 +190,12 @@ class DeliveryPipeline:
             return self._report(job, started, GiveUp("ttl expired before the attempt", expired=True), None, None, False)
         try:
             auth = await self.authenticate(hook, job.event) if hook.auth is not None else {}
-            request = self.render(hook, job.event, job.event_key, job.delivery_id, auth, job.call_id)
+            request = self.render(hook, job.event, job.event_key, job.delivery_id, auth, job.call_id, job.call_seq)
             result = await self.send(hook, request)
             if result.status == 401 and auth and self._auth_cache.get(hook.id) is not None:
                 self._auth_cache.drop(hook.id)  # stale credentials: refresh once (docs/behaviour.md, "Delivery")
                 auth = await self.authenticate(hook, job.event, refresh=True)
-                request = self.render(hook, job.event, job.event_key, job.delivery_id, auth, job.call_id)
+                request = self.render(hook, job.event, job.event_key, job.delivery_id, auth, job.call_id, job.call_seq)
                 result = await self.send(hook, request)
         except AuthFailed as exc:
             result, request = HttpResult(None, error=str(exc), terminal=exc.terminal), None

@@ -20,6 +20,7 @@ from switchhook.core.errors import Unavailable
 from switchhook.core.hooks import Hook
 from switchhook.core.retry import Delivered, GiveUp
 from switchhook.delivery.pipeline import AttemptReport
+from switchhook.services.batching import GroupCommit
 from switchhook.services.events import Job
 from switchhook.store.base import Fair, Finish
 
@@ -83,6 +84,7 @@ class Deliveries(Protocol):
     async def extend(self, worker_id: str, delivery_ids: Sequence[str], lease_s: float) -> None: ...
     async def release(self, worker_id: str | None) -> int: ...
     async def disable_hook(self, hook: Hook, reason: str) -> None: ...
+    async def number_calls(self, jobs: Sequence[Job]) -> None: ...
 
 
 class Pipeline(Protocol):
@@ -145,6 +147,9 @@ class DeliveryWorker:
         self._tasks: list[asyncio.Task[None]] = []
         self._sends: set[asyncio.Task[None]] = set()
         self._stopping = False
+        # Ordered hooks' X-Call-Sequence, taken in the store before a delivery's first attempt: the heads that start
+        # together share one transaction.
+        self._numbering: GroupCommit[Job, None] = GroupCommit(self._number, item_at_fault=lambda exc: False)
 
     # -- the fast path (services.events.FastPath) -------------------------------------------------
     def plan(self, now: float) -> Plan:
@@ -223,7 +228,11 @@ class DeliveryWorker:
     async def _send(self, job: Job) -> None:
         report: AttemptReport | None = None
         try:
+            if job.call_seq is None and job.call_id is not None and job.hook.ordered and not self._expired(job):
+                await self._numbering.submit(job)
             report = await self._pipeline.attempt(job)
+        except Unavailable as exc:  # its number could not be taken: sent once the database answers again
+            _log_failure(exc, "numbering delivery %s of its call failed", job.delivery_id)
         except Exception:
             logger.exception("delivery attempt crashed", extra={"delivery_id": job.delivery_id})
         finally:
@@ -260,6 +269,14 @@ class DeliveryWorker:
         self._results.append(finish)
         if len(self._results) >= RECORD_BATCH:
             self._record_wake.set()
+
+    def _expired(self, job: Job) -> bool:
+        """Past its ttl: the pipeline gives it up without sending, so it takes no X-Call-Sequence (no gap)."""
+        return job.expires_at is not None and self._clock() >= job.expires_at
+
+    async def _number(self, jobs: Sequence[Job]) -> list[None]:
+        await self._deliveries.number_calls(jobs)
+        return [None] * len(jobs)
 
     def _finished(self, job: Job, settled: bool) -> None:
         # Still leased until its result is recorded (see _flush): the lease keeps being renewed meanwhile, so a

@@ -203,6 +203,14 @@ class DeliveriesService:
             taken[item.delivery.hook_id] = taken.get(item.delivery.hook_id, 0) + 1
         return await self._jobs(claimed, worker_id, now), taken
 
+    async def number_calls(self, jobs: Sequence[Job]) -> None:
+        """Give each job of an ordered hook its X-Call-Sequence (`job.call_seq`): the one it has, else its call's
+        next, stored on the delivery (docs/calls.md). One transaction for all."""
+        async with self._store.transaction() as tx:
+            numbers = await tx.number_calls([(j.delivery_id, j.hook.id, j.call_id or "") for j in jobs])
+        for job in jobs:
+            job.call_seq = numbers.get(job.delivery_id)
+
     async def shelve(self, worker_id: str, delivery_ids: Sequence[str], shelve_s: float) -> None:
         async with self._store.transaction() as tx:
             await tx.shelve(worker_id, delivery_ids, self._clock() + shelve_s)

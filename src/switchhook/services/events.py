@@ -49,6 +49,7 @@ class Job:
     call_id: str | None = None  # the event's call (call_of); None: an event without one
     event_ts: int | None = None  # event order key (order_of): Event-Date-Timestamp, microseconds since the epoch
     event_seq: int | None = None  # then Event-Sequence
+    call_seq: int | None = None  # an ordered hook's X-Call-Sequence, once taken (delivery/worker.py, docs/calls.md)
 
 
 def call_of(event: Event, headers: Sequence[str] = DEFAULT_CALL_HEADERS) -> str | None:

@@ -778,3 +778,31 @@ class SqlTx(ABC):
     async def count_pending(self) -> int:
         row = await self.fetchrow("SELECT count(*) AS n FROM deliveries WHERE status = 'pending'")
         return 0 if row is None else int(row["n"])
+
+    async def number_calls(self, deliveries: Sequence[tuple[str, str, str]]) -> dict[str, int]:
+        """The X-Call-Sequence of each (delivery id, hook id, call id) of an ordered hook (docs/calls.md): the one
+        stored on the delivery, else the next of its (hook, call)'s counter, stored on it now. Numbers are taken in
+        the order given; a delivery numbered before keeps its number (a retry, a restart, another worker)."""
+        if not deliveries:
+            return {}
+        ordered = sorted({d[0] for d in deliveries})  # one lock order everywhere (see extend_leases)
+        marks = ", ".join("?" for _ in ordered)
+        rows = await self.fetch(
+            f"SELECT id, call_seq FROM deliveries WHERE id IN ({marks}) ORDER BY id {self.row_lock_clause}",  # noqa: S608
+            *ordered,
+        )
+        numbers = {r["id"]: int(r["call_seq"]) for r in rows if r["call_seq"] is not None}
+        for delivery_id, hook_id, call_id in deliveries:
+            if delivery_id in numbers:
+                continue
+            row = await self.fetchrow(
+                "INSERT INTO call_sequences (hook_id, call_id, last_seq) VALUES (?, ?, 1)"
+                " ON CONFLICT (hook_id, call_id) DO UPDATE SET last_seq = call_sequences.last_seq + 1"
+                " RETURNING last_seq",
+                hook_id,
+                call_id,
+            )
+            assert row is not None
+            numbers[delivery_id] = int(row["last_seq"])
+            await self.execute("UPDATE deliveries SET call_seq = ? WHERE id = ?", numbers[delivery_id], delivery_id)
+        return numbers
