@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from switchhook.store.base import NewDelivery, Store
-from tests.store.test_contract import NOW, A, event_row, hook_id, store
+from switchhook.store.base import Fair, NewDelivery, Store
+from tests.store.test_contract import NOW, A, claim, done, event_row, hook_id, store
 
 __all__ = ["store"]  # the fixture, run on both backends
 
@@ -48,3 +48,65 @@ async def test_concurrent_numbering_of_one_call_never_hands_out_a_number_twice(s
     numbers = await asyncio.gather(*(number(i) for i in ids + ids))
     assert sorted(set(numbers)) == list(range(1, 9))
     assert numbers[:8] == numbers[8:]  # each delivery got one number, whoever asked
+
+
+async def call_line(
+    store: Store, hook: str, call: str, order: list[int | None], leased_by: str | None = None, ordered: bool = True
+) -> list[str]:
+    """Deliveries of one call, one per event, with these Event-Date-Timestamps, inserted in the order given."""
+    events = [event_row() for _ in order]
+    rows = [
+        NewDelivery(
+            "msg_" + uuid.uuid4().hex,
+            e.id,
+            hook,
+            A,
+            NOW,
+            None,
+            leased_by,
+            NOW + 30 if leased_by else None,
+            call,
+            ts,
+            None,
+            0 if ordered else None,
+        )
+        for e, ts in zip(events, order, strict=True)
+    ]
+    async with store.transaction() as tx:
+        await tx.store_events(events, [(rows, NOW)])
+    return [r.id for r in rows]
+
+
+async def test_a_claim_takes_one_delivery_of_an_ordered_call_at_a_time_the_oldest_by_event_order(store: Store) -> None:
+    hook, plain_hook = hook_id(), hook_id()
+    late, first, none, middle = await call_line(store, hook, "c", [30, 10, None, 20])
+    plain = await call_line(store, plain_hook, "c", [30, 10], ordered=False)  # unordered: as before, side by side
+    (other_call,) = await call_line(store, hook, "other", [99])
+    assert sorted(await claim(store, "w1", NOW + 1)) == sorted([first, *plain, other_call])
+    assert await claim(store, "w2", NOW + 1) == []  # first is pending and unnumbered: the others wait behind it
+    async with store.transaction() as tx:
+        assert await tx.number_calls([(first, hook, "c")]) == {first: 1}
+        await tx.finish([done(first, "pending", 1, 500, next_at=NOW + 5)], "w1", NOW + 1)  # a retry in 5 s
+    assert await claim(store, "w2", NOW + 2) == []  # its head waits for its retry: nothing of the call goes
+    assert await claim(store, "w2", NOW + 6) == [first]  # the head first, though a fresher one was due before
+    async with store.transaction() as tx:
+        await tx.finish([done(first, "delivered", 2)], "w2", NOW + 6)
+    assert await claim(store, "w1", NOW + 7) == [middle]
+    async with store.transaction() as tx:
+        await tx.finish([done(middle, "failed", 1, 410)], "w1", NOW + 7)  # failed for good: the call goes on
+    assert await claim(store, "w1", NOW + 8) == [late]
+    async with store.transaction() as tx:
+        await tx.finish([done(late, "expired", 0, None)], "w1", NOW + 8)
+    assert await claim(store, "w1", NOW + 9) == [none]  # no timestamp: last
+
+
+async def test_a_call_leased_to_one_worker_is_claimed_by_no_other(store: Store) -> None:
+    hook = hook_id()
+    (newer,) = await call_line(store, hook, "c", [20], leased_by="w1")  # the fast path leased it to w1
+    (older,) = await call_line(store, hook, "c", [10])  # due, accepted later
+    assert await claim(store, "w2", NOW + 1) == []
+    assert await claim(store, "w1", NOW + 1) == [older]  # w1 holds the call: it may take the rest of it
+    async with store.transaction() as tx:
+        fair = await tx.claim_due("w2", NOW + 60, NOW + 90, 10, (), Fair(10, 10))  # w1's leases lapsed
+    assert [c.delivery.id for c in fair] == [older]  # the fair claim keeps the gate too
+    assert newer not in [c.delivery.id for c in fair]

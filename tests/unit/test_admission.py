@@ -337,6 +337,13 @@ def started_now(state: Admission[Work], now: float = 0.0) -> list[str]:
     return ids(state.dispatch(now)[0])
 
 
+def settle(state: Admission[Work], job: Work) -> None:
+    """Its attempt finished and its result (not a retry) was recorded."""
+    state.finished(job, 0.0)
+    state.settled(job.delivery_id)
+    state.forget([job.delivery_id])
+
+
 def test_one_delivery_per_call_at_a_time_in_event_order_whatever_order_they_were_leased_in() -> None:
     state = admission(cap=10)
     state.lease([event("h", "c1", 3), event("h", "c1", 1), event("h", "c1", 2)])
@@ -344,10 +351,10 @@ def test_one_delivery_per_call_at_a_time_in_event_order_whatever_order_they_were
     assert ids(first) == ["c1@1"]  # the oldest by Event-Date-Timestamp, though leased second
     assert ids(state.held("h", "c1")) == ["c1@2", "c1@3"]
     assert state.dispatch(0.0)[0] == []  # the hook has nine free slots: the call's others still wait
-    state.finished(first[0], 0.0)  # delivered
+    settle(state, first[0])  # delivered, and recorded
     second = state.dispatch(0.0)[0]
     assert ids(second) == ["c1@2"]
-    state.finished(second[0], 0.0)
+    settle(state, second[0])
     assert started_now(state) == ["c1@3"]
 
 
@@ -370,7 +377,7 @@ def test_a_retry_of_the_head_keeps_its_call_waiting_and_comes_back_first() -> No
     state = admission(cap=10)
     state.lease([event("h", "c", 1), event("h", "c", 2)])
     head = state.dispatch(0.0)[0][0]
-    state.finished(head, 0.0, settled=False)  # to be retried
+    state.finished(head, 0.0)  # to be retried
     state.forget([head.delivery_id])  # recorded as pending: back in the store until its retry is due
     assert state.dispatch(0.0)[0] == []
     assert state.call_head("h", "c") == "c@1"
@@ -378,7 +385,7 @@ def test_a_retry_of_the_head_keeps_its_call_waiting_and_comes_back_first() -> No
     state.lease([head])  # its retry claimed: ready at once, ahead of the held ones
     retried = state.dispatch(0.0)[0]
     assert ids(retried) == ["c@1"]
-    state.finished(retried[0], 0.0, settled=True)
+    settle(state, retried[0])
     assert started_now(state) == ["c@2"]
 
 
@@ -388,7 +395,7 @@ def test_a_late_event_older_than_the_one_in_flight_is_sent_next_never_dropped() 
     in_flight = state.dispatch(0.0)[0][0]
     state.lease([event("h", "c", 1)])  # older than the one in flight, accepted late
     assert state.dispatch(0.0)[0] == []
-    state.finished(in_flight, 0.0)
+    settle(state, in_flight)
     assert started_now(state) == ["c@1"]  # older than c@9: its turn next
 
 
@@ -399,9 +406,9 @@ def test_a_waiting_call_holds_back_only_itself() -> None:
     assert sorted(ids(started)) == ["ok@1", "stuck@1"]
     stuck = next(job for job in started if job.call_id == "stuck")
     ok = next(job for job in started if job.call_id == "ok")
-    state.finished(stuck, 0.0, settled=False)
+    state.finished(stuck, 0.0)
     state.forget([stuck.delivery_id])
-    state.finished(ok, 0.0)
+    settle(state, ok)
     unordered = work("plain", 2)
     state.lease(unordered)
     no_call = Work("no-call", ordered("h"))  # an ordered hook's event without a call: as an unordered one
@@ -424,7 +431,7 @@ def test_held_deliveries_take_their_hooks_room_but_a_claim_still_brings_back_hea
     assert state.hook_room(ordered("h").id) == 0  # fresh ones of the hook are shelved: memory stays bounded
     assert state.domain_room("d.example") == 16 * 128 - PARKED_PER_SLOT
     head = state.dispatch(0.0)[0][0]
-    state.finished(head, 0.0, settled=False)
+    state.finished(head, 0.0)
     state.forget([head.delivery_id])
     assert ordered("h").id not in state.skipped(0.0)  # else its head's retry would never be claimed again
     assert "d.example" not in state.skipped_domains()
@@ -434,7 +441,29 @@ def test_the_last_of_a_call_settled_leaves_no_line_behind() -> None:
     state = admission(cap=10)
     state.lease([event("h", "c", 1)])
     job = state.dispatch(0.0)[0][0]
-    state.finished(job, 0.0)
+    settle(state, job)
     assert state.call_head("h", "c") is None
     state.lease([event("h", "c", 2)])  # a later event of the call: a new line, its head at once
     assert started_now(state) == ["c@2"]
+
+
+def test_a_head_leaving_for_its_retry_with_nothing_held_takes_its_line_along() -> None:
+    state = admission(cap=10)
+    state.lease([event("h", "c", 1)])
+    head = state.dispatch(0.0)[0][0]
+    state.finished(head, 0.0)
+    state.forget([head.delivery_id])  # its retry may be claimed by another worker: nothing here waits for it
+    assert state.call_head("h", "c") is None
+    state.lease([event("h", "c", 2)])  # the call's next, once the store lets it go: not held for a head elsewhere
+    assert started_now(state) == ["c@2"]
+
+
+def test_a_finished_head_lets_its_call_go_on_only_once_its_result_is_recorded() -> None:
+    state = admission(cap=10)
+    state.lease([event("h", "c", 1), event("h", "c", 2)])
+    head = state.dispatch(0.0)[0][0]
+    state.finished(head, 0.0)  # delivered, not yet recorded: a crash now would send it again
+    assert state.dispatch(0.0)[0] == []
+    assert state.settled(head.delivery_id) is True
+    assert started_now(state) == ["c@2"]
+    assert state.settled("not-a-head") is False

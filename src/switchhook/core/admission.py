@@ -62,16 +62,18 @@ The words, each defined once here and used only so in the code:
 
 Ordered hooks (`"order": "call"`, docs/calls.md) add one rule before `ready`, per (hook, call)::
 
-    leased ──▶ held (its call's line, in event order) ── the call's turn ──▶ ready ─▶ … ─▶ finished
+    leased ──▶ held (its call's line, in event order) ── the call's turn ──▶ ready ─▶ … ─▶ recorded
                     ▲                                                                        │
                     └──── settled (delivered, failed for good, expired): the next of the line ┘
                           a retry: none; the head comes back by a claim and goes first
 
 - **call line**: the leased deliveries of one (hook, call) of an ordered hook. One of them is its **head**: the
   one whose turn it is, ready, parked, in flight, finished, or out in the store waiting for its retry (then not
-  leased here: a claim brings it back, ready at once). The others are **held**: leased, waiting for the head to
-  **settle**, sorted by **event order** (`Event-Date-Timestamp`, then `Event-Sequence`, then acceptance here);
-  a late event, older than the head, waits its turn like the others and is never dropped.
+  leased here: a claim brings it back, ready at once; a line with nothing held goes with its head, which any
+  worker may claim then, store/sql.py CALL_GATE). The others are **held**: leased, waiting for the head to
+  **settle** (its result recorded, not to be retried: delivered, failed for good or expired), sorted by **event
+  order** (`Event-Date-Timestamp`, then `Event-Sequence`, then acceptance here); a late event, older than the
+  head, waits its turn like the others and is never dropped.
 - Held deliveries count in the room (in all, of their hook and domain), not in what a claim skips for: a hook
   whose every call waits for a retry still gets its heads back by claims. Other calls of the hook, and other
   hooks, never wait for a call's head: head-of-line blocking is per call only.
@@ -192,6 +194,7 @@ class Admission(Generic[J]):
         self._probing: set[str] = set()  # half-open hooks whose probe is being taken from their shelf
         # Ordered hooks: the call lines, and how many are held in them, per hook and domain (see the docstring).
         self._calls: dict[tuple[str, str], _CallLine[J]] = {}
+        self._heads: dict[str, tuple[str, str]] = {}  # a line's head's delivery id -> its (hook, call)
         self._held_by_hook: dict[str, int] = {}
         self._held_by_domain: dict[str, int] = {}
         self._accepted = itertools.count()  # acceptance order, the last tie-break of event order
@@ -319,7 +322,7 @@ class Admission(Generic[J]):
         back (a cooling-down hook that has its probe parked already). The rest stay parked."""
         started: list[J] = []
         handed_back: list[J] = []
-        ready, leased = self._ready, self._leased
+        ready = self._ready
         while ready and self._in_flight < self.max_in_flight:
             job = ready.popleft()
             hook = job.hook
@@ -331,7 +334,7 @@ class Admission(Generic[J]):
             cap = self.breakers.cap(hook_id, now, self.hook_cap)
             if self._in_flight_by_hook.get(hook_id, 0) >= cap:
                 if cap == 0 and self._backlogs.get(hook_id):
-                    leased.discard(job.delivery_id)
+                    self._let_go(job.delivery_id)
                     self._not_waiting(hook_id, domain)
                     handed_back.append(job)
                     continue
@@ -345,14 +348,11 @@ class Admission(Generic[J]):
             started.append(job)
         return started, handed_back
 
-    def finished(self, job: J, now: float, settled: bool = True) -> Probe:
+    def finished(self, job: J, now: float) -> Probe:
         """Its attempt is over (it stays leased until recorded): its slots go to the longest waiters of its hook
         and of its domain, made ready first in line; and, still half-open after it (the attempt said nothing of
-        the endpoint), the hook needs its next probe. `settled`: delivered, failed for good or expired (not to
-        be retried): the next of its call's line, if any, is made ready (a retry keeps its line waiting)."""
+        the endpoint), the hook needs its next probe."""
         hook_id, domain = job.hook.id, job.hook.domain
-        if settled and job.call_id is not None and job.hook.ordered:
-            self.settled(hook_id, job.call_id, job.delivery_id)
         self._in_flight -= 1
         _decrement(self._in_flight_by_hook, hook_id)
         _decrement(self._in_flight_by_domain, domain)
@@ -376,17 +376,21 @@ class Admission(Generic[J]):
             return True
         return False
 
-    def settled(self, hook_id: str, call_id: str, delivery_id: str) -> None:
-        """The call's head `delivery_id` is settled: the next of its line, in event order, is ready (last in line:
-        it is a fresh delivery like any other); a line with none left is gone."""
-        line = self._calls.get((hook_id, call_id))
-        if line is None or line.head != delivery_id:
-            return
+    def settled(self, delivery_id: str) -> bool:
+        """Its result is recorded, and it is not to be retried (delivered, failed for good, expired): if it is its
+        call's head, the next of the line, in event order, is made ready (last in line, like any fresh delivery);
+        a line with none left is gone. Recorded, not merely finished: after a crash the store would send it again,
+        and the receiver would see the call's next one before it. Whether something was made ready."""
+        key = self._heads.pop(delivery_id, None)
+        if key is None:
+            return False
+        line = self._calls[key]
         line.head = None
         if line.held:
             self._next_of(line)
-        else:
-            del self._calls[hook_id, call_id]
+            return True
+        del self._calls[key]
+        return False
 
     def held(self, hook_id: str, call_id: str) -> list[J]:
         """The call's held deliveries, in event order (its head not among them)."""
@@ -400,9 +404,8 @@ class Admission(Generic[J]):
 
     def forget(self, delivery_ids: Iterable[str]) -> None:
         """No longer leased here: recorded, or (an attempt that crashed) left for its lease to lapse."""
-        leased = self._leased
         for delivery_id in delivery_ids:
-            leased.discard(delivery_id)
+            self._let_go(delivery_id)
 
     # -- paused hooks (breaker.py) ----------------------------------------------------------------
     def account(
@@ -507,6 +510,19 @@ class Admission(Generic[J]):
             self._shelf_domains.pop(hook_id, None)
 
     # -- internals --------------------------------------------------------------------------------
+    def _let_go(self, delivery_id: str) -> None:
+        """No longer leased here. A call's head that leaves for the store (its retry, a hand back) with nothing of
+        its call held here takes its line along: any worker may claim it then (store/sql.py CALL_GATE), and a line
+        left here would hold the call's next deliveries for a head that never comes back. With some held here, the
+        line stays: their leases keep every other worker off the call, so the head comes back here."""
+        self._leased.discard(delivery_id)
+        key = self._heads.get(delivery_id)
+        if key is not None:
+            line = self._calls.get(key)
+            if line is None or not line.held:
+                del self._heads[delivery_id]
+                self._calls.pop(key, None)
+
     def _hold(self, line: _CallLine[J], job: J) -> None:
         ts, seq = job.event_ts, job.event_seq
         entry = (_LAST if ts is None else ts, _LAST if seq is None else seq, next(self._accepted), job)
@@ -520,6 +536,7 @@ class Admission(Generic[J]):
         job = heappop(line.held)[3]
         line.head = job.delivery_id
         hook = job.hook
+        self._heads[job.delivery_id] = (hook.id, job.call_id or "")
         _decrement(self._held_by_hook, hook.id)
         _decrement(self._held_by_domain, hook.domain)
         self._waiting_by_hook[hook.id] = self._waiting_by_hook.get(hook.id, 0) + 1

@@ -238,9 +238,7 @@ class DeliveryWorker:
         finally:
             if report is not None:
                 self._account(job, report)
-            # Settled (not to be retried): its call's next delivery may start (ordered hooks, core/admission.py).
-            # A crashed attempt is not: its lease lapses and it is claimed again, its call waiting meanwhile.
-            self._finished(job, report is not None and report.finish.status != "pending")
+            self._finished(job)
         if report is None:  # nothing to record: let the lease lapse so the delivery is claimed again
             self.admission.forget((job.delivery_id,))
             return
@@ -278,11 +276,11 @@ class DeliveryWorker:
         await self._deliveries.number_calls(jobs)
         return [None] * len(jobs)
 
-    def _finished(self, job: Job, settled: bool) -> None:
+    def _finished(self, job: Job) -> None:
         # Still leased until its result is recorded (see _flush): the lease keeps being renewed meanwhile, so a
         # database outage longer than the lease cannot hand a finished delivery to another worker.
         hook_id = job.hook.id
-        self._probe_needs(hook_id, self.admission.finished(job, self._clock(), settled))
+        self._probe_needs(hook_id, self.admission.finished(job, self._clock()))
         if self.admission.wants_take(hook_id):
             self._poke.set()  # its backlog has room again and the store holds its shelf: take now, not at the next poll
         self._wake.set()
@@ -512,6 +510,9 @@ class DeliveryWorker:
             except BaseException:
                 self._results[:0] = batch
                 raise
+            # Recorded and not to be retried: an ordered hook's call may send its next (core/admission.py, "call line").
+            if any([self.admission.settled(f.delivery_id) for f in batch if f.status != "pending"]):
+                self._wake.set()
             self.admission.forget(finish.delivery_id for finish in batch)
             if self.admission.full and self.admission.room() >= CLAIM_BATCH:
                 self.admission.full = False

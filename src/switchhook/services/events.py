@@ -329,6 +329,7 @@ class EventsService:
                         call_id,
                         event_ts,
                         event_seq,
+                        0 if hook.ordered and call_id is not None else None,  # its call's gate (docs/calls.md)
                     )
                 )
         if plan is None:

@@ -109,6 +109,9 @@ class NewDelivery:
     call_id: str | None = None  # the event's call (services/events.py `call_of`); None: an event without one
     event_ts: int | None = None  # event order key: Event-Date-Timestamp, microseconds since the epoch
     event_seq: int | None = None  # then Event-Sequence
+    #: An ordered hook's delivery of a call: 0 until its X-Call-Sequence is taken (`number_calls`), then that
+    #: number; None for every other delivery (see CALL_GATE in store/sql.py, docs/calls.md).
+    call_seq: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,9 +58,25 @@ EVENTS_INSERT = "INSERT INTO events (id, domain, event_key, source, payload, rec
 EVENT_ROW = "(?, ?, ?, ?, ?, ?)"
 DELIVERIES_INSERT = (
     "INSERT INTO deliveries (id, event_id, hook_id, domain, status, attempts, next_at, lease_until, leased_by,"
-    " expires_at, created_at, updated_at, call_id, event_ts, event_seq)"
+    " expires_at, created_at, updated_at, call_id, event_ts, event_seq, call_seq)"
 )
-NEW_DELIVERY_ROW = "(?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+NEW_DELIVERY_ROW = "(?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+#: The per-call gate of ordered hooks (docs/calls.md), on a candidate row `d` of a claim or a take: a delivery of an
+#: ordered hook's call (call_seq not NULL) may be leased only when no other pending delivery of its (hook, call) is
+#: leased by another worker, and none comes before it: numbered ones (a head waiting for its retry, by number)
+#: before unnumbered ones, these in event order (Event-Date-Timestamp, Event-Sequence, those without last, then
+#: creation). So at any moment a call has one candidate, and SKIP LOCKED gives it to one worker; other deliveries
+#: (call_seq NULL) pass at the first test.
+_CALL_RANK = (
+    "(CASE WHEN {t}.call_seq > 0 THEN 0 ELSE 1 END, {t}.call_seq, COALESCE({t}.event_ts, 4611686018427387904),"
+    " COALESCE({t}.event_seq, 4611686018427387904), {t}.created_at, {t}.id)"
+)
+_RANKED = f"{_CALL_RANK.format(t='o')} < {_CALL_RANK.format(t='d')}"
+CALL_GATE = (
+    " AND (d.call_seq IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries AS o WHERE o.hook_id = d.hook_id"  # noqa: S608
+    " AND o.call_id = d.call_id AND o.status = 'pending' AND o.call_seq IS NOT NULL AND o.id <> d.id"
+    f" AND ((o.leased_by <> ? AND o.lease_until >= ?) OR {_RANKED})))"
+)
 
 
 def event_values(e: EventRow) -> tuple[Any, ...]:
@@ -82,6 +98,7 @@ def new_delivery_values(r: NewDelivery, now: float) -> tuple[Any, ...]:
         r.call_id,
         r.event_ts,
         r.event_seq,
+        r.call_seq,
     )
 
 
@@ -456,8 +473,9 @@ class SqlTx(ABC):
             skip += f" AND domain NOT IN ({', '.join('?' for _ in skip_domains)})"  # placeholders only
         columns = "id" if fair is None else "id, hook_id, domain, next_at"
         due = (
-            f"SELECT {columns} FROM deliveries WHERE status = 'pending' AND next_at <= ?"  # noqa: S608
-            f" AND (lease_until IS NULL OR lease_until < ?){skip} ORDER BY next_at LIMIT ? {self.claim_lock_clause}"
+            f"SELECT {columns} FROM deliveries AS d WHERE status = 'pending' AND next_at <= ?"  # noqa: S608
+            f" AND (lease_until IS NULL OR lease_until < ?){CALL_GATE}{skip}"
+            f" ORDER BY next_at LIMIT ? {self.claim_lock_clause}"
         )
         shares: tuple[int, ...] = ()
         if fair is not None:
@@ -476,6 +494,8 @@ class SqlTx(ABC):
             lease_until,
             worker_id,
             now,
+            now,
+            worker_id,
             now,
             *skip_hooks,
             *skip_domains,
@@ -503,12 +523,14 @@ class SqlTx(ABC):
     async def _take_shelf(self, worker_id: str, hook_id: str, now: float, lease_until: float, limit: int) -> list[Any]:
         return await self.fetch(
             "UPDATE deliveries SET next_at = ?, lease_until = ?, leased_by = ? WHERE id IN ("  # noqa: S608
-            f" SELECT id FROM deliveries WHERE hook_id = ? AND leased_by = '{SHELVED}' AND status = 'pending'"
-            f" ORDER BY next_at LIMIT ? {self.claim_lock_clause}) RETURNING {_DELIVERY_COLUMNS}",
+            f" SELECT id FROM deliveries AS d WHERE hook_id = ? AND leased_by = '{SHELVED}' AND status = 'pending'"
+            f"{CALL_GATE} ORDER BY next_at LIMIT ? {self.claim_lock_clause}) RETURNING {_DELIVERY_COLUMNS}",
             now,
             lease_until,
             worker_id,
             hook_id,
+            worker_id,
+            now,
             limit,
         )
 
@@ -791,7 +813,7 @@ class SqlTx(ABC):
             f"SELECT id, call_seq FROM deliveries WHERE id IN ({marks}) ORDER BY id {self.row_lock_clause}",  # noqa: S608
             *ordered,
         )
-        numbers = {r["id"]: int(r["call_seq"]) for r in rows if r["call_seq"] is not None}
+        numbers = {r["id"]: int(r["call_seq"]) for r in rows if r["call_seq"]}  # 0: not numbered yet
         for delivery_id, hook_id, call_id in deliveries:
             if delivery_id in numbers:
                 continue

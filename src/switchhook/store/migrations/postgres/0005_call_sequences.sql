@@ -8,3 +8,6 @@ CREATE TABLE call_sequences (
     last_seq BIGINT NOT NULL,
     PRIMARY KEY (hook_id, call_id)
 );
+-- The claim's per-call gate (store/sql.py CALL_GATE) looks up the pending deliveries of an ordered hook's call:
+-- only those rows are in this index (call_seq is NULL for every other delivery).
+CREATE INDEX deliveries_call_line ON deliveries (hook_id, call_id) WHERE call_seq IS NOT NULL AND status = 'pending';
