@@ -86,3 +86,31 @@ async def test_a_sigkill_mid_call_and_a_restart_keep_its_order_and_numbers(tmp_p
         )
         assert calls.overlaps == []
         assert_in_order(calls, "killed")
+
+
+async def test_a_fresh_event_of_a_call_waits_for_its_older_ones_left_by_a_killed_process(
+    tmp_path: Path, calls: CallReceiver
+) -> None:
+    async with postgres_cluster(tmp_path, D, {"one": ()}, ENV) as cluster:
+        async with cluster.client("one") as client:
+            created = await client.post("/api/v2/hooks", json={**ordered_hook(calls), "delay": 0.5})
+            assert created.status_code == 200, created.text
+            calls.fails[("fresh", KEYS[1])] = 3
+            response = await client.post(
+                "/api/v2/events", json=[channel(n, "fresh", o) for o, n in enumerate(KEYS[:2])]
+            )
+            assert response.status_code == 202, response.text
+            await eventually(lambda: len(calls.of("fresh")) >= 2, "its create delivered and its answer tried")
+        await cluster["one"].kill_async()
+        await cluster.start("one")
+        async with cluster.client("one") as client:  # the answer is still leased to the dead process
+            response = await client.post("/api/v2/events", json=[channel(KEYS[2], "fresh", 2)])
+            assert response.status_code == 202, response.text
+        await eventually(
+            lambda: len(calls.delivered("fresh")) == 3,
+            "the call delivered after the restart",
+            timeout_s=30,
+            details=cluster.logs,
+        )
+        assert calls.overlaps == []
+        assert_in_order(calls, "fresh")  # the hangup, accepted by the fresh process, waited for the answer

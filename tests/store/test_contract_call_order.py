@@ -110,3 +110,17 @@ async def test_a_call_leased_to_one_worker_is_claimed_by_no_other(store: Store) 
         fair = await tx.claim_due("w2", NOW + 60, NOW + 90, 10, (), Fair(10, 10))  # w1's leases lapsed
     assert [c.delivery.id for c in fair] == [older]  # the fair claim keeps the gate too
     assert newer not in [c.delivery.id for c in fair]
+
+
+async def test_ingest_lets_go_of_a_fresh_delivery_whose_call_has_others_not_leased_to_it(store: Store) -> None:
+    hook = hook_id()
+    (older,) = await call_line(store, hook, "waiting", [10])  # due in the store (a killed process's)
+    (behind,) = await call_line(store, hook, "waiting", [20], leased_by="w1")
+    await call_line(store, hook, "mine", [10], leased_by="w1")  # w1 holds the call: its fresh one stays
+    (with_mine,) = await call_line(store, hook, "mine", [20], leased_by="w1")
+    (alone,) = await call_line(store, hook, "alone", [20], leased_by="w1")
+    (unordered,) = await call_line(store, hook, "waiting", [30], leased_by="w1", ordered=False)
+    async with store.transaction() as tx:
+        assert await tx.ungate_calls("w1", [behind, with_mine, alone, unordered]) == {behind}
+    claimed = await claim(store, "w2", NOW + 1)
+    assert older in claimed and behind not in claimed  # due again, behind the older one of its call

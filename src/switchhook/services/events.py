@@ -276,6 +276,7 @@ class EventsService:
             new -= mine
             stored.append(mine)
         if self.fast_path is not None:
+            gated = await self._gate_calls(writes, stored)
             # Straight from the writer, before the accepts resume: a loop turn sooner on the wire. Committed
             # already: a failure here must not make the group commit write it all again (then as duplicates),
             # nor keep the other accepts' deliveries from the worker.
@@ -284,6 +285,8 @@ class EventsService:
                     jobs = (
                         write.jobs if len(mine) == len(write.events) else [j for j in write.jobs if j.event_id in mine]
                     )
+                    if gated:
+                        jobs = [j for j in jobs if j.delivery_id not in gated]
                     if jobs or write.shelved_hooks:
                         # Shelved ones are told of once stored: a worker looking for them before the commit finds none.
                         self.fast_path.submit(jobs, write.shelved_hooks)
@@ -292,6 +295,33 @@ class EventsService:
                         "handing stored deliveries to the worker failed; they are claimed when leases lapse"
                     )
         return stored
+
+    async def _gate_calls(self, writes: Sequence[_Write], stored: list[set[str]]) -> set[str]:
+        """Ordered hooks' fresh deliveries leased to this worker at birth whose call has another pending delivery
+        not leased here (older ones waiting in the store or on a shelf, or one in flight at another worker) are
+        left due instead, so the store's gate sends the call one delivery at a time, in order (docs/calls.md).
+        Their ids; none when the store fails (the worker sends them then, as before the gate)."""
+        new = set().union(*stored)
+        leased = {
+            d.id: d.leased_by
+            for w in writes
+            for d in w.deliveries
+            if d.call_seq == 0 and d.leased_by not in (None, SHELVED) and d.event_id in new
+        }
+        if not leased:
+            return set()
+        gated: set[str] = set()
+        try:
+            async with self._store.transaction() as tx:
+                for worker_id in set(leased.values()):
+                    ids = sorted(i for i, w in leased.items() if w == worker_id)
+                    gated |= await tx.ungate_calls(str(worker_id), ids)
+                if gated:
+                    await tx.notify_new_deliveries()
+        except Exception:
+            logger.exception("checking ordered calls at ingest failed; their fresh deliveries are sent as leased")
+            return set()
+        return gated
 
     def _plan_deliveries(
         self, planned: list[tuple[EventRow, Event, str, list[Hook]]], now: float

@@ -801,6 +801,27 @@ class SqlTx(ABC):
         row = await self.fetchrow("SELECT count(*) AS n FROM deliveries WHERE status = 'pending'")
         return 0 if row is None else int(row["n"])
 
+    async def ungate_calls(self, worker_id: str, delivery_ids: Sequence[str]) -> set[str]:
+        """Of these fresh deliveries of ordered hooks, leased to `worker_id` at ingest, let go (due now) those whose
+        (hook, call) has another pending delivery not leased to `worker_id`: the claim's gate (CALL_GATE) then
+        decides when each goes. The ids let go."""
+        gone: set[str] = set()
+        for start in range(0, len(delivery_ids), 500):
+            chunk = delivery_ids[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows = await self.fetch(
+                "UPDATE deliveries SET leased_by = NULL, lease_until = NULL"  # noqa: S608 - placeholders only
+                f" WHERE id IN ({marks}) AND leased_by = ? AND call_seq = 0 AND EXISTS (SELECT 1 FROM deliveries AS o"
+                " WHERE o.hook_id = deliveries.hook_id AND o.call_id = deliveries.call_id AND o.status = 'pending'"
+                " AND o.call_seq IS NOT NULL AND o.id <> deliveries.id AND (o.leased_by IS NULL OR o.leased_by <> ?))"
+                " RETURNING id",
+                *chunk,
+                worker_id,
+                worker_id,
+            )
+            gone.update(r["id"] for r in rows)
+        return gone
+
     async def number_calls(self, deliveries: Sequence[tuple[str, str, str]]) -> dict[str, int]:
         """The X-Call-Sequence of each (delivery id, hook id, call id) of an ordered hook (docs/calls.md): the one
         stored on the delivery, else the next of its (hook, call)'s counter, stored on it now. Numbers are taken in
