@@ -231,6 +231,20 @@ def test_a_drained_backlog_asks_for_a_take_of_its_shelf_once_per_round() -> None
     assert state.wants_take("h")
 
 
+def test_a_backlog_a_claim_skipped_asks_for_a_claim_once_drained_to_half_shelf_or_not() -> None:
+    """Its due deliveries (leases released by a restart, retries) were left in the store: nothing else would claim
+    them before the next poll, which may be many seconds off."""
+    state = admission(cap=1)
+    state.lease(work("h", 1 + PARKED_PER_SLOT))
+    started, _ = state.dispatch(0.0)
+    assert state.skipped(0.0) == ["h"] and not state.has_shelf("h")
+    state.finished(started[0], 0.0)  # 15 parked: more than half
+    assert not state.wants_take("h")
+    for _ in range(PARKED_PER_SLOT // 2):
+        state.finished(state.dispatch(0.0)[0][0], 0.0)
+    assert state.wants_take("h") and not state.wants_take("h")  # once per skip
+
+
 def test_only_paused_hooks_shelves_are_kept_at_the_horizon() -> None:
     breakers = Breakers(1, 10.0, 60.0)
     state = admission(breakers=breakers)

@@ -191,6 +191,7 @@ class Admission(Generic[J]):
         self._shelves: dict[str, int] = {}
         self._shelf_domains: dict[str, str] = {}  # a shelf's domain, once known (shelves found in the store: not yet)
         self._take_asked: set[str] = set()  # hooks whose backlog drained and asked for a take this round
+        self._skipped_full: set[str] = set()  # hooks the last claim skipped for a full backlog: their due ones wait
         self._probing: set[str] = set()  # half-open hooks whose probe is being taken from their shelf
         # Ordered hooks: the call lines, and how many are held in them, per hook and domain (see the docstring).
         self._calls: dict[tuple[str, str], _CallLine[J]] = {}
@@ -275,6 +276,7 @@ class Admission(Generic[J]):
         """Hooks a claim of due deliveries leaves out: claiming theirs would only park them."""
         backlog_max = self.backlog_max
         hook_ids = [hook_id for hook_id, waiting in self._waiting_by_hook.items() if waiting >= backlog_max]
+        self._skipped_full = set(hook_ids)  # see wants_take: nothing else claims their due deliveries before the poll
         for hook_id in self.breakers.tripped():
             # Cooling down: nothing may start. Half-open: claim only when no probe is here yet (parked or in flight).
             if (
@@ -365,7 +367,11 @@ class Admission(Generic[J]):
 
     def wants_take(self, hook_id: str) -> bool:
         """After a finished job: whether its hook's backlog has drained to half with a shelf in the store, so the
-        worker should take from the shelf now rather than at its next poll (asked once per take round)."""
+        worker should take from the shelf now rather than at its next poll (asked once per take round), or with
+        due deliveries the last claim skipped for its full backlog (a claim now gets them, not the next poll)."""
+        if hook_id in self._skipped_full and self._waiting_by_hook.get(hook_id, 0) <= self.backlog_max // 2:
+            self._skipped_full.discard(hook_id)
+            return True
         if (
             hook_id in self._shelves
             and hook_id not in self._take_asked

@@ -282,7 +282,7 @@ class DeliveryWorker:
         hook_id = job.hook.id
         self._probe_needs(hook_id, self.admission.finished(job, self._clock()))
         if self.admission.wants_take(hook_id):
-            self._poke.set()  # its backlog has room again and the store holds its shelf: take now, not at the next poll
+            self._poke.set()  # room in its backlog again, its shelf or due ones in the store: now, not at the next poll
         self._wake.set()
         if self.admission.idle:
             self._record_wake.set()  # idle: record now rather than after the linger
