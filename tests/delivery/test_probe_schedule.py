@@ -20,6 +20,7 @@ from switchhook.delivery.sender import HttpResult
 from switchhook.delivery.worker import DeliveryWorker
 from switchhook.services.events import Job
 from switchhook.store.base import AttemptRow, Fair, Finish
+from tests.support.fake_store import TakesShelvesOneByOne
 from tests.support.waiting import eventually
 
 HOOK = Hook.compile("h", "d.example", {"event": "DTMF", "enable": True, "action": {"url": "http://x.test/"}})
@@ -44,7 +45,7 @@ class Down:
         return AttemptReport(finish, Retry(now + 60, "HTTP 503"), None, HttpResult(503))
 
 
-class Shelf:
+class Shelf(TakesShelvesOneByOne):
     """The deliveries service as a worker with a paused hook uses it: its shelf hands out one job per claim
     (after `failures` failed claims); nothing else is due."""
 
@@ -58,16 +59,6 @@ class Shelf:
             self.failures -= 1
             raise Unavailable("the database is down")
         return [job(1000 + self.claims)], 1
-
-    async def claim_shelves(
-        self, worker_id: str, rooms: Sequence[tuple[str, int]], lease_s: float
-    ) -> tuple[list[Job], dict[str, int]]:
-        jobs: list[Job] = []
-        taken: dict[str, int] = {}
-        for hook_id, limit in rooms:  # as the service does: one hook's take after another, in one transaction
-            hook_jobs, taken[hook_id] = await self.claim_shelved(worker_id, hook_id, limit, lease_s)
-            jobs += hook_jobs
-        return jobs, taken
 
     async def claim(
         self, worker_id: str, limit: int, lease_s: float, skip_hooks: Sequence[str] = (), fair: Fair | None = None

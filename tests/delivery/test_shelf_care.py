@@ -12,10 +12,11 @@ from switchhook.delivery.pipeline import AttemptReport
 from switchhook.delivery.worker import SHELF_CARE_S, DeliveryWorker
 from switchhook.services.events import Job
 from switchhook.store.base import Fair, Finish
+from tests.support.fake_store import TakesShelvesOneByOne
 from tests.support.waiting import eventually
 
 
-class ShelfStore:
+class ShelfStore(TakesShelvesOneByOne):
     """The deliveries service as the poll loop uses it, recording the calls; nothing is ever due or on a shelf."""
 
     def __init__(self, shelved: Sequence[str]) -> None:
@@ -33,16 +34,6 @@ class ShelfStore:
     async def claim_shelved(self, worker_id: str, hook_id: str, limit: int, lease_s: float) -> tuple[list[Job], int]:
         self.calls.append(("take", hook_id))
         return [], 0
-
-    async def claim_shelves(
-        self, worker_id: str, rooms: Sequence[tuple[str, int]], lease_s: float
-    ) -> tuple[list[Job], dict[str, int]]:
-        jobs: list[Job] = []
-        taken: dict[str, int] = {}
-        for hook_id, limit in rooms:  # as the service does: one hook's take after another, in one transaction
-            hook_jobs, taken[hook_id] = await self.claim_shelved(worker_id, hook_id, limit, lease_s)
-            jobs += hook_jobs
-        return jobs, taken
 
     async def claim(
         self, worker_id: str, limit: int, lease_s: float, skip_hooks: Sequence[str] = (), fair: Fair | None = None

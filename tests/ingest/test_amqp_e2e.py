@@ -8,7 +8,6 @@ import re
 import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -18,11 +17,11 @@ from aio_pika.exceptions import PublishError
 
 from switchhook.core.events import Event
 from switchhook.ingest.amqp import routing_key_for
-from tests.support.app import Harness, make_settings, running
+from tests.support.app import Harness
 from tests.support.fixtures import load_fixture_event
 from tests.support.receiver import Receiver
 from tests.support.services import need_rabbitmqctl, rabbitmqctl, wait_until_broker_answers
-from tests.support.tap import Tap, own_tap
+from tests.support.tap import Tap, ingesting, own_tap
 from tests.support.waiting import eventually as wait_until
 
 pytestmark = pytest.mark.rabbitmq
@@ -62,22 +61,6 @@ async def health(app: Harness) -> tuple[int, dict[str, Any]]:
 async def amqp_connected(app: Harness) -> bool:
     status, report = await health(app)
     return status == 200 and report["amqp"]["state"] == "connected"
-
-
-@asynccontextmanager
-async def ingesting(tap: Tap, tmp_path: Path, **overrides: Any) -> AsyncIterator[Harness]:
-    """switchhook (SQLite) consuming this test's queue, once its AMQP source is connected."""
-    settings = make_settings(
-        tmp_path,
-        amqp_url=tap.url,
-        amqp_queue=tap.queue,
-        amqp_events_exchange=tap.events_exchange,
-        amqp_cc_exchange=tap.cc_exchange,
-        **overrides,
-    )
-    async with running(settings) as app:
-        await eventually(lambda: amqp_connected(app), "the AMQP source to connect")
-        yield app
 
 
 def metric(text: str, name: str, labels: str) -> float:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +17,10 @@ from aio_pika.exceptions import PublishError
 
 from switchhook.core.events import event_domain, event_key
 from switchhook.ingest.routing import STOCK_FORMAT_FIELDS, WEBITEL_CC_FORMAT_FIELDS, WEBITEL_FORMAT_FIELDS
-from tests.support.app import Harness, make_settings, running
+from tests.support.app import Harness
 from tests.support.esl_peer import EslPeer, event_json_frame
 from tests.support.receiver import Receiver
-from tests.support.tap import CAPTURES_DIR, Capture, Tap, captures, load_capture, own_tap
+from tests.support.tap import CAPTURES_DIR, Capture, Tap, captures, ingesting, load_capture, own_tap
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.rabbitmq
@@ -41,29 +40,9 @@ async def tap() -> AsyncIterator[Tap]:
         yield tap
 
 
-@asynccontextmanager
-async def switchhook(tap: Tap, tmp_path: Path, **overrides: Any) -> AsyncIterator[Harness]:
-    """switchhook (SQLite) consuming this test's queue; the mod_amqp layout is the default unless overridden."""
-    settings = make_settings(
-        tmp_path,
-        amqp_url=tap.url,
-        amqp_queue=tap.queue,
-        amqp_events_exchange=tap.events_exchange,
-        amqp_cc_exchange=tap.cc_exchange,
-        **overrides,
-    )
-    async with running(settings) as app:
-        await eventually(lambda: amqp_state(app, "connected"), "the AMQP source to connect", 10)
-        yield app
-
-
 async def health(app: Harness) -> dict[str, Any]:
     report: dict[str, Any] = (await app.client.get("/health")).json()
     return report
-
-
-async def amqp_state(app: Harness, state: str) -> bool:
-    return bool((await health(app))["amqp"]["state"] == state)
 
 
 async def deliveries_of(app: Harness, hook_id: str) -> list[dict[str, Any]]:
@@ -120,7 +99,7 @@ async def test_both_mod_amqp_layouts_deliver_the_captured_events(
     messages = captures(profile)
     wanted = [m for m in messages if event_key(m.event) in ("CHANNEL_CREATE", CALLCENTER)]
     assert {event_domain(m.event) for m in wanted} == {DOMAIN}
-    async with switchhook(tap, tmp_path, **overrides) as app:
+    async with ingesting(tap, tmp_path, **overrides) as app:
         create_id = await app.create_hook(DOMAIN, hook("CHANNEL_CREATE", receiver.url("/create")))
         callcenter_id = await app.create_hook(DOMAIN, hook(CALLCENTER, receiver.url("/callcenter")))
         # Webitel's layouts bind the callcenter key on both exchanges.
@@ -176,7 +155,7 @@ async def test_one_event_over_esl_and_amqp_is_delivered_once(tmp_path: Path, rec
     esl_marker = load_capture("amqp-default-010-CHANNEL_CREATE.json")
     amqp_marker = load_capture("amqp-default-040-CHANNEL_CREATE.json")
 
-    async with own_tap() as tap, EslPeer() as peer, switchhook(tap, tmp_path, esl_url=peer.url()) as app:
+    async with own_tap() as tap, EslPeer() as peer, ingesting(tap, tmp_path, esl_url=peer.url()) as app:
         create_id = await app.create_hook(DOMAIN, hook("CHANNEL_CREATE", receiver.url("/create")))
         callcenter_id = await app.create_hook(DOMAIN, hook(CALLCENTER, receiver.url("/callcenter")))
         await eventually(lambda: _bound(app, 2), "the hooks' bindings", 10)

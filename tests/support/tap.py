@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -26,8 +27,10 @@ from aio_pika.exceptions import PublishError
 from switchhook.core.events import Event
 from switchhook.ingest.amqp import AmqpSource, routing_key_for
 from switchhook.ingest.routing import STOCK_LAYOUT, Layout
+from tests.support.app import Harness, make_settings, running
 from tests.support.fixtures import FIXTURES_DIR
 from tests.support.services import rabbitmqctl, require_amqp
+from tests.support.waiting import eventually
 
 CAPTURES_DIR = FIXTURES_DIR / "freeswitch-1.10.12"
 
@@ -213,3 +216,24 @@ async def own_tap() -> AsyncIterator[Tap]:
             await cleanup_channel.queue_delete(tap.queue)
             for name in (tap.events_exchange, tap.cc_exchange):
                 await cleanup_channel.exchange_delete(name)
+
+
+@asynccontextmanager
+async def ingesting(tap: Tap, tmp_path: Path, **overrides: Any) -> AsyncIterator[Harness]:
+    """switchhook (SQLite) consuming this test's queue and exchanges, once its AMQP source is connected."""
+    settings = make_settings(
+        tmp_path,
+        amqp_url=tap.url,
+        amqp_queue=tap.queue,
+        amqp_events_exchange=tap.events_exchange,
+        amqp_cc_exchange=tap.cc_exchange,
+        **overrides,
+    )
+    async with running(settings) as app:
+
+        async def connected() -> bool:
+            response = await app.client.get("/health")
+            return bool(response.json()["amqp"]["state"] == "connected")
+
+        await eventually(connected, "the AMQP source to connect", 10)
+        yield app
