@@ -1055,3 +1055,39 @@ async def test_recover_makes_deliveries_due_again_with_a_fresh_ttl_and_leaves_th
     assert await status_of(store, delivered.id) == ("delivered", 1)  # not among the statuses asked for
     assert await claim(store, "w3", NOW + 50) == [failed.id]  # in flight and shelved: untouched
     assert await shelved(store, "w3", hook) == [shelved_row.id]
+
+
+# -- hook stats (the console's hook list) ---------------------------------------------------------
+async def test_hook_stats_count_a_hooks_recent_deliveries_by_status_in_its_domain_only(store: Store) -> None:
+    hook, quiet, paused = hook_id(), hook_id(), hook_id()
+    async with store.transaction() as tx:
+        old = await seed_call(tx, hook, None, NOW - 7200)  # before the window
+        ok = [await seed_call(tx, hook, None, NOW + i) for i in range(3)]
+        bad = await seed_call(tx, hook, None, NOW + 5)
+        newest = await seed_call(tx, hook, None, NOW + 9, next_at=NOW + 100)  # still pending, not yet due
+        await seed_call(tx, paused, None, NOW, next_at=NOW + 600, leased_by=SHELVED)
+        await seed_call(tx, hook, None, NOW + 20, domain=B, next_at=NOW + 100)  # same hook id in B: never A's
+    assert len(await claim(store, "w1", NOW + 10)) == 5  # old, the three ok and bad: due; the rest not yet
+    async with store.transaction() as tx:
+        await tx.finish(
+            [
+                *(done(r.id, "delivered", 1) for r in ok),
+                done(bad.id, "failed", 2, code=500),
+                done(old.id, "expired", 1, code=None),
+            ],
+            "w1",
+            NOW + 10,
+        )
+    async with store.transaction() as tx:
+        stats = await tx.hook_stats(A, [hook, quiet, paused], NOW - 3600, 1000)
+        capped = await tx.hook_stats(A, [hook], NOW - 3600, 2)
+        of_b = await tx.hook_stats(B, [hook], NOW - 3600, 1000)
+    mine, none, shelf = stats
+    assert (mine.hook_id, mine.delivered, mine.failed, mine.pending, mine.sampled) == (hook, 3, 1, 1, 5)
+    assert mine.last is not None and (mine.last.id, mine.last.status) == (newest.id, "pending")
+    assert not mine.shelved
+    assert (none.hook_id, none.sampled, none.last, none.shelved) == (quiet, 0, None, False)
+    assert shelf.shelved and shelf.pending == 1
+    # The cap counts the newest: the pending one and the failed one.
+    assert (capped[0].sampled, capped[0].pending, capped[0].failed, capped[0].delivered) == (2, 1, 1, 0)
+    assert of_b[0].sampled == 1 and of_b[0].last is not None and of_b[0].last.domain == B

@@ -198,6 +198,22 @@ class Recoverable:
     until: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class HookStats:
+    """One hook's recent deliveries (`hook_stats`, the console's hook list): of its newest at most `cap` created
+    since the window's start, how many were delivered, failed or expired, and are still pending (`sampled` counts
+    them all: equal to the cap, the window held more); its newest delivery of any age; and whether some of its
+    deliveries wait on a shelf (SHELVED: its endpoint paused, or its backlog full)."""
+
+    hook_id: str
+    delivered: int
+    failed: int  # failed or expired
+    pending: int
+    sampled: int
+    last: DeliveryRow | None
+    shelved: bool
+
+
 class Tx(Protocol):
     """One transaction's view of the store."""
 
@@ -289,6 +305,7 @@ class Tx(Protocol):
     async def count_pending(self) -> int: ...
     async def number_calls(self, deliveries: Sequence[tuple[str, str, str]]) -> dict[str, int]: ...
     async def ungate_calls(self, worker_id: str, delivery_ids: Sequence[str]) -> set[str]: ...
+    async def hook_stats(self, domain: str, hook_ids: Sequence[str], since: float, cap: int) -> list[HookStats]: ...
 
 
 class Store(Protocol):
