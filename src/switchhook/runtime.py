@@ -28,6 +28,7 @@ from switchhook.delivery.worker import DeliveryWorker
 from switchhook.ingest.routing import Layout, resolve_layouts
 from switchhook.ingest.source import EventSource, Sink
 from switchhook.services.auth import AuthService
+from switchhook.services.catalogue import CatalogueService
 from switchhook.services.container import Services
 from switchhook.services.deliveries import DeliveriesService
 from switchhook.services.domains import DomainsService
@@ -147,10 +148,12 @@ class Runtime:
                 observer=self.metrics,
                 shared_store=self.store.backend != "sqlite",
             )
+        catalogue = CatalogueService.packaged(settings.domain_header_list)
         events = EventsService(
             self.store,
             self.index,
             domain_headers=settings.domain_header_list,
+            seen=catalogue.seen,
             call_headers=settings.call_header_list,
             counters=self.metrics,
             fast_path=self.worker,
@@ -169,6 +172,7 @@ class Runtime:
                 max_hooks_per_event_key=settings.max_hooks_per_event_key,
             ),
             events=events,
+            catalogue=catalogue,
             deliveries=deliveries,
             index=self.index,
             ingest_limiter=RateLimiter(settings.ingest_rate_per_domain, settings.ingest_burst_per_domain or None),

@@ -43,6 +43,8 @@ async def world(app: Harness, receiver: Receiver) -> dict[str, Any]:
     call_b = {"Channel-Call-UUID": "call-of-b"}
     await app.post_events({"Event-Name": "CHANNEL_CREATE", "variable_domain_name": B, **call_b}, token_b)
     await receiver.wait_for(1)
+    # A key only B sends, with a value only B's event holds: the catalogue's live keys (GET /api/v2/events/catalogue).
+    await app.post_events({"Event-Name": "CUSTOM", "Event-Subclass": "b::private", "note": "only-in-b-event"}, token_b)
     for _ in range(100):
         rows = await app.services.deliveries.list_for_hook(ROOT, B, hook_b, None, None, None)
         if rows and rows[0]["status"] == "failed":
@@ -103,6 +105,7 @@ def attempts(world: dict[str, Any]) -> list[tuple[str, str, Any]]:
             ("POST", f"/api/v2/deliveries/recover{q}", {"hook": hook, "status": ["failed", "delivered", "pending"]}),
             ("POST", f"/api/v2/events{q}", event_b),
             ("POST", f"/api/v2/events{q}", [event_b]),
+            ("GET", f"/api/v2/events/catalogue{q}", None),
             (
                 "POST",
                 f"/api/v2/accounts{q}",
@@ -128,7 +131,7 @@ def attempts(world: dict[str, Any]) -> list[tuple[str, str, Any]]:
 async def test_domain_a_reaches_nothing_of_domain_b(app: Harness, receiver: Receiver, world: dict[str, Any]) -> None:
     before = await b_state(app, world["hook_b"])
     requests_before = len(receiver.requests)
-    secrets_of_b = [world["hook_b"], world["delivery_b"], world["token_b_id"], "bob", "/b"]
+    secrets_of_b = [world["hook_b"], world["delivery_b"], world["token_b_id"], "bob", "/b", "b::private", B]
     tried = 0
     for caller, headers in world["callers"].items():
         for method, path, body in attempts(world):

@@ -13,7 +13,12 @@ from tests.support.app import Harness
 
 FRAMEWORK_PAGES = {"/openapi.json", "/docs", "/docs/oauth2-redirect"}  # the document itself and its viewer
 PUBLIC = {("GET", "/health"), ("GET", "/metrics"), ("POST", "/login")}
-NO_ACL = {("GET", "/api/v2/whoami"), ("GET", "/api/v2/domains"), ("POST", "/logout")}  # any valid caller
+NO_ACL = {
+    ("GET", "/api/v2/whoami"),
+    ("GET", "/api/v2/domains"),
+    ("POST", "/logout"),
+    ("GET", "/api/v2/events/catalogue"),
+}  # any valid caller
 HTTP_METHODS = {"get", "put", "post", "patch", "delete", "options", "head", "trace"}
 
 
@@ -75,6 +80,7 @@ async def test_every_served_route_is_documented_with_its_methods(app: Harness) -
         ("GET", "/api/v2/deliveries/{delivery_id}"),
         ("POST", "/api/v2/deliveries/{delivery_id}/retry"),
         ("POST", "/api/v2/deliveries/recover"),
+        ("GET", "/api/v2/events/catalogue"),
         ("POST", "/login"),
         ("POST", "/logout"),
         ("GET", "/api/v2/whoami"),

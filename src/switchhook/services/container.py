@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from switchhook.services.auth import AuthService
+from switchhook.services.catalogue import CatalogueService
 from switchhook.services.deliveries import DeliveriesService
 from switchhook.services.domains import DomainsService
 from switchhook.services.events import EventsService
@@ -20,6 +21,7 @@ class Services:
     domains: DomainsService
     hooks: HooksService
     events: EventsService
+    catalogue: CatalogueService  # the event keys a hook can subscribe to (`/api/v2/events/catalogue`)
     deliveries: DeliveriesService
     index: HookIndex
     ingest_limiter: RateLimiter

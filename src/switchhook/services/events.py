@@ -18,6 +18,7 @@ from switchhook.core.events import DEFAULT_DOMAIN_HEADERS, Event, event_domain, 
 from switchhook.core.filters import passes
 from switchhook.core.hooks import Hook
 from switchhook.services.batching import GroupCommit
+from switchhook.services.catalogue import SeenKeys
 from switchhook.services.index import HookIndex
 from switchhook.services.limits import RateLimiter
 from switchhook.store.base import SHELVED, EventRow, NewDelivery, Store
@@ -128,6 +129,7 @@ class EventsService:
         clock: Callable[[], float] = time.time,
         max_deliveries_per_request: int = 50_000,
         commit_chunk: int = COMMIT_CHUNK,
+        seen: SeenKeys | None = None,
     ) -> None:
         self._store = store
         self._index = index
@@ -138,6 +140,7 @@ class EventsService:
         self.fast_path = fast_path  # None: every delivery waits for a worker's poll (API-only processes)
         self.max_deliveries_per_request = max_deliveries_per_request
         self.commit_chunk = commit_chunk
+        self._seen = seen  # the catalogue's lastSeen and live keys (services/catalogue.py says why here)
         self._writes: GroupCommit[_Write, set[str]] = GroupCommit(self._store_writes, item_at_fault=_bad_input)
 
     async def match(self, event: Event, domain: str, key: str) -> list[Hook]:
@@ -214,6 +217,8 @@ class EventsService:
                 result.dropped += 1
                 self._count_dropped(source, "no_domain")
                 continue
+            if self._seen is not None:
+                self._seen.note(domain, key, event, now)
             hooks = await self.match(event, domain, key)
             if not hooks:
                 continue
