@@ -37,6 +37,7 @@ from switchhook.services.hooks import HooksService
 from switchhook.services.index import HookIndex
 from switchhook.services.limits import RateLimiter
 from switchhook.services.login_guard import PasswordChecks
+from switchhook.services.stats import StatsService
 from switchhook.store.base import Store
 from switchhook.telemetry import Metrics
 
@@ -176,6 +177,7 @@ class Runtime:
             deliveries=deliveries,
             index=self.index,
             ingest_limiter=RateLimiter(settings.ingest_rate_per_domain, settings.ingest_burst_per_domain or None),
+            stats=StatsService(self.store, self.worker.admission.breakers if self.worker else None),
             health=self.health,
             metrics=self.metrics.render,
             max_body_bytes=settings.max_body_bytes,

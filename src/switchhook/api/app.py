@@ -7,9 +7,9 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from switchhook import __version__
+from switchhook import __version__, console
 from switchhook.api import errors, health
-from switchhook.api.v2 import auth, catalogue, deliveries, domains, events, hooks
+from switchhook.api.v2 import auth, catalogue, deliveries, domains, events, hooks, stats
 from switchhook.services.container import Services
 
 CORS_METHODS = b"GET,PUT,POST,PATCH,DELETE,OPTIONS"
@@ -78,8 +78,9 @@ def create_app(services: Services, operations_only: bool = False) -> FastAPI:
     app.state.services = services
     app.router.redirect_slashes = False  # TrailingSlash strips the one slash Webitel tolerated; no 307s
     if not operations_only:
-        for module in (hooks, events, catalogue, deliveries, domains, auth):
+        for module in (hooks, events, catalogue, deliveries, domains, auth, stats):
             app.include_router(module.router)
+        app.include_router(console.router)  # the web console: static files at /console/ (docs/console.md)
     app.include_router(health.router)
     errors.install(app)
     if not operations_only:

@@ -13,6 +13,7 @@ from switchhook.services.events import EventsService
 from switchhook.services.hooks import HooksService
 from switchhook.services.index import HookIndex
 from switchhook.services.limits import RateLimiter
+from switchhook.services.stats import StatsService
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Services:
     deliveries: DeliveriesService
     index: HookIndex
     ingest_limiter: RateLimiter
+    stats: StatsService  # the hook list's counts and pauses (`/api/v2/stats/hooks`)
     health: Callable[[], Awaitable[dict[str, object]]]  # the `/health` report (the runtime knows the sources)
     metrics: Callable[[], bytes]  # the Prometheus text of `/metrics`
     max_body_bytes: int = 5 * 1024 * 1024
