@@ -54,6 +54,9 @@ MAX_DELAY_S = 86_400.0
 MAX_TTL_S = 30 * 86_400.0
 #: Event keys one hook may subscribe to (`event` as an array).
 MAX_EVENT_KEYS = 64
+#: The longest `action.fallbackUrl`, and `action.url` of a hook that has one: its requests to the fallback carry the
+#: primary URL in X-Original-Url, and receivers commonly refuse header lines past 8 KiB.
+MAX_FALLBACK_URL_CHARS = 2048
 #: What reads show instead of a secret; sending it back on PUT keeps the stored secret.
 SECRET_MASK = "whsec_********"  # noqa: S105 - a display mask, not a secret
 _HOOK_ID = re.compile(r"[0-9a-fA-F]{24}")
@@ -227,6 +230,9 @@ def validate_hook(
     of up to a few milliseconds: callers on an event loop run this in a thread.
     """
     doc = _validate(body, previous_secret, previous, limits)
+    action = doc["action"]
+    if action.get("fallbackUrl") == action["url"]:  # compared once masked passwords are restored
+        raise _bad("action.fallbackUrl must differ from action.url.")
     size = len(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass"))
     if size > limits.max_bytes:
         raise _bad(f"the hook document is {size} bytes as JSON, more than the {limits.max_bytes} allowed.")
@@ -247,6 +253,7 @@ def _validate(
     if action["method"].upper() not in METHODS:
         raise _bad(f"action.method must be one of {', '.join(METHODS)}.")
     _http_url(action["url"], "action.url")
+    action = _fallback(action)
     doc: dict[str, Any] = {"event": event}
     for key in STORED_KEYS[1:]:
         if key not in body or body[key] is None:
@@ -256,6 +263,21 @@ def _validate(
             doc[key] = value
     doc["action"] = {**dict(action), "method": action["method"].upper()}
     return restore({key: doc[key] for key in STORED_KEYS if key in doc}, previous)
+
+
+def _fallback(action: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`action.fallbackUrl` (docs/fallback.md): optional, an absolute http(s) URL (other than `action.url`: see
+    validate_hook), it and `action.url` at most MAX_FALLBACK_URL_CHARS; null is the same as absent (not stored)."""
+    fallback = action.get("fallbackUrl")
+    if fallback is None:
+        return {k: v for k, v in action.items() if k != "fallbackUrl"} if "fallbackUrl" in action else action
+    if not isinstance(fallback, str) or not fallback:
+        raise _bad("action.fallbackUrl must be an absolute http or https URL, or null.")
+    _http_url(fallback, "action.fallbackUrl")
+    for name in ("url", "fallbackUrl"):
+        if len(action[name]) > MAX_FALLBACK_URL_CHARS:
+            raise _bad(f"action.{name} must be at most {MAX_FALLBACK_URL_CHARS} characters with a fallbackUrl set.")
+    return action
 
 
 def _event(value: Any) -> str | list[str]:
@@ -415,6 +437,11 @@ def _sendable(doc: Mapping[str, Any]) -> Mapping[str, Any]:
     return cleaned
 
 
+def _fallback_url(action: Any) -> str | None:
+    fallback = action.get("fallbackUrl") if isinstance(action, Mapping) else None
+    return fallback if isinstance(fallback, str) and fallback else None
+
+
 @dataclass(frozen=True, slots=True)
 class Hook:
     """A stored hook compiled for the pipeline: matching, filtering and request building read this."""
@@ -439,6 +466,8 @@ class Hook:
     events: tuple[str, ...] = ()
     #: `"order": "call"`: its deliveries of one call go one at a time, in event order (core/admission.py).
     ordered: bool = False
+    #: `action.fallbackUrl`: where an attempt whose primary got no answer or a 5xx goes next (core/failover.py).
+    fallback_url: str | None = None
 
     @classmethod
     def compile(cls, hook_id: str, domain: str, doc: Mapping[str, Any], limits: HookLimits = DEFAULT_LIMITS) -> Hook:
@@ -466,6 +495,7 @@ class Hook:
             filter_notes=notes or None,
             regexes=sum(1 for c in conditions if c.operation == "reg" and c.value is not None),
             ordered=doc.get("order") == "call",
+            fallback_url=_fallback_url(action),
         )
 
     def max_attempts(self, default_retries: int) -> int:

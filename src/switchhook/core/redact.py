@@ -18,6 +18,12 @@ def _sensitive_header(name: str, value: Any) -> bool:
     return isinstance(value, str) and "${" not in value and bool(_SENSITIVE_NAME.search(name))
 
 
+def mask_url(url: str) -> str:
+    """`url` with its password masked, as hook reads show it."""
+    masked: str = _mask_url(url)
+    return masked
+
+
 def _mask_url(url: Any) -> Any:
     if not isinstance(url, str):
         return url
@@ -34,6 +40,8 @@ def redact(doc: Mapping[str, Any]) -> dict[str, Any]:
     action = out.get("action")
     if isinstance(action, Mapping):
         out["action"] = {**action, "url": _mask_url(action.get("url"))}
+        if "fallbackUrl" in action:
+            out["action"]["fallbackUrl"] = _mask_url(action["fallbackUrl"])
     headers = out.get("headers")
     if isinstance(headers, Mapping):
         out["headers"] = {k: MASK if _sensitive_header(k, v) else v for k, v in headers.items()}
@@ -57,7 +65,10 @@ def restore(doc: dict[str, Any], previous: Mapping[str, Any] | None) -> dict[str
     out = dict(doc)
     # A stored credential is only ever sent back where it was going: moving the destination with a masked
     # value would let someone who cannot read a secret send it to a host of their choosing.
-    same_action = _origin(_url_of(out.get("action"))) == _origin(_url_of(previous.get("action")))
+    # Headers go to the fallback URL too (docs/fallback.md): it must stay where it was as well.
+    same_action = _origin(_url_of(out.get("action"))) == _origin(_url_of(previous.get("action"))) and _origin(
+        _url_of(out.get("action"), "fallbackUrl")
+    ) == _origin(_url_of(previous.get("action"), "fallbackUrl"))
     same_auth = _origin(_url_of(out.get("auth"))) == _origin(_url_of(previous.get("auth")))
     if "headers" in out:
         out["headers"] = _restore_map(out.get("headers"), previous.get("headers"), same_action, "headers")
@@ -66,6 +77,10 @@ def restore(doc: dict[str, Any], previous: Mapping[str, Any] | None) -> dict[str
             **out["action"],
             "url": _restore_url(out["action"].get("url"), previous["action"].get("url")),
         }
+        if "fallbackUrl" in out["action"]:
+            out["action"]["fallbackUrl"] = _restore_url(
+                out["action"]["fallbackUrl"], previous["action"].get("fallbackUrl")
+            )
     if isinstance(out.get("auth"), Mapping) and isinstance(previous.get("auth"), Mapping):
         auth, before = dict(out["auth"]), previous["auth"]
         for key in ("headers", "map"):
@@ -91,8 +106,8 @@ def _restore_map(current: Any, before: Any, allowed: bool, name: str) -> Any:
     return {k: before[k] if v == MASK else v for k, v in current.items()}
 
 
-def _url_of(section: Any) -> Any:
-    return section.get("url") if isinstance(section, Mapping) else None
+def _url_of(section: Any, key: str = "url") -> Any:
+    return section.get(key) if isinstance(section, Mapping) else None
 
 
 def _origin(url: Any) -> tuple[str, str, int | None] | None:

@@ -12,15 +12,17 @@ from typing import Any
 
 import orjson
 
+from switchhook.core.breaker import Breakers, Change, Health, health_of
 from switchhook.core.events import Event
+from switchhook.core.failover import PAUSED, PrimaryCircuits, Route, failover_reason
 from switchhook.core.hooks import Hook
-from switchhook.core.redact import redact
+from switchhook.core.redact import mask_url, redact
 from switchhook.core.render import RenderedRequest, auth_values, build_auth_request, build_request
 from switchhook.core.retry import Delivered, GiveUp, Outcome, Retry, decide
 from switchhook.core.signing import signature_headers
 from switchhook.delivery.sender import HttpResult, Sender
 from switchhook.services.events import Job
-from switchhook.store.base import AttemptRow, Finish
+from switchhook.store.base import AttemptLeg, AttemptRow, Finish
 
 AUTH_TIMEOUT_S = 10.0
 #: The auth response is read whole (a 4.6 KB OIDC token reply lost every `auth:body:*` value at 4 KiB), up to this.
@@ -29,6 +31,11 @@ logger = logging.getLogger("switchhook.delivery")
 #: An ordered hook's requests number the call's deliveries, 1, 2, 3 ... in sending order (docs/calls.md); a retry
 #: keeps its number. switchhook's own, like X-Call-Id: a hook header of that name is replaced.
 CALL_SEQUENCE_HEADER = "X-Call-Sequence"
+#: On a request to a hook's fallback URL (docs/fallback.md): the primary URL (password masked, as hook reads show
+#: it) and why the fallback was sent (core/failover.py). switchhook's own: a hook header of either name is replaced.
+ORIGINAL_URL_HEADER = "X-Original-Url"
+FAILOVER_REASON_HEADER = "X-Failover-Reason"
+_FAILOVER_HEADERS = frozenset((ORIGINAL_URL_HEADER.lower(), FAILOVER_REASON_HEADER.lower()))
 
 
 @dataclass(slots=True)
@@ -38,7 +45,23 @@ class AttemptReport:
     finish: Finish
     outcome: Outcome | None
     request: RenderedRequest | None
+    #: The last request's result: the fallback's when it was sent (the worker's circuit measures it).
     response: HttpResult | None
+    #: A hook with a fallback URL: its requests when the fallback was sent (primary and fallback, or the fallback
+    #: alone while the primary is paused); empty when the primary alone was sent.
+    legs: tuple[AttemptLeg, ...] = ()
+    #: The primary URL's circuit paused (OPENED) or resumed (CLOSED) with this attempt (core/failover.py).
+    primary_change: Change | None = None
+
+    @property
+    def fallback_used(self) -> bool:
+        """Whether this attempt sent a request to the hook's fallback URL."""
+        return bool(self.legs) and self.legs[-1].leg == "fallback"
+
+    @property
+    def failover_reason(self) -> str | None:
+        """Why the fallback was sent (its X-Failover-Reason: `timeout`, `http 503`, `paused` ...), if it was."""
+        return self.legs[-1].reason if self.fallback_used else None
 
 
 class AuthCache:
@@ -77,8 +100,12 @@ class DeliveryPipeline:
         default_retries: int,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        primary_breakers: Breakers | None = None,
     ) -> None:
+        """`primary_breakers`: the circuits of fallback hooks' primary URLs (SWITCHHOOK_BREAKER_*, as the
+        worker's); none: a primary is never paused, every attempt tries it first."""
         self._sender = sender
+        self._primaries = PrimaryCircuits(primary_breakers or Breakers(0, 0.0, 0.0))
         self._default_timeout_s = default_timeout_s
         self._default_retries = default_retries
         self._clock = clock
@@ -130,11 +157,13 @@ class DeliveryPipeline:
         auth: dict[str, str],
         call_id: str | None = None,
         call_seq: int | None = None,
+        url: str | None = None,
     ) -> RenderedRequest:
+        """The request of `hook` for `event`, to its `action.url` (or `url`: its fallback's)."""
         action = hook.doc.get("action") or {}
         request = build_request(
             method=str(action.get("method", "POST")),
-            url=str(action.get("url", "")),
+            url=url if url is not None else str(action.get("url", "")),
             event_key=key,
             message_id=message_id,
             event=event,
@@ -188,23 +217,96 @@ class DeliveryPipeline:
         hook, started = job.hook, self._clock()
         if job.expires_at is not None and started >= job.expires_at:
             return self._report(job, started, GiveUp("ttl expired before the attempt", expired=True), None, None, False)
+        if hook.fallback_url is not None:
+            return await self._attempt_with_fallback(job, started, hook.fallback_url)
+        request, result, _ = await self._request(job, send=True)
+        assert result is not None  # sent
+        outcome = self.classify(hook, job, result)
+        return self._report(job, started, outcome, request, result, True)
+
+    async def _request(self, job: Job, send: bool) -> tuple[RenderedRequest | None, HttpResult | None, dict[str, str]]:
+        """auth -> render -> (`send`) send, refreshing stale credentials once: the request (None: none could be
+        built), its result (a failure when none could be built; None when not `send`) and the auth values."""
+        hook = job.hook
+        auth: dict[str, str] = {}
         try:
             auth = await self.authenticate(hook, job.event) if hook.auth is not None else {}
             request = self.render(hook, job.event, job.event_key, job.delivery_id, auth, job.call_id, job.call_seq)
+            if not send:
+                return request, None, auth
             result = await self.send(hook, request)
             if result.status == 401 and auth and self._auth_cache.get(hook.id) is not None:
                 self._auth_cache.drop(hook.id)  # stale credentials: refresh once (docs/behaviour.md, "Delivery")
                 auth = await self.authenticate(hook, job.event, refresh=True)
                 request = self.render(hook, job.event, job.event_key, job.delivery_id, auth, job.call_id, job.call_seq)
                 result = await self.send(hook, request)
+            return request, result, auth
         except AuthFailed as exc:
-            result, request = HttpResult(None, error=str(exc), terminal=exc.terminal), None
+            return None, HttpResult(None, error=str(exc), terminal=exc.terminal), auth
         except Exception as exc:  # a bug or an unbuildable request: recorded and given up, never left leased
             logger.exception("delivery attempt failed inside switchhook", extra={"delivery_id": job.delivery_id})
-            result = HttpResult(None, error=f"internal error: {type(exc).__name__}", terminal=True)
-            request = None
-        outcome = self.classify(hook, job, result)
-        return self._report(job, started, outcome, request, result, True)
+            return None, HttpResult(None, error=f"internal error: {type(exc).__name__}", terminal=True), auth
+
+    async def _attempt_with_fallback(self, job: Job, started: float, fallback_url: str) -> AttemptReport:
+        """The failover stage (core/failover.py): the primary (unless paused), then on no answer or a 5xx the
+        fallback, with the same request. The fallback's 2xx delivers; otherwise the primary's failure decides the
+        retry (a fallback's answer never fails a delivery for good nor disables the hook). Bounded by two request
+        timeouts (the hook's `timeout` each) after the auth pre-request."""
+        hook = job.hook
+        route = self._primaries.route(hook.id, job.delivery_id, started)
+        primary_health = Health.UNKNOWN
+        legs: list[AttemptLeg] = []
+        fallback: HttpResult | None = None
+        try:
+            request, primary, auth = await self._request(job, send=route is Route.PRIMARY)
+            if request is not None and primary is not None:
+                primary_health = health_of(primary.status, primary.terminal)
+                legs.append(_leg("primary", request.url, primary))
+            reason = PAUSED if primary is None else failover_reason(primary.status, primary.terminal, primary.no_answer)
+            if request is not None and reason is not None:
+                fallback = await self._send_fallback(job, request, auth, fallback_url, reason)
+                legs.append(_leg("fallback", fallback_url, fallback, reason))
+        finally:  # a probe of the primary is over whatever happened (core/failover.py)
+            change = self._primaries.finished(hook.id, job.delivery_id, primary_health, self._clock(), started)
+        if change is not None:
+            pause_s = (self._primaries.breakers.reopens_at(hook.id) or 0.0) - self._clock()
+            _log_primary_change(job, change, primary, pause_s)
+        if fallback is None:  # the primary alone: an answer, a refusal, or nothing could be built
+            assert primary is not None  # sent, or the failure says why not
+            report = self._report(job, started, self.classify(hook, job, primary), request, primary, True)
+            report.legs, report.primary_change = (), change
+            return report
+        if fallback.status is not None and 200 <= fallback.status < 300:
+            deciding, note = fallback, None
+        else:
+            note = "fallback: " + (f"HTTP {fallback.status}" if fallback.status is not None else str(fallback.error))
+            deciding = primary if primary is not None else HttpResult(None, error="primary paused")
+        outcome = self.classify(hook, job, deciding)
+        report = self._report(job, started, outcome, request, deciding, True, tuple(legs), note)
+        report.response, report.primary_change = fallback, change
+        return report
+
+    async def _send_fallback(
+        self, job: Job, request: RenderedRequest, auth: dict[str, str], fallback_url: str, reason: str
+    ) -> HttpResult:
+        """The primary's request (method, body, headers, signature) to the fallback URL, with X-Original-Url and
+        X-Failover-Reason; a GET's query is rendered onto the fallback URL (never the primary URL's own)."""
+        hook = job.hook
+        url = fallback_url
+        if request.method == "GET":
+            try:
+                url = self.render(
+                    hook, job.event, job.event_key, job.delivery_id, auth, job.call_id, job.call_seq, url=fallback_url
+                ).url
+            except Exception as exc:  # it rendered for the primary: a bug, recorded as the fallback's failure
+                logger.exception("rendering a fallback request failed", extra={"delivery_id": job.delivery_id})
+                return HttpResult(None, error=f"internal error: {type(exc).__name__}", terminal=True)
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _FAILOVER_HEADERS}
+        headers[ORIGINAL_URL_HEADER] = mask_url(str((hook.doc.get("action") or {}).get("url", "")))
+        headers[FAILOVER_REASON_HEADER] = reason
+        return await self._sender.send(
+            request.method, url, headers, request.body, hook.timeout_s(self._default_timeout_s), pool=hook.domain
+        )
 
     def _report(
         self,
@@ -214,7 +316,10 @@ class DeliveryPipeline:
         request: RenderedRequest | None,
         result: HttpResult | None,
         attempted: bool,
+        legs: tuple[AttemptLeg, ...] = (),
+        note: str | None = None,
     ) -> AttemptReport:
+        """What to record of an attempt whose `result` decided `outcome` (`note`: said after its reason)."""
         attempts = job.attempts + (1 if attempted else 0)
         if isinstance(outcome, Delivered):
             status, next_at, error = "delivered", self._clock(), None
@@ -223,19 +328,22 @@ class DeliveryPipeline:
         else:
             status = "expired" if outcome.expired else "failed"
             next_at, error = self._clock(), outcome.reason
+        if note is not None:
+            error = f"{error}; {note}" if error else note
         attempt = None
         if attempted and result is not None:
             attempt = AttemptRow(
                 job.delivery_id,
                 attempts,
                 started,
-                result.duration_ms,
+                sum(leg.duration_ms for leg in legs) if legs else result.duration_ms,
                 result.status,
-                result.error,
+                error if legs else result.error,
                 result.body.decode("utf-8", "replace") if result.body else None,
+                legs,
             )
         finish = Finish(job.delivery_id, status, attempts, next_at, result.status if result else None, error, attempt)
-        return AttemptReport(finish, outcome, request, result)
+        return AttemptReport(finish, outcome, request, result, legs)
 
     # -- dry run (docs/behaviour.md) ----------------------------------------------------------------------
     def preview(self, hook: Hook, event: Event, key: str, message_id: str) -> dict[str, Any]:
@@ -246,6 +354,26 @@ class DeliveryPipeline:
     async def send_test(self, hook: Hook, event: Event, key: str, message_id: str) -> dict[str, Any]:
         """Send one request now, outside the delivery log, and report the response."""
         return await _send_test(self, hook, event, key, message_id)
+
+
+def _leg(name: str, url: str, result: HttpResult, reason: str | None = None) -> AttemptLeg:
+    return AttemptLeg(name, mask_url(url), result.status, round(result.duration_ms, 3), result.error, reason)
+
+
+def _log_primary_change(job: Job, change: Change, primary: HttpResult | None, pause_s: float) -> None:
+    hook = job.hook
+    extra = {"hook_id": hook.id, "domain": hook.domain}
+    if change is Change.CLOSED:
+        logger.info("hook %s: primary URL answers again; deliveries go to it first", hook.id, extra=extra)
+        return
+    why = (primary.error or f"HTTP {primary.status}") if primary is not None else "unknown"
+    logger.warning(
+        "hook %s: primary URL down (%s); deliveries go straight to the fallback URL for %.0f s, then one probes it",
+        hook.id,
+        why,
+        max(0.0, pause_s),
+        extra=extra,
+    )
 
 
 def request_view(request: RenderedRequest) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -20,6 +21,7 @@ MAX_REDIRECTS = 5
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 #: Not sent on to another host after a redirect (request/lib/redirect.js dropped `authorization` the same way).
 _CREDENTIALS = frozenset(("authorization", "cookie", "proxy-authorization"))
+_RESET_ERRNOS = frozenset((errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED))
 #: Connection pools kept open at once (one per domain); past this the least recently used idle one is closed.
 MAX_POOLS = 256
 
@@ -34,6 +36,8 @@ class HttpResult:
     error: str | None = None
     terminal: bool = False
     duration_ms: float = 0.0
+    #: No HTTP answer, and why (core/failover.py NO_ANSWER_REASONS): `timeout`, `refused`, `reset`, `unreachable`.
+    no_answer: str | None = None
 
     @property
     def headers(self) -> list[tuple[str, str]]:
@@ -194,14 +198,14 @@ class Sender:
         except _BadRedirect as exc:
             return _failed(started, str(exc), terminal=True)
         except TimeoutError:
-            return _failed(started, f"timeout after {timeout_s:g} s")
+            return _failed(started, f"timeout after {timeout_s:g} s", no_answer="timeout")
         except aiohttp.ClientError as exc:
             reason = refused_reason(exc)
             if reason:
                 return _failed(started, f"egress refused: {reason}", terminal=True)
-            return _failed(started, f"{type(exc).__name__}: {exc}"[:500])
+            return _failed(started, f"{type(exc).__name__}: {exc}"[:500], no_answer=_no_answer(exc))
         except (OSError, ValueError) as exc:
-            return _failed(started, f"{type(exc).__name__}: {exc}"[:500])
+            return _failed(started, f"{type(exc).__name__}: {exc}"[:500], no_answer=_no_answer(exc))
 
     def _redirect(self, current: URL, location: str, headers: dict[str, str]) -> tuple[URL, dict[str, str]]:
         """The next hop of a redirect: resolved against the current URL, checked like a hook's own URL."""
@@ -253,5 +257,17 @@ async def _read_whole(response: aiohttp.ClientResponse, limit: int) -> bytes | N
     return b"".join(chunks)
 
 
-def _failed(started: float, error: str, terminal: bool = False) -> HttpResult:
-    return HttpResult(None, error=error, terminal=terminal, duration_ms=(time.perf_counter() - started) * 1000)
+def _failed(started: float, error: str, terminal: bool = False, no_answer: str | None = None) -> HttpResult:
+    duration_ms = (time.perf_counter() - started) * 1000
+    return HttpResult(None, error=error, terminal=terminal, duration_ms=duration_ms, no_answer=no_answer)
+
+
+def _no_answer(exc: BaseException) -> str | None:
+    """Why a request got no answer (a hook's X-Failover-Reason), or None for a failure that is not the network's."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "refused" if isinstance(exc.os_error, ConnectionRefusedError) else "unreachable"
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | ConnectionResetError):
+        return "reset"
+    if isinstance(exc, aiohttp.ClientOSError | OSError):
+        return "reset" if getattr(exc, "errno", None) in _RESET_ERRNOS else "unreachable"
+    return None

@@ -146,6 +146,19 @@ class DeliveryQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class AttemptLeg:
+    """One request of an attempt of a hook with a fallback URL (docs/fallback.md): `leg` is `primary` or
+    `fallback`, `url` its destination with the password masked, `reason` why the fallback was sent."""
+
+    leg: str
+    url: str
+    status_code: int | None
+    duration_ms: float
+    error: str | None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AttemptRow:
     delivery_id: str
     n: int
@@ -154,6 +167,8 @@ class AttemptRow:
     status_code: int | None
     error: str | None
     response_excerpt: str | None
+    #: Its requests, when its hook has a fallback URL (attempts.legs, migration 0006); none otherwise.
+    legs: tuple[AttemptLeg, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

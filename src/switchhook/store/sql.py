@@ -8,6 +8,7 @@ many rows per statement and checks leases per statement: `sqlite.py`; PostgreSQL
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from switchhook.store.base import (
     SHELVED,
     AccountRow,
     AtCommit,
+    AttemptLeg,
     AttemptRow,
     ClaimedDelivery,
     DeliveryQuery,
@@ -46,8 +48,8 @@ EVENT_CHUNK = 200  # rows per multi-row INSERT: 1,200 parameters, far below both
 FAIR_WINDOW = 8
 ROWS_PER_STATEMENT = 200  # a backend's multi-row writes: at most 2,600 parameters, far below SQLite's 32,766
 INSERT_ATTEMPT = (
-    "INSERT INTO attempts (delivery_id, n, started_at, duration_ms, status_code, error, response_excerpt)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+    "INSERT INTO attempts (delivery_id, n, started_at, duration_ms, status_code, error, response_excerpt, legs)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
 FINISH_UPDATE = (
     "UPDATE deliveries SET status = ?, attempts = ?, next_at = ?, last_status = ?, last_error = ?,"
@@ -104,7 +106,13 @@ def new_delivery_values(r: NewDelivery, now: float) -> tuple[Any, ...]:
 
 
 def attempt_values(a: AttemptRow) -> tuple[Any, ...]:
-    return (a.delivery_id, a.n, a.started_at, a.duration_ms, a.status_code, a.error, a.response_excerpt)
+    legs = json.dumps([dataclasses.astuple(leg) for leg in a.legs]) if a.legs else None
+    return (a.delivery_id, a.n, a.started_at, a.duration_ms, a.status_code, a.error, a.response_excerpt, legs)
+
+
+def attempt_legs(text: str | None) -> tuple[AttemptLeg, ...]:
+    """attempts.legs as stored by attempt_values: a JSON array of AttemptLeg field tuples, or NULL."""
+    return tuple(AttemptLeg(*leg) for leg in json.loads(text)) if text else ()
 
 
 def finish_values(r: Finish, now: float) -> tuple[Any, ...]:
@@ -663,7 +671,7 @@ class SqlTx(ABC):
 
     async def list_attempts(self, delivery_id: str) -> list[AttemptRow]:
         sql = (
-            "SELECT delivery_id, n, started_at, duration_ms, status_code, error, response_excerpt"
+            "SELECT delivery_id, n, started_at, duration_ms, status_code, error, response_excerpt, legs"
             " FROM attempts WHERE delivery_id = ? ORDER BY n"
         )
         return [
@@ -675,6 +683,7 @@ class SqlTx(ABC):
                 r["status_code"],
                 r["error"],
                 r["response_excerpt"],
+                attempt_legs(r["legs"]),
             )
             for r in await self.fetch(sql, delivery_id)
         ]

@@ -35,7 +35,7 @@ CHECKPOINT_EVERY_S = 0.5
 
 # The write path's own statements (see SqliteTx). `column1`, `column2`, ... name the columns of a VALUES list.
 _INSERT_ATTEMPTS_IF_LEASED = (
-    "INSERT INTO attempts (delivery_id, n, started_at, duration_ms, status_code, error, response_excerpt)"
+    "INSERT INTO attempts (delivery_id, n, started_at, duration_ms, status_code, error, response_excerpt, legs)"
     " SELECT * FROM (VALUES {values}) AS v WHERE EXISTS"
     " (SELECT 1 FROM deliveries WHERE id = v.column1 AND leased_by = ?) ON CONFLICT DO NOTHING"
 )
@@ -183,7 +183,7 @@ class SqliteTx(SqlTx):
             chunk = results[start : start + ROWS_PER_STATEMENT]
             attempts = [attempt_values(r.attempt) for r in chunk if r.attempt is not None]
             if attempts:
-                values = ", ".join("(?, ?, ?, ?, ?, ?, ?)" for _ in attempts)
+                values = ", ".join("(?, ?, ?, ?, ?, ?, ?, ?)" for _ in attempts)
                 await self.executemany(
                     _INSERT_ATTEMPTS_IF_LEASED.format(values=values), [[*(v for a in attempts for v in a), worker_id]]
                 )
@@ -192,6 +192,16 @@ class SqliteTx(SqlTx):
                 v for r in chunk for v in (r.delivery_id, r.status, r.attempts, r.next_at, r.last_status, r.last_error)
             ]
             await self.executemany(_FINISH_UPDATE_FROM.format(values=values), [[now, *params, worker_id]])
+
+    async def store_call_numbers(self, numbers: Sequence[tuple[int, str]]) -> None:
+        """As `SqlTx.store_call_numbers`, many rows per statement."""
+        for start in range(0, len(numbers), ROWS_PER_STATEMENT):
+            chunk = numbers[start : start + ROWS_PER_STATEMENT]
+            values = ", ".join("(?, ?)" for _ in chunk)
+            await self.executemany(
+                f"UPDATE deliveries SET call_seq = v.column1 FROM (VALUES {values}) AS v WHERE deliveries.id = v.column2",
+                [[v for row in chunk for v in row]],
+            )
 
     async def extend_leases(self, worker_id: str, delivery_ids: Sequence[str], lease_until: float) -> None:
         """As `SqlTx.extend_leases`, with no lock order to keep: one statement per chunk, not one per row."""
