@@ -193,16 +193,6 @@ class SqliteTx(SqlTx):
             ]
             await self.executemany(_FINISH_UPDATE_FROM.format(values=values), [[now, *params, worker_id]])
 
-    async def store_call_numbers(self, numbers: Sequence[tuple[int, str]]) -> None:
-        """As `SqlTx.store_call_numbers`, many rows per statement."""
-        for start in range(0, len(numbers), ROWS_PER_STATEMENT):
-            chunk = numbers[start : start + ROWS_PER_STATEMENT]
-            values = ", ".join("(?, ?)" for _ in chunk)
-            await self.executemany(
-                f"UPDATE deliveries SET call_seq = v.column1 FROM (VALUES {values}) AS v WHERE deliveries.id = v.column2",
-                [[v for row in chunk for v in row]],
-            )
-
     async def extend_leases(self, worker_id: str, delivery_ids: Sequence[str], lease_until: float) -> None:
         """As `SqlTx.extend_leases`, with no lock order to keep: one statement per chunk, not one per row."""
         for start in range(0, len(delivery_ids), 500):
