@@ -27,6 +27,7 @@ from switchhook.delivery.sender import Sender
 from switchhook.delivery.worker import DeliveryWorker
 from switchhook.ingest.routing import Layout, resolve_layouts
 from switchhook.ingest.source import EventSource, Sink
+from switchhook.services.alerts import AlertsService
 from switchhook.services.auth import AuthService
 from switchhook.services.catalogue import CatalogueService
 from switchhook.services.container import Services
@@ -82,6 +83,7 @@ class Runtime:
         # Built by start(), which needs the store (migrations, the token secret, the hooks) first.
         self.services: Services | None = None
         self.worker: DeliveryWorker | None = None
+        self.alerts: AlertsService | None = None  # switchhook's own alerts (docs/alerts.md): raised by workers only
         self.sources: list[EventSource] = []
         self._sender: Sender | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -160,6 +162,11 @@ class Runtime:
             fast_path=self.worker,
             max_deliveries_per_request=settings.max_deliveries_per_request,
         )
+        if self.worker is not None:
+            # Accepted through `events`, which hands their deliveries to the worker: bound once both exist.
+            self.alerts = AlertsService(events, self.index)
+            self.worker.alerts = self.alerts
+            self.metrics.registry.register(self.alerts)
         checks = PasswordChecks(settings.login_concurrency, settings.login_queue)
         self.metrics.registry.register(checks)
         auth = AuthService(self.store, secret, settings.session_ttl_days * 86400, checks=checks)
@@ -184,6 +191,8 @@ class Runtime:
         )
         if self.worker is not None:
             self.worker.start()
+            if self.alerts is not None:
+                self.alerts.start()
             self.sources = self._build_sources(events, layouts)
             for source in self.sources:
                 self.index.on_change(source.hooks_changed)
@@ -318,6 +327,8 @@ class Runtime:
                 logger.exception("stopping source %s failed", source.name)
         if self.worker is not None:
             await self.worker.stop()
+        if self.alerts is not None:
+            await self.alerts.stop()  # after the worker: it tells of failures until its last send is over
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -93,6 +93,36 @@ class Pipeline(Protocol):
     async def attempt(self, job: Job) -> AttemptReport: ...
 
 
+class Alerts(Protocol):
+    """What the worker tells switchhook's own alerts of (services.alerts.AlertsService, docs/alerts.md). The two
+    awaited ones are stored before the worker records the failure or disables the hook."""
+
+    def hook_paused(
+        self, job: Job, failures: int, last_status: int | None, last_error: str | None, pause_s: float
+    ) -> None: ...
+    def hook_resumed(self, job: Job, last_status: int | None) -> None: ...
+    async def hook_disabled(self, job: Job, reason: str, last_status: int | None) -> None: ...
+    async def delivery_failed(self, job: Job, finish: Finish) -> None: ...
+
+
+class NoAlerts:
+    """A worker without alerts (tests' stand-ins, a build that raises none)."""
+
+    def hook_paused(
+        self, job: Job, failures: int, last_status: int | None, last_error: str | None, pause_s: float
+    ) -> None:
+        pass
+
+    def hook_resumed(self, job: Job, last_status: int | None) -> None:
+        pass
+
+    async def hook_disabled(self, job: Job, reason: str, last_status: int | None) -> None:
+        pass
+
+    async def delivery_failed(self, job: Job, finish: Finish) -> None:
+        pass
+
+
 class Observer:
     """Hooks for metrics; the runtime passes a Prometheus-backed one."""
 
@@ -117,6 +147,7 @@ class DeliveryWorker:
         max_queued: int = 20_000,
         breakers: Breakers | None = None,
         observer: Observer | None = None,
+        alerts: Alerts | None = None,
         clock: Callable[[], float] = time.time,
         shelve_s: float = SHELVE_S,
         shared_store: bool = False,
@@ -137,6 +168,8 @@ class DeliveryWorker:
         self._pipeline = pipeline
         self._poll_interval_s = poll_interval_s
         self._observer = observer or Observer()
+        #: Told of pauses, resumes, disables and failures; the runtime sets it once the events service exists.
+        self.alerts: Alerts = alerts or NoAlerts()
         self._clock = clock
         # One timer per paused hook, the only owner of its probe schedule (see _probe_due).
         self._probe_timers: dict[str, asyncio.TimerHandle] = {}
@@ -245,7 +278,12 @@ class DeliveryWorker:
         finish = report.finish
         latency = self._clock() - job.created_at if isinstance(report.outcome, Delivered) else None
         self._observer.attempt(report, latency)
+        # Alerts are stored before the failure is recorded and before the hook is disabled: a crash in between
+        # repeats the attempt after the restart, and with it the alert (docs/alerts.md, "Durability").
+        if finish.status == "failed" or finish.status == "expired":
+            await self.alerts.delivery_failed(job, finish)
         if isinstance(report.outcome, GiveUp) and report.outcome.disable_hook:
+            await self.alerts.hook_disabled(job, report.outcome.reason, finish.last_status)
             with contextlib.suppress(Exception):
                 await self._deliveries.disable_hook(job.hook, report.outcome.reason)
         level = logging.DEBUG if finish.status == "delivered" else logging.WARNING
@@ -309,8 +347,13 @@ class DeliveryWorker:
                 extra={"hook_id": hook_id, "domain": job.hook.domain},
             )
             self._arm_probe(hook_id, pause)
+            finish = report.finish
+            self.alerts.hook_paused(
+                job, self.admission.breakers.threshold, finish.last_status, finish.last_error, pause
+            )
         elif change is Change.CLOSED:
             logger.info("hook %s: endpoint answers again; deliveries resume", hook_id, extra={"hook_id": hook_id})
+            self.alerts.hook_resumed(job, report.finish.last_status)
             self._disarm_probe(hook_id)
             self._poke.set()  # its shelf and its due retries: claim them now
             self._wake.set()

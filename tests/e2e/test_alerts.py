@@ -1,0 +1,294 @@
+"""switchhook's own alerts (docs/alerts.md): events of the affected hook's domain, through the normal pipeline.
+
+Each alert reaches a subscriber of its domain and never another domain's; filters and templates apply; a dead
+alert subscriber makes no alert about itself (the loop guard); a dead endpoint under load makes at most the storm
+guard's alerts plus summaries; nothing is stored when no hook subscribes.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from switchhook.core.alerts import SUBCLASSES, FailureAlertLimiter, key_of
+from switchhook.services.alerts import AlertsService
+from tests.support.app import Harness, make_settings, running
+from tests.support.process import free_port
+from tests.support.receiver import Receiver, Reply
+from tests.support.waiting import eventually
+
+ALERT_KEYS = [key_of(subclass) for subclass in SUBCLASSES]
+
+
+def alerts_of(app: Harness) -> AlertsService:
+    alerts = app.runtime.alerts
+    assert alerts is not None
+    return alerts
+
+
+def alert_hook(url: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "event": ALERT_KEYS,
+        "enable": True,
+        "retries": 0,
+        "action": {"type": "web", "method": "POST", "url": url},
+        **extra,
+    }
+
+
+def event_of(request: Any) -> dict[str, Any]:
+    data: dict[str, Any] = request.json()["data"]
+    return data
+
+
+def subclasses(received: list[dict[str, Any]]) -> list[str]:
+    return [event["Event-Subclass"] for event in received]
+
+
+async def stored_alerts(app: Harness) -> list[dict[str, Any]]:
+    """Every alert event stored (raised), whoever received it."""
+    async with app.runtime.store.transaction() as tx:
+        rows = await tx.fetch("SELECT payload FROM events WHERE source = 'switchhook'")  # type: ignore[attr-defined]
+    return [orjson.loads(row["payload"]) for row in rows]
+
+
+async def test_each_alert_reaches_its_domain_and_never_another(receiver: Receiver, tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path, max_in_flight_per_hook=1, breaker_failures=2, breaker_cooldown_s=0.2, breaker_max_cooldown_s=0.4
+    )
+    async with running(settings) as app:
+        hook_ids: dict[str, set[str]] = {}
+        for domain in ("a.example", "b.example"):
+            token = await app.domain_token(domain)
+            await app.create_hook(domain, alert_hook(receiver.url(f"/alerts/{domain}")), token)
+            receiver.routes[f"/flaky/{domain}"] = Reply(503)
+            receiver.routes[f"/gone/{domain}"] = Reply(410)
+            flaky = {
+                "event": "DTMF",
+                "enable": True,
+                "retries": 0,
+                "description": "the CRM",
+                # Credentials in the URL: an alert carries its origin only.
+                "action": {
+                    "type": "web",
+                    "method": "POST",
+                    "url": receiver.url(f"/flaky/{domain}").replace("//", "//crm:pa55@") + "?key=s3",
+                },
+            }
+            gone = {
+                "event": "DTMF",
+                "enable": True,
+                "disableOnGone": True,
+                "action": {"type": "web", "method": "POST", "url": receiver.url(f"/gone/{domain}")},
+            }
+            hook_ids[domain] = {await app.create_hook(domain, flaky, token), await app.create_hook(domain, gone, token)}
+            events = [
+                {"Event-Name": "DTMF", "variable_domain_name": domain, "Unique-ID": f"call-{n}"} for n in range(3)
+            ]
+            assert (await app.post_events(events, token)).status_code == 202
+
+        def got(domain: str) -> list[dict[str, Any]]:
+            return [event_of(r) for r in receiver.on(f"/alerts/{domain}")]
+
+        for domain in ("a.example", "b.example"):
+            await eventually(lambda d=domain: "switchhook::hook_paused" in subclasses(got(d)), f"{domain} paused")
+            receiver.routes[f"/flaky/{domain}"] = Reply(200)  # the next probe is answered
+        for domain in ("a.example", "b.example"):
+            wanted = {
+                "switchhook::hook_paused",
+                "switchhook::hook_resumed",
+                "switchhook::hook_disabled",
+                "switchhook::delivery_failed",
+            }
+            await eventually(
+                lambda d=domain, w=wanted: w <= set(subclasses(got(d))),
+                f"{domain}'s four alerts",
+                10,
+                lambda d=domain: str(subclasses(got(d))),
+            )
+
+        core_uuid = alerts_of(app).builder.core_uuid
+        for domain in ("a.example", "b.example"):
+            received = got(domain)
+            assert {event["Hook-Id"] for event in received} <= hook_ids[domain]  # never another domain's hook
+            assert {event["variable_domain_name"] for event in received} == {domain}
+            assert {event["Core-UUID"] for event in received} == {core_uuid}
+            assert subclasses(received).count("switchhook::hook_paused") == 1  # once per pause, not per probe
+            for event in received:
+                assert event["Event-Name"] == "CUSTOM"
+                assert int(event["Event-Date-Timestamp"]) > 0
+                assert "pa55" not in orjson.dumps(event).decode() and "s3" not in event.get("Hook-Url", "")
+            paused = next(e for e in received if e["Event-Subclass"] == "switchhook::hook_paused")
+            assert paused["Hook-Url"] == receiver.base_url
+            assert paused["Failures"] == "2" and paused["Last-Status"] == "503" and paused["Pause-Seconds"] == "0.2"
+            assert paused["Hook-Events"] == "DTMF" and paused["Hook-Description"] == "the CRM"
+            disabled = next(e for e in received if e["Event-Subclass"] == "switchhook::hook_disabled")
+            assert disabled["Disabled-By"] == "gone" and disabled["Last-Status"] == "410"
+            failed = [e for e in received if e["Event-Subclass"] == "switchhook::delivery_failed"]
+            assert {e["Delivery-Event-Key"] for e in failed} == {"DTMF"}
+            assert all(e["Call-Id"].startswith("call-") and e["Attempts"] == "1" for e in failed)
+        sequences = [int(e["Event-Sequence"]) for d in ("a.example", "b.example") for e in got(d)]
+        assert len(set(sequences)) == len(sequences)  # distinct: never de-duplicated into one another
+
+
+async def test_a_slack_style_template_and_a_filter_shape_the_alert(receiver: Receiver, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, breaker_failures=2, breaker_cooldown_s=30)
+    async with running(settings) as app:
+        token = await app.domain_token("slack.example")
+        receiver.routes["/dead"] = Reply(503)
+        dead = await app.create_hook(
+            "slack.example",
+            {
+                "event": "DTMF",
+                "enable": True,
+                "retries": 3,
+                "delay": 60,
+                "action": {"type": "web", "method": "POST", "url": receiver.url("/dead")},
+            },
+            token,
+        )
+        slack = {
+            "event": "CUSTOM->switchhook::hook_paused",
+            "enable": True,
+            "action": {"type": "web", "method": "POST", "url": receiver.url("/slack")},
+            "filter": {"Hook-Id": {"operation": "==", "value": dead}},
+            "customBody": True,
+            "headers": {"Content-Type": "application/json"},
+            "rawBody": '{"text": ":warning: hook ${Hook-Id} (${Hook-Url}) paused after ${Failures} failures:'
+            ' ${Last-Error}; next try in ${Pause-Seconds} s"}',
+        }
+        await app.create_hook("slack.example", slack, token)
+        elsewhere = {
+            **slack,
+            "filter": {"Hook-Id": {"operation": "==", "value": "0" * 24}},
+            "action": {"type": "web", "method": "POST", "url": receiver.url("/other")},
+        }
+        await app.create_hook("slack.example", elsewhere, token)
+        events = [{"Event-Name": "DTMF", "variable_domain_name": "slack.example", "n": str(n)} for n in range(3)]
+        assert (await app.post_events(events, token)).status_code == 202
+
+        (request,) = await receiver.wait_for(1, path="/slack")
+        assert request.json() == {
+            "text": f":warning: hook {dead} ({receiver.base_url}) paused after 2 failures: HTTP 503; next try in 30 s"
+        }
+        assert request.headers["Content-Type"] == "application/json"
+        await eventually(lambda: alerts_of(app).raised["switchhook::hook_paused"] == 1, "the alert stored")
+        assert receiver.on("/other") == []  # its filter held the alert back
+
+
+async def test_a_dead_alert_subscriber_makes_no_alert_about_itself(receiver: Receiver, tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path, max_in_flight_per_hook=1, breaker_failures=2, breaker_cooldown_s=0.05, breaker_max_cooldown_s=0.1
+    )
+    domain = "loop.example"
+    async with running(settings) as app:
+        token = await app.domain_token(domain)
+        dead_port = free_port()  # nothing listens: refused
+        dead_subscriber = await app.create_hook(domain, alert_hook(f"http://127.0.0.1:{dead_port}/alerts"), token)
+        await app.create_hook(domain, alert_hook(receiver.url("/alerts")), token)
+        receiver.routes["/flaky"] = Reply(503)
+        flaky = {
+            "event": "DTMF",
+            "enable": True,
+            "retries": 0,
+            "action": {"type": "web", "method": "POST", "url": receiver.url("/flaky")},
+        }
+        flaky_id = await app.create_hook(domain, flaky, token)
+        events = [{"Event-Name": "DTMF", "variable_domain_name": domain, "n": str(n)} for n in range(6)]
+        assert (await app.post_events(events, token)).status_code == 202
+
+        async def settled() -> bool:
+            """Every delivery finished: the flaky hook's and the dead subscriber's (each alert it was sent)."""
+            async with app.runtime.store.transaction() as tx:
+                row = await tx.fetchrow("SELECT count(*) AS n FROM deliveries WHERE status = 'pending'")  # type: ignore[attr-defined]
+            return int(row["n"]) == 0 and len(receiver.on("/flaky")) >= 6
+
+        await eventually(settled, "every delivery finished", 15)
+        stored = await stored_alerts(app)
+        about = {event["Hook-Id"] for event in stored}
+        assert about == {flaky_id}  # the flaky hook's pause and failures: nothing about the dead subscriber
+        assert dead_subscriber not in {e["Hook-Id"] for e in map(event_of, receiver.on("/alerts"))}
+        assert subclasses(stored).count("switchhook::hook_paused") == 1
+        assert subclasses(stored).count("switchhook::delivery_failed") == 6
+
+
+async def test_a_dead_endpoint_under_load_makes_at_most_the_limit_and_summaries(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    settings = make_settings(tmp_path, breaker_failures=0)  # never paused: every event fails at once, for good
+    domain = "storm.example"
+    failures = 3000
+    per_hook, window_s = 10, 2.0
+    async with running(settings) as app:
+        alerts = alerts_of(app)
+        alerts.limiter = FailureAlertLimiter(per_hook, 100, window_s)
+        token = await app.domain_token(domain)
+        await app.create_hook(domain, alert_hook(receiver.url("/alerts")), token)
+        dead = {
+            "event": "DTMF",
+            "enable": True,
+            "retries": 0,
+            "action": {"type": "web", "method": "POST", "url": f"http://127.0.0.1:{free_port()}/"},
+        }
+        await app.create_hook(domain, dead, token)
+        started = time.monotonic()
+        for first in range(0, failures, 500):
+            events = [
+                {"Event-Name": "DTMF", "variable_domain_name": domain, "n": str(n)} for n in range(first, first + 500)
+            ]
+            assert (await app.post_events(events, token)).status_code == 202
+
+        def told() -> int:
+            """Failures alerted one by one plus those the summaries that arrived count."""
+            received = [event_of(r) for r in receiver.on("/alerts")]
+            return sum(1 if e["Suppressed"] == "0" else int(e["Suppressed"]) for e in received)
+
+        await eventually(
+            lambda: told() == failures, "every failure told, one by one or in a summary", 30, lambda: str(told())
+        )
+        elapsed = time.monotonic() - started
+        received = [event_of(r) for r in receiver.on("/alerts")]
+        assert set(subclasses(received)) == {"switchhook::delivery_failed"}
+        singles = [e for e in received if e["Suppressed"] == "0"]
+        summaries = [e for e in received if e["Suppressed"] != "0"]
+        windows = int(elapsed / window_s) + 1
+        assert len(summaries) <= windows
+        assert len(singles) <= per_hook * windows  # not one alert per failure
+        assert len(received) <= (per_hook + 1) * windows
+        assert all(e["Window-Seconds"] == "2" for e in summaries)
+        await eventually(lambda: len(alerts.limiter) == 0, "the storm guard's windows forgotten", 10)
+
+
+async def test_no_subscriber_means_no_alert_stored(receiver: Receiver, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, breaker_failures=2, breaker_cooldown_s=0.05, breaker_max_cooldown_s=0.1)
+    async with running(settings) as app:
+        token = await app.domain_token("quiet.example")
+        # Another domain's alert subscriber: this domain's alerts are not its business.
+        await app.create_hook("noisy.example", alert_hook(receiver.url("/alerts")))
+        receiver.routes["/down"] = Reply(503)
+        down = {
+            "event": "DTMF",
+            "enable": True,
+            "retries": 0,
+            "action": {"type": "web", "method": "POST", "url": receiver.url("/down")},
+        }
+        await app.create_hook("quiet.example", down, token)
+        events = [{"Event-Name": "DTMF", "variable_domain_name": "quiet.example", "n": str(n)} for n in range(4)]
+        assert (await app.post_events(events, token)).status_code == 202
+        await receiver.wait_for(2, path="/down")  # paused after two
+        receiver.routes["/down"] = Reply(200)
+
+        async def settled() -> bool:
+            async with app.runtime.store.transaction() as tx:
+                row = await tx.fetchrow("SELECT count(*) AS n FROM deliveries WHERE status = 'pending'")  # type: ignore[attr-defined]
+            return int(row["n"]) == 0
+
+        await eventually(settled, "the hook resumed and every delivery finished")
+        # A pause's and a resume's alerts would have been started before their deliveries were recorded.
+        assert alerts_of(app).storing == 0
+        assert await stored_alerts(app) == []
+        assert sum(alerts_of(app).raised.values()) == 0
+        assert receiver.on("/alerts") == []
