@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from switchhook import __version__, console
-from switchhook.api import errors, health
+from switchhook.api import docs, errors, health
 from switchhook.api.v2 import auth, catalogue, deliveries, domains, events, hooks, stats
 from switchhook.services.container import Services
 
@@ -72,9 +72,10 @@ def create_app(services: Services, operations_only: bool = False) -> FastAPI:
         title="switchhook",
         version=__version__,
         description="Webhooks for FreeSWITCH/Webitel telephony events; a drop-in for Webitel's /api/v2/hooks.",
-        docs_url="/docs",
+        docs_url=None,  # docs.install serves /docs with its assets from the package, not from a CDN
         redoc_url=None,
     )
+    docs.install(app)
     app.state.services = services
     app.router.redirect_slashes = False  # TrailingSlash strips the one slash Webitel tolerated; no 307s
     if not operations_only:
