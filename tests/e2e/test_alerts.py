@@ -292,3 +292,54 @@ async def test_no_subscriber_means_no_alert_stored(receiver: Receiver, tmp_path:
         assert await stored_alerts(app) == []
         assert sum(alerts_of(app).raised.values()) == 0
         assert receiver.on("/alerts") == []
+
+
+async def test_fallback_used_is_told_once_per_pause_of_the_primary(receiver: Receiver, tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path, max_in_flight_per_hook=1, breaker_failures=2, breaker_cooldown_s=0.2, breaker_max_cooldown_s=0.2
+    )
+    domain = "fallback.example"
+    async with running(settings) as app:
+        alerts = alerts_of(app)
+        token = await app.domain_token(domain)
+        await app.create_hook(domain, alert_hook(receiver.url("/alerts")), token)
+        receiver.routes["/primary"] = Reply(503)
+        action = {"type": "web", "method": "POST", "url": receiver.url("/primary"), "fallbackUrl": receiver.url("/fb")}
+        hook_id = await app.create_hook(domain, {"event": "DTMF", "enable": True, "action": action}, token)
+        sent = 0
+
+        async def post(count: int) -> None:
+            nonlocal sent
+            events = [{"Event-Name": "DTMF", "variable_domain_name": domain, "n": str(sent + n)} for n in range(count)]
+            sent += count
+            assert (await app.post_events(events, token)).status_code == 202
+            await receiver.wait_for(sent, path="/fb")  # each delivered by the fallback
+
+        def told() -> list[dict[str, Any]]:
+            return [
+                event_of(r) for r in receiver.on("/alerts") if event_of(r)["Event-Subclass"].endswith("fallback_used")
+            ]
+
+        await post(8)  # two fail over (http 503), the primary pauses, six go straight to the fallback
+        await eventually(lambda: alerts.storing == 0 and alerts.raised["switchhook::fallback_used"] == 1, "one alert")
+        await eventually(lambda: len(told()) == 1, "the alert delivered")
+        (first,) = told()
+        assert first["Hook-Id"] == hook_id and first["Failover-Reason"] == "http 503"
+        assert first["Fallback-Url"] == receiver.base_url and first["Hook-Url"] == receiver.base_url
+
+        receiver.routes["/primary"] = Reply(200)  # the primary's probe is answered: its pause is over
+
+        async def primary_answered() -> bool:
+            """Post one event and wait for its request: True once it went to the primary (and was answered)."""
+            before = len(receiver.on("/primary")) + len(receiver.on("/fb"))
+            events = [{"Event-Name": "DTMF", "variable_domain_name": domain, "n": "probe"}]
+            assert (await app.post_events(events, token)).status_code == 202
+            await eventually(lambda: len(receiver.on("/primary")) + len(receiver.on("/fb")) > before, "sent")
+            return [r.path for r in receiver.requests if r.path in ("/primary", "/fb")][-1] == "/primary"
+
+        await eventually(primary_answered, "the primary resumed", 10)
+        receiver.routes["/primary"] = Reply(503)  # a new outage: a new spell, told again
+        sent = len(receiver.on("/fb"))
+        await post(3)
+        await eventually(lambda: len(told()) == 2, "the second outage's alert", 10, lambda: str(told()))
+        assert alerts.raised["switchhook::fallback_used"] == 2

@@ -103,6 +103,7 @@ class Alerts(Protocol):
     def hook_resumed(self, job: Job, last_status: int | None) -> None: ...
     async def hook_disabled(self, job: Job, reason: str, last_status: int | None) -> None: ...
     async def delivery_failed(self, job: Job, finish: Finish) -> None: ...
+    def failover(self, job: Job, used: bool, reason: str | None, primary_change: Change | None) -> None: ...
 
 
 class NoAlerts:
@@ -120,6 +121,9 @@ class NoAlerts:
         pass
 
     async def delivery_failed(self, job: Job, finish: Finish) -> None:
+        pass
+
+    def failover(self, job: Job, used: bool, reason: str | None, primary_change: Change | None) -> None:
         pass
 
 
@@ -278,6 +282,8 @@ class DeliveryWorker:
         finish = report.finish
         latency = self._clock() - job.created_at if isinstance(report.outcome, Delivered) else None
         self._observer.attempt(report, latency)
+        if report.legs or report.primary_change is not None:  # a hook with a fallback URL (docs/fallback.md)
+            self.alerts.failover(job, report.fallback_used, report.failover_reason, report.primary_change)
         # Alerts are stored before the failure is recorded and before the hook is disabled: a crash in between
         # repeats the attempt after the restart, and with it the alert (docs/alerts.md, "Durability").
         if finish.status == "failed" or finish.status == "expired":

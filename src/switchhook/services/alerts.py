@@ -213,7 +213,7 @@ class AlertsService:
                 if self._subscribed(hook.domain, FALLBACK_USED):
                     headers = {
                         **hook_headers(hook.id, hook.events, _url(hook), hook.doc.get("description")),
-                        "Fallback-Url": url_origin(_fallback_url(hook)),
+                        "Fallback-Url": url_origin(hook.fallback_url or ""),
                         "Failover-Reason": scrub(reason),
                         "Delivery-Id": job.delivery_id,
                     }
@@ -319,11 +319,7 @@ class AlertsService:
             return
 
 
-def _url(hook: Hook, name: str = "url") -> str:
+def _url(hook: Hook) -> str:
     action = hook.doc.get("action")
-    url = action.get(name) if isinstance(action, Mapping) else None
+    url = action.get("url") if isinstance(action, Mapping) else None
     return url if isinstance(url, str) else ""
-
-
-def _fallback_url(hook: Hook) -> str:
-    return _url(hook, "fallbackUrl")
