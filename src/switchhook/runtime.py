@@ -131,6 +131,10 @@ class Runtime:
             self._sender,
             default_timeout_s=settings.default_timeout_s,
             default_retries=settings.default_retries,
+            # fallback hooks' primary URLs (docs/fallback.md): paused and probed on the worker's schedule
+            primary_breakers=Breakers(
+                settings.breaker_failures, settings.breaker_cooldown_s, settings.breaker_max_cooldown_s
+            ),
         )
         deliveries = DeliveriesService(self.store, self.index, tester=pipeline)
         if self.worker_enabled:

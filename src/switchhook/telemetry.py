@@ -13,8 +13,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
+from switchhook.core.failover import PAUSED
 from switchhook.delivery.pipeline import AttemptReport
 from switchhook.delivery.worker import Observer
+from switchhook.store.base import AttemptLeg
 
 _LOG_EXTRAS = ("delivery_id", "hook_id", "domain", "status_code", "error", "source")
 
@@ -34,6 +36,7 @@ class DeliveryCounters:
         self.deliveries: dict[str, int] = {}
         self.latency_buckets = [0] * (len(LATENCY_BUCKETS_S) + 1)
         self.latency_sum = 0.0
+        self.failovers: dict[tuple[str, str], int] = {}  # (trigger, outcome), see failover_labels
 
     def collect(self) -> Iterator[Any]:
         attempts = CounterMetricFamily(
@@ -52,7 +55,16 @@ class DeliveryCounters:
             "switchhook_delivery_latency_seconds", "From event accepted to 2xx received", labels=[]
         )
         latency.add_metric([], buckets, self.latency_sum)
-        yield from (attempts, deliveries, latency)
+        failovers = CounterMetricFamily(
+            "switchhook_failovers",
+            "Requests sent to hooks' fallback URLs (docs/fallback.md), by trigger (primary_failed: after the primary's"
+            " no answer or 5xx; primary_paused: its circuit is open) and outcome (delivered: 2xx; answered: another"
+            " status; no_answer: none, or refused by the egress guard)",
+            labels=["trigger", "outcome"],
+        )
+        for (trigger, outcome), value in sorted(self.failovers.items()):
+            failovers.add_metric([trigger, outcome], value)
+        yield from (attempts, deliveries, latency, failovers)
 
 
 class Metrics(Observer):
@@ -101,12 +113,26 @@ class Metrics(Observer):
         if latency_s is not None:
             counters.latency_buckets[bisect.bisect_left(LATENCY_BUCKETS_S, latency_s)] += 1
             counters.latency_sum += latency_s
+        if report.legs:
+            labels = failover_labels(report.legs[-1])
+            if labels is not None:
+                counters.failovers[labels] = counters.failovers.get(labels, 0) + 1
 
     def in_flight(self, count: int) -> None:
         self.requests_in_flight.set(count)
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))
+
+
+def failover_labels(leg: AttemptLeg) -> tuple[str, str] | None:
+    """The switchhook_failovers series of an attempt's last request, when it went to the fallback."""
+    if leg.leg != "fallback":
+        return None
+    trigger = "primary_paused" if leg.reason == PAUSED else "primary_failed"
+    status = leg.status_code
+    outcome = "no_answer" if status is None else "delivered" if 200 <= status < 300 else "answered"
+    return trigger, outcome
 
 
 class JsonFormatter(logging.Formatter):

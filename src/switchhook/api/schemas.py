@@ -14,6 +14,14 @@ HOOK_ACTION = {
         "type": {"type": "string", "minLength": 1, "description": "only `web` delivers"},
         "method": {"type": "string", "enum": ["GET", "POST", "PUT", "PATCH", "DELETE"]},
         "url": {"type": "string", "format": "uri", "pattern": "^https?://"},
+        "fallbackUrl": {
+            "type": ["string", "null"],
+            "format": "uri",
+            "pattern": "^https?://",
+            "maxLength": 2048,
+            "description": "where an attempt goes when the url gets no answer or a 5xx (docs/fallback.md); "
+            "with it, url is at most 2048 characters too and differs from it",
+        },
     },
 }
 FILTER_ENTRY = {
@@ -133,6 +141,39 @@ UPDATE_RESULT = {
     "required": ["n", "ok"],
     "properties": {"n": {"type": "integer"}, "nModified": {"type": "integer"}, "ok": {"type": "integer"}},
 }
+ATTEMPT_LEG = {
+    "type": "object",
+    "required": ["leg", "url", "statusCode", "durationMs", "error", "reason"],
+    "properties": {
+        "leg": {"type": "string", "enum": ["primary", "fallback"]},
+        "url": {"type": "string", "description": "its destination, the password masked"},
+        "statusCode": {"type": ["integer", "null"]},
+        "durationMs": {"type": "number"},
+        "error": {"type": ["string", "null"]},
+        "reason": {
+            "type": ["string", "null"],
+            "description": "the fallback's X-Failover-Reason: timeout, refused, reset, unreachable, error, "
+            "http 5xx, or paused (the primary's circuit is open: not sent)",
+        },
+    },
+}
+ATTEMPT = {
+    "type": "object",
+    "required": ["n", "at", "durationMs", "statusCode", "error", "response"],
+    "properties": {
+        "n": {"type": "integer"},
+        "at": {"type": "number"},
+        "durationMs": {"type": "number"},
+        "statusCode": {"type": ["integer", "null"], "description": "the status that decided the attempt"},
+        "error": {"type": ["string", "null"]},
+        "response": {"type": ["string", "null"]},
+        "legs": {
+            "type": "array",
+            "items": ATTEMPT_LEG,
+            "description": "a hook with a fallbackUrl, when the fallback was sent: each request (docs/fallback.md)",
+        },
+    },
+}
 DELIVERY = {
     "type": "object",
     "required": ["id", "hookId", "status", "attempts"],
@@ -152,7 +193,7 @@ DELIVERY = {
         "callId": {"type": ["string", "null"], "description": "the event's call (SWITCHHOOK_CALL_HEADERS)"},
         "eventKey": {"type": ["string", "null"], "description": "the event's key (in the delivery log's lists)"},
         "event": {"type": ["object", "null"]},
-        "attempts_log": {"type": "array", "items": ANY_OBJECT},
+        "attempts_log": {"type": "array", "items": ATTEMPT},
     },
 }
 EVENT_INPUT = {

@@ -147,7 +147,7 @@ def delivery_view(row: DeliveryRow) -> dict[str, Any]:
 
 
 def attempt_view(row: AttemptRow) -> dict[str, Any]:
-    return {
+    view: dict[str, Any] = {
         "n": row.n,
         "at": row.started_at,
         "durationMs": round(row.duration_ms, 3),
@@ -155,6 +155,19 @@ def attempt_view(row: AttemptRow) -> dict[str, Any]:
         "error": row.error,
         "response": row.response_excerpt,
     }
+    if row.legs:  # a hook with a fallback URL sent it (docs/fallback.md): each request, its URL password masked
+        view["legs"] = [
+            {
+                "leg": leg.leg,
+                "url": leg.url,
+                "statusCode": leg.status_code,
+                "durationMs": leg.duration_ms,
+                "error": leg.error,
+                "reason": leg.reason,
+            }
+            for leg in row.legs
+        ]
+    return view
 
 
 class DeliveriesService:
