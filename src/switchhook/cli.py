@@ -1,4 +1,5 @@
-"""The `switchhook` command: serve, migrate, token, accounts (add, password), import (from Webitel), hooks export."""
+"""The `switchhook` command: serve, migrate, token, accounts (add, password), import (from Webitel), hooks export,
+and for development listen (a local receiver) and send (a catalogue sample)."""
 
 from __future__ import annotations
 
@@ -250,6 +251,65 @@ def hooks_export(
         for doc in docs:
             file.write(orjson.dumps(doc) + b"\n")
     typer.echo(f"exported {len(docs)} hooks to {out}")
+
+
+@app.command()
+def listen(
+    port: Annotated[int, typer.Option(help="port to listen on (0: any free one)")] = 9000,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    secret: Annotated[
+        str | None, typer.Option(help="the hook's whsec_... secret: check each request's Standard Webhooks signature")
+    ] = None,
+    status: Annotated[
+        int, typer.Option(help="HTTP status to answer (e.g. 503 to watch retries)", min=200, max=599)
+    ] = 200,
+) -> None:
+    """A local receiver for development: prints every request it gets and answers 200 (or --status)."""
+    from switchhook.core.errors import InvalidHook
+    from switchhook.tools.listen import listen as serve_listener
+
+    try:
+        serve_listener(host, port, secret, status)
+    except InvalidHook:
+        raise typer.BadParameter("--secret must look like whsec_<base64>, as the hook's secret") from None
+    except OSError as exc:
+        typer.echo(f"cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def send(
+    key: Annotated[str | None, typer.Argument(help="a catalogue event key, e.g. CHANNEL_HANGUP_COMPLETE")] = None,
+    domain: Annotated[str | None, typer.Option(help="the domain the event belongs to")] = None,
+    url: Annotated[str | None, typer.Option(help="switchhook's base URL [default http://SWITCHHOOK_HOST:PORT]")] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="SWITCHHOOK_TOKEN", help="a token of the domain (or root's) [env SWITCHHOOK_TOKEN]"),
+    ] = None,
+    key_header: Annotated[str | None, typer.Option("--key", help="a /login session's key, with its token")] = None,
+    list_keys: Annotated[bool, typer.Option("--list", help="list the catalogue's keys and exit")] = False,
+) -> None:
+    """Post the event catalogue's real sample of KEY, rewritten to --domain, to POST /api/v2/events."""
+    from switchhook.services.domains import validate_domain_name
+    from switchhook.tools.send import SendError, catalogue_keys, post_event, sample_event
+
+    if list_keys or key is None:
+        for name, description, has_sample in catalogue_keys():
+            typer.echo(f"{name:40} {description}{'' if has_sample else ' (no sample yet)'}")
+        return
+    if not domain or not token:
+        raise typer.BadParameter("--domain and --token (or SWITCHHOOK_TOKEN) are needed to send")
+    validate_domain_name(domain)
+    settings = Settings()
+    try:
+        event = sample_event(key, domain, settings.domain_header_list)
+        status, answer = post_event(url or f"http://{settings.host}:{settings.port}", event, token, key_header)
+    except SendError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{status} {answer}")
+    if not 200 <= status < 300:
+        raise typer.Exit(1)
 
 
 def _duration_s(text: str) -> float:

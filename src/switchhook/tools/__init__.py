@@ -1,0 +1,1 @@
+"""Developer tools behind `switchhook listen` (a local receiver) and `switchhook send` (a catalogue sample)."""

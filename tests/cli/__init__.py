@@ -1,0 +1,1 @@
+"""The developer commands `switchhook listen` and `switchhook send`, as real processes over real HTTP."""
