@@ -209,10 +209,13 @@ class Editor {
       this.refreshFieldLists();
     };
     const renderResults = () => {
-      const q = search.value.trim().toLowerCase();
+      // Every word of the search in the key (its _ : - > read as spaces) or in the description.
+      const words = search.value.toLowerCase().split(/[\s_:>-]+/).filter(Boolean);
+      const q = words.length > 0;
       const keys = keysOf(this.doc);
+      const haystack = (e) => `${e.key.toLowerCase().replace(/[_:>-]+/g, " ")} ${(e.description || "").toLowerCase()}`;
       const found = this.entries
-        .filter((e) => !keys.includes(e.key) && (!q || e.key.toLowerCase().includes(q) || (e.description || "").toLowerCase().includes(q)))
+        .filter((e) => !keys.includes(e.key) && words.every((w) => haystack(e).includes(w)))
         .slice(0, q ? 30 : 8);
       fill(
         results,
@@ -271,7 +274,8 @@ class Editor {
             name = key.value;
             this.doc.filter = next;
           };
-          for (const el of [key, op, value]) el.addEventListener("change", update);
+          for (const el of [key, value]) el.addEventListener("input", update);
+          op.addEventListener("change", update);
           const drop = h("button", { type: "button", "aria-label": "Remove condition", onclick: () => {
             delete this.doc.filter[name];
             if (!Object.keys(this.doc.filter).length) delete this.doc.filter;

@@ -62,8 +62,11 @@ export async function tryView(view, hookId) {
     try {
       const body = await api("POST", "/api/v2/events", { body: event, scoped: false });
       const n = body.data.deliveries;
+      const again = body.data.duplicates
+        ? " It was posted before (same Core-UUID and Event-Sequence): stored once. Change Event-Sequence to post it again."
+        : "";
       toast(`Event accepted: ${n} ${n === 1 ? "delivery" : "deliveries"}`);
-      fill(result, h("p", {}, `Accepted: ${n} ${n === 1 ? "delivery" : "deliveries"} queued. `, h("a", { href: `#/hooks/${hookId}/deliveries` }, "See the delivery log")));
+      fill(result, h("p", { id: "post-result" }, `Accepted: ${n} ${n === 1 ? "delivery" : "deliveries"} queued.${again} `, h("a", { href: `#/hooks/${hookId}/deliveries` }, "See the delivery log")));
     } catch (e) {
       fill(result, h("p.error.shown", { role: "alert" }, message(e)));
     }

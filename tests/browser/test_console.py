@@ -1,0 +1,171 @@
+"""The console in a real Chromium against a real switchhook and receiver (issue 15, "Real parts").
+
+Each test walks a flow through the page only (the API is used to arrange what the flow does not create), and every
+test ends with `guard.check()`: no request left the server, no console error, no uncaught exception.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.browser.harness import Guard, World, guarded_page, log_in
+
+SKELETON = Path(__file__).parents[2] / "src" / "switchhook" / "console" / "static"
+
+
+def wait_until(page: Any, refresh: Callable[[], None], ready: Callable[[], bool], what: str, tries: int = 150) -> None:
+    """Refresh the view until `ready` holds: the server delivers in the background, and the page shows what was
+    true when it last asked. Bounded by tries (each a round trip to the server), never by a clock."""
+    for _ in range(tries):
+        refresh()
+        page.wait_for_load_state("networkidle")
+        if ready():
+            return
+    raise AssertionError(f"never saw {what}")
+
+
+def sample(world: World, key: str) -> dict[str, Any]:
+    headers = world.admin_headers(world.domain_a)
+    entries = world.server.request("GET", "/api/v2/events/catalogue", headers=headers).json()["data"]
+    (entry,) = (e for e in entries if e["key"] == key)
+    event: dict[str, Any] = entry["sample"]
+    return event
+
+
+def post_again(world: World, event: dict[str, Any], n: int) -> None:
+    """The same event, one Event-Sequence later (the same one again would be a duplicate, stored once)."""
+    later = {**event, "Event-Sequence": str(int(event["Event-Sequence"]) + n)}
+    posted = world.server.request("POST", "/api/v2/events", json=later, headers=world.admin_headers(world.domain_a))
+    assert posted.json()["data"]["deliveries"] == 1, posted.text
+
+
+def test_console_responses_forbid_other_origins_and_framing(console_world: World) -> None:
+    root = httpx.get(console_world.url + "/", follow_redirects=False)
+    assert root.status_code == 302 and root.headers["location"] == "/console/"
+    for path in ("/console/", "/console", "/console/app.js", "/console/style.css", "/console/missing.js"):
+        response = httpx.get(console_world.url + path)
+        assert response.status_code == (404 if "missing" in path else 200), path
+        csp = response.headers["content-security-policy"]
+        assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
+        assert "unsafe-inline" not in csp
+        assert response.headers["x-content-type-options"] == "nosniff"
+    assert httpx.get(console_world.url + "/console/app.js").headers["content-type"].startswith("text/javascript")
+
+
+def test_the_console_never_parses_api_data_as_html() -> None:
+    """Hook documents and events are attacker input: no API string may reach the page as markup or code."""
+    for path in SKELETON.iterdir():
+        text = path.read_text()
+        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
+            if path.suffix == ".js":
+                assert sink not in text.replace("No innerHTML anywhere", ""), f"{path.name} uses {sink}"
+        if path.suffix == ".html":
+            assert not re.search(r"<script(?![^>]*\bsrc=)", text), "an inline script"
+            assert not re.search(r"\son[a-z]+\s*=", text), "an inline event handler"
+
+
+def create_hook_in_the_form(page: Any, guard: Guard, world: World, cause: str) -> str:
+    """New hook: an event from the catalogue by search, a bad URL refused next to its field, a filter built from
+    the event's fields, then created; the hook's id, read from the list."""
+    page.get_by_role("link", name="New hook").click()
+    page.get_by_label("Add an event").fill("hangup complete")
+    page.locator('button[data-key="CHANNEL_HANGUP_COMPLETE"]').click()
+    assert page.locator("#chosen-events").inner_text().startswith("CHANNEL_HANGUP_COMPLETE")
+    page.get_by_label("URL").fill("ftp://not-a-web-address")
+    page.get_by_label("Retries").fill("0")
+    page.get_by_role("button", name="Add condition").click()
+    page.get_by_label("Event field").fill("Hangup-Cause")
+    page.get_by_label("Value").fill(cause)
+    page.get_by_label("Hangup-Cause", exact=True).check()  # the field pick lists the event's fields
+    page.get_by_label("Rename Hangup-Cause").fill("cause")
+    guard.expected_statuses.add(400)  # the API's refusal of the URL, next to the URL field
+    page.get_by_role("button", name="Create hook").click()
+    error = page.locator('[data-error-for="action.url"]')
+    error.wait_for()
+    assert "http" in error.inner_text(), error.inner_text()
+    assert page.get_by_label("URL").get_attribute("aria-invalid") == "true"
+    guard.expected_statuses.discard(400)
+    page.get_by_label("URL").fill(world.receiver.url)
+    page.get_by_role("tab", name="JSON (Webitel document)").click()
+    doc = page.locator("#hook-json").input_value()
+    assert '"Hangup-Cause"' in doc and '"cause"' in doc and world.receiver.url in doc
+    page.get_by_role("button", name="Create hook").click()
+    row = page.locator("tr[data-hook]", has_text="CHANNEL_HANGUP_COMPLETE")
+    row.wait_for()
+    assert world.receiver.url in row.inner_text() and "enabled" in row.inner_text()
+    hook_id = row.get_attribute("data-hook")
+    assert hook_id is not None
+    return hook_id
+
+
+def test_a_domain_admin_builds_tries_and_repairs_a_hook(browser: Any, console_world: World) -> None:
+    world, receiver = console_world, console_world.receiver
+    event = sample(world, "CHANNEL_HANGUP_COMPLETE")
+    call_id = event["Channel-Call-UUID"]
+    with guarded_page(browser, world.url) as (page, guard):
+        log_in(page, f"admin@{world.domain_a}")
+        hook_id = create_hook_in_the_form(page, guard, world, event["Hangup-Cause"])
+
+        # Try it with the catalogue's sample: the filter per condition, the exact request, then for real.
+        page.locator(f'tr[data-hook="{hook_id}"]').get_by_role("link", name="Try it").click()
+        page.get_by_label("Event", exact=True).select_option("sample:CHANNEL_HANGUP_COMPLETE")
+        page.get_by_role("button", name="Dry run").click()
+        page.locator("#verdict", has_text="would be sent").wait_for()
+        assert "passes" in page.locator("#filter-result").inner_text()
+        assert page.locator("#request-line").inner_text() == f"POST {receiver.url}"
+        assert '"cause"' in page.locator(".result pre").first.inner_text()
+        assert not receiver.requests, "a dry run sent something"
+        page.get_by_role("button", name="Send it now").click()
+        page.locator("#send-result", has_text="HTTP 200").wait_for()
+        assert receiver.wait_for(1)[0].json()["data"] == {"cause": event["Hangup-Cause"]}
+
+        # Post it as an event: it goes through the delivery log and arrives.
+        page.get_by_role("button", name="Post as event").click()
+        page.get_by_role("link", name="See the delivery log").click()
+        log = page.locator("#delivery-log tr[data-delivery]")
+        show = page.get_by_role("button", name="Show")
+        wait_until(page, show.click, lambda: log.first.get_attribute("data-status") == "delivered", "a delivery")
+        assert len(receiver.wait_for(2)) == 2
+
+        # A delivery fails (the endpoint answers 500, no retries); it is replayed once the endpoint is back.
+        receiver.status = 500
+        post_again(world, event, 1)
+        receiver.wait_for(3)
+        failed = page.locator('#delivery-log tr[data-status="failed"]')
+        wait_until(page, show.click, lambda: failed.count() == 1, "the failed delivery")
+        failed.get_by_role("link", name="Attempts").click()
+        page.locator("table.attempts", has_text="500").wait_for()
+        receiver.status = 200
+        page.get_by_role("button", name="Replay").click()
+        status = page.locator("#delivery-status")
+        wait_until(page, page.reload, lambda: "delivered" in status.inner_text(), "the replayed delivery delivered")
+        assert "200" in page.locator("table.attempts").inner_text()
+
+        # Another failure, recovered from the call's page; the call lists its deliveries in event order.
+        receiver.status = 503
+        post_again(world, event, 2)
+        receiver.wait_for(5)
+        receiver.status = 200
+        page.get_by_role("link", name="Calls").click()
+        page.get_by_label("Call id").fill(call_id)
+        page.get_by_role("button", name="Find").click()
+        rows = page.locator("#call-deliveries tr[data-delivery]")
+        statuses = lambda: [r.get_attribute("data-status") for r in rows.all()]  # noqa: E731
+        wait_until(page, page.reload, lambda: statuses() == ["delivered", "delivered", "failed"], "the failed one")
+        page.get_by_role("button", name="Recover failed").click()
+        page.locator("#toast", has_text="1 queued again").wait_for()
+        wait_until(page, page.reload, lambda: statuses() == ["delivered"] * 3, "the call recovered")
+        assert len(receiver.wait_for(6)) == 6
+
+        # The hook list tells the story of the last hour.
+        page.get_by_role("link", name="Hooks").click()
+        row = page.locator(f'tr[data-hook="{hook_id}"]')
+        row.wait_for()
+        text = row.inner_text()
+        assert "delivered" in text and "HTTP 200" in text and "%" in text, text
+        guard.check()
