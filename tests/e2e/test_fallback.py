@@ -4,6 +4,7 @@ resets, a primary that never answers; the attempt log's legs through the API; th
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -290,3 +291,60 @@ async def test_a_hook_without_a_fallback_logs_one_request_per_attempt(app: Harne
     await send(app, dtmf())
     view = await delivery_of(app, hook_id, "pending")
     assert view["attempts_log"][0]["statusCode"] == 503 and "legs" not in view["attempts_log"][0]
+
+
+PRIMARY_PASSWORD = "primary-url-password-31"
+FALLBACK_PASSWORD = "fallback-url-password-47"
+
+
+async def test_the_fallback_urls_password_appears_nowhere(
+    tmp_path: Path, fallback: Receiver, dead_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Masked wherever the hook's url is: hook reads, the delivery log, logs (and X-Original-Url)."""
+    caplog.set_level(logging.DEBUG)
+    fallback.routes["/fb"] = Reply(500)
+    primary = dead_url.replace("http://", f"http://u:{PRIMARY_PASSWORD}@")
+    fallback_url = fallback.url("/fb").replace("http://", f"http://u:{FALLBACK_PASSWORD}@")
+    async with running(make_settings(tmp_path, log_level="DEBUG")) as app:
+        token = await app.domain_token(DOMAIN)
+        headers = {"X-Access-Token": token}
+        hook_id = await app.create_hook(DOMAIN, hook(primary, fallback_url), token)
+        await send(app, dtmf())
+        view = await delivery_of(app, hook_id, "pending")
+        reads = [
+            await app.client.get(path, headers=headers)
+            for path in (f"/api/v2/hooks/{hook_id}", "/api/v2/hooks", f"/api/v2/hooks/{hook_id}/deliveries")
+        ]
+    assert [r.status_code for r in reads] == [200, 200, 200]
+    read, listed, log = (r.text for r in reads)
+    (request,) = fallback.requests
+    shown = [json.dumps(view), read, listed, log, caplog.text, json.dumps(request.headers)]
+    assert all(PRIMARY_PASSWORD not in text and FALLBACK_PASSWORD not in text for text in shown[:-1])
+    assert PRIMARY_PASSWORD not in shown[-1]  # the fallback gets its own URL's credentials, never the primary's
+    assert f"u:********@127.0.0.1:{fallback.port}/fb" in read
+    assert view["attempts_log"][0]["legs"][1]["url"] == f"http://u:********@127.0.0.1:{fallback.port}/fb"
+
+
+async def test_the_api_refuses_a_bad_fallback_url_and_null_removes_it(app: Harness, receiver: Receiver) -> None:
+    token = await app.domain_token(DOMAIN)
+    headers = {"X-Access-Token": token}
+    for bad, message in (
+        ("relative/path", "action.fallbackUrl must be an absolute http or https URL."),
+        ("ftp://files.example/x", "action.fallbackUrl must be an absolute http or https URL."),
+        (17, "action.fallbackUrl must be an absolute http or https URL, or null."),
+        (
+            "http://x.example/" + "a" * 2048,
+            "action.fallbackUrl must be at most 2048 characters with a fallbackUrl set.",
+        ),
+        (receiver.url("/p"), "action.fallbackUrl must differ from action.url."),
+    ):
+        response = await app.client.post("/api/v2/hooks", json=hook(receiver.url("/p"), bad), headers=headers)  # type: ignore[arg-type]
+        assert response.status_code == 400, response.text
+        assert message in response.text
+    hook_id = await app.create_hook(DOMAIN, hook(receiver.url("/p"), receiver.url("/fb")), token)
+    without = hook(receiver.url("/p"), None)
+    without["action"]["fallbackUrl"] = None  # null: the same as absent
+    replaced = await app.client.put(f"/api/v2/hooks/{hook_id}", json=without, headers=headers)
+    assert replaced.status_code == 200, replaced.text
+    read = (await app.client.get(f"/api/v2/hooks/{hook_id}", headers=headers)).json()["data"]
+    assert "fallbackUrl" not in read["action"]
