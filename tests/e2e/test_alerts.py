@@ -260,6 +260,9 @@ async def test_a_dead_endpoint_under_load_makes_at_most_the_limit_and_summaries(
         assert len(received) <= (per_hook + 1) * windows
         assert all(e["Window-Seconds"] == "2" for e in summaries)
         await eventually(lambda: len(alerts.limiter) == 0, "the storm guard's windows forgotten", 10)
+        metrics = (await app.client.get("/metrics")).text
+        assert f"switchhook_alerts_suppressed_total {float(alerts.suppressed)}" in metrics
+        assert alerts.suppressed == failures - len(singles)
 
 
 async def test_no_subscriber_means_no_alert_stored(receiver: Receiver, tmp_path: Path) -> None:
