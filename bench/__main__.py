@@ -18,7 +18,7 @@ from bench.receiver import ReceiverProcess
 from bench.scenarios import Bench, BenchSkipped, Options, RunResult
 from bench.server import DEFAULT_AMQP_URL, DEFAULT_PG_URL
 
-ALL = ("1", "2", "3", "4", "5", "5h", "starve", "calls", "callso", "rss")
+ALL = ("1", "2", "3", "4", "5", "5h", "5a", "5ha", "starve", "calls", "callso", "rss")
 ONCE = {"rss"}  # minutes per run and a peak, not a rate: run once whatever --runs says
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
@@ -89,7 +89,7 @@ def options_from(args: argparse.Namespace) -> Options:
 #: round sees the same machine. Run one after the other, a slow spell of a shared 2-core host lands on one
 #: scenario's runs and reads as a difference between scenarios.
 #: calls and callso likewise (the ordered hook's figure is read against the unordered one's).
-PAIRED = ("4", "5", "5h")
+PAIRED = ("4", "5", "5h", "5a", "5ha")
 PAIRED_GROUPS = (PAIRED, ("calls", "callso"))
 
 

@@ -20,6 +20,8 @@ TITLES = {
     "4": "4 latency @ fixed rate",
     "5": "5 isolation (B beside dead A)",
     "5h": "5h control (B beside healthy A)",
+    "5a": "5a = 5 with alert subscribers",
+    "5ha": "5ha = 5h with alert subscribers",
     "starve": "starve: B beside A's 10 dead hooks",
     "calls": "calls: 3 events/call, unordered hook",
     "callso": "callso: the same, ordered hook",

@@ -47,6 +47,11 @@ EVENT_KEY = "CHANNEL_CREATE"
 STALL_S = 20.0  # no new arrival for this long: the rest is lost
 SETTLE_S = 0.3  # after the last expected arrival, how long to watch for duplicates
 CALL_KEYS = ("CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_HANGUP_COMPLETE")  # scenarios calls, callso
+#: switchhook's own alerts (docs/alerts.md): what the subscribers of scenarios 5a and 5ha listen to.
+ALERT_KEYS = tuple(
+    f"CUSTOM->switchhook::{name}"
+    for name in ("hook_paused", "hook_resumed", "hook_disabled", "delivery_failed", "fallback_used")
+)
 #: In scenarios calls and callso the receiver answers each request this long after it came (a request has a
 #: time in flight, as at a real endpoint: two of one call at once can then be seen), for both hooks alike.
 CALL_ANSWER_DELAY_S = 0.002
@@ -369,15 +374,26 @@ class Bench:
         """The control for 5: A's hook answers, so only the doubled load differs from 4, not a dead endpoint."""
         return await self.paced(run, neighbour="live")
 
-    async def paced(self, run: int, *, neighbour: str | None) -> RunResult:
+    async def scenario_5a(self, run: int) -> RunResult:
+        """5 with alert subscribers (docs/alerts.md): A's dead hook pauses and raises alerts into A."""
+        return await self.paced(run, neighbour="dead", alert_subscribers=True)
+
+    async def scenario_5ha(self, run: int) -> RunResult:
+        """5h with the same alert subscribers: nothing fails, so only their presence differs from 5h."""
+        return await self.paced(run, neighbour="live", alert_subscribers=True)
+
+    async def paced(self, run: int, *, neighbour: str | None, alert_subscribers: bool = False) -> RunResult:
         """Domain B at the fixed rate; with a `neighbour` ("dead" or "live"), domain A at the same rate too.
 
         B's hook posts to `/b` on the answering port. A's (`timeout: 2`) posts to the dead port in 5, to
         `/a` on the answering port in 5h: there the receiver keeps `/a` and `/b` apart, B's figures come
         from `/b` only and A's deliveries are awaited and checked against A's own count.
+        `alert_subscribers` (5a, 5ha): each domain also has a hook on every switchhook::* alert key posting to
+        `/alerts` on the answering port; B's figures then come from `/b` only in 5a too (a build without alerts
+        raises none: the hooks are created all the same).
         """
         options = self.options
-        name = {None: "4", "dead": "5", "live": "5h"}[neighbour]
+        name = {None: "4", "dead": "5", "live": "5h"}[neighbour] + ("a" if alert_subscribers else "")
         domain_b, domain_a = ("b." + DOMAIN, "a." + DOMAIN) if neighbour else (DOMAIN, "")
         body_b = events_body([make_event(domain_b) for _ in range(options.paced_batch)])
         async with self.switchhook() as server:
@@ -393,7 +409,16 @@ class Bench:
                     a_url = self.receiver.url("/a") if neighbour == "live" else self.receiver.blackhole_url("/a")
                     hook_a = {"event": EVENT_KEY, "enable": True, "timeout": 2, "action": web_action(a_url)}
                     await create_hook(session, server.url, headers_a, hook_a)
-                await self.receiver.reset(("/a", "/b") if neighbour == "live" else ())
+                if alert_subscribers:
+                    for headers in (headers_a, headers_b) if neighbour else (headers_b,):
+                        alerts = {
+                            "event": ALERT_KEYS,
+                            "enable": True,
+                            "action": web_action(self.receiver.url("/alerts")),
+                        }
+                        await create_hook(session, server.url, headers, alerts)
+                tracked = ("/a", "/b") if neighbour == "live" else ("/b",) if alert_subscribers else ()
+                await self.receiver.reset(tracked + (("/alerts",) if alert_subscribers else ()))
                 url = server.url + "/api/v2/events"
 
                 def stream(headers: dict[str, str], body: bytes) -> Awaitable[PostStats]:
@@ -413,9 +438,22 @@ class Bench:
                         assert posted_a is not None
                         by_path = {"/b": posted.deliveries, "/a": posted_a.deliveries}
                         _, stats = await self.wait_for(sum(by_path.values()), server, by_path)
+                    elif alert_subscribers:
+                        _, stats = await self.wait_for(posted.deliveries, server, {"/b": posted.deliveries})
                     else:
                         _, stats = await self.wait_for(posted.deliveries, server)
-            if neighbour == "live":
+            if alert_subscribers:
+                alerts_received = stats["paths"]["/alerts"]["count"]
+            if neighbour == "dead" and alert_subscribers:  # B's figures only, as in 5h
+                result = self.result(
+                    posted.deliveries,
+                    {**stats, **stats["paths"]["/b"]},
+                    posted.started_at,
+                    server,
+                    phase,
+                    "to domain B",
+                )
+            elif neighbour == "live":
                 # B's figures only; the receiver-wide ones (CPU, connections, blackhole) stay as they are.
                 stats_b, stats_a = stats["paths"]["/b"], stats["paths"]["/a"]
                 result = self.result(
@@ -424,6 +462,8 @@ class Bench:
             else:
                 result = self.result(posted.deliveries, stats, posted.started_at, server, phase)
         result.extra |= _post_extra(posted) | {"events": posted.events}
+        if alert_subscribers:
+            result.extra["alerts_received"] = alerts_received
         if posted_a is not None and neighbour == "dead":
             result.extra |= {"dead_domain_events": posted_a.events, "dead_domain_late_posts": posted_a.late,
                              "blackhole_connections": stats["blackhole"]["connections"]}  # fmt: skip
