@@ -8,19 +8,41 @@ guard's alerts plus summaries; nothing is stored when no hook subscribes.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from switchhook.core.alerts import SUBCLASSES, FailureAlertLimiter, key_of
 from switchhook.services.alerts import AlertsService
 from tests.support.app import Harness, make_settings, running
+from tests.support.postgres import drop_schema, new_schema, require_postgres
 from tests.support.process import free_port
 from tests.support.receiver import Receiver, Reply
 from tests.support.waiting import eventually
 
 ALERT_KEYS = [key_of(subclass) for subclass in SUBCLASSES]
+
+
+@asynccontextmanager
+async def alerting_app(tmp_path: Path, backend: str, **settings: Any) -> AsyncIterator[Harness]:
+    """switchhook with `settings` on SQLite or on a fresh PostgreSQL schema."""
+    if backend == "sqlite":
+        async with running(make_settings(tmp_path, **settings)) as app:
+            yield app
+        return
+    dsn, schema = await require_postgres(), new_schema()
+    try:
+        async with running(make_settings(tmp_path, database_url=dsn, database_schema=schema, **settings)) as app:
+            yield app
+    finally:
+        await drop_schema(dsn, schema)
+
+
+BACKENDS = pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 
 
 def alerts_of(app: Harness) -> AlertsService:
@@ -55,11 +77,18 @@ async def stored_alerts(app: Harness) -> list[dict[str, Any]]:
     return [orjson.loads(row["payload"]) for row in rows]
 
 
-async def test_each_alert_reaches_its_domain_and_never_another(receiver: Receiver, tmp_path: Path) -> None:
-    settings = make_settings(
-        tmp_path, max_in_flight_per_hook=1, breaker_failures=2, breaker_cooldown_s=0.2, breaker_max_cooldown_s=0.4
-    )
-    async with running(settings) as app:
+@BACKENDS
+async def test_each_alert_reaches_its_domain_and_never_another(
+    receiver: Receiver, tmp_path: Path, backend: str
+) -> None:
+    async with alerting_app(
+        tmp_path,
+        backend,
+        max_in_flight_per_hook=1,
+        breaker_failures=2,
+        breaker_cooldown_s=0.2,
+        breaker_max_cooldown_s=0.4,
+    ) as app:
         hook_ids: dict[str, set[str]] = {}
         for domain in ("a.example", "b.example"):
             token = await app.domain_token(domain)
@@ -134,9 +163,11 @@ async def test_each_alert_reaches_its_domain_and_never_another(receiver: Receive
         assert len(set(sequences)) == len(sequences)  # distinct: never de-duplicated into one another
 
 
-async def test_a_slack_style_template_and_a_filter_shape_the_alert(receiver: Receiver, tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, breaker_failures=2, breaker_cooldown_s=30)
-    async with running(settings) as app:
+@BACKENDS
+async def test_a_slack_style_template_and_a_filter_shape_the_alert(
+    receiver: Receiver, tmp_path: Path, backend: str
+) -> None:
+    async with alerting_app(tmp_path, backend, breaker_failures=2, breaker_cooldown_s=30) as app:
         token = await app.domain_token("slack.example")
         receiver.routes["/dead"] = Reply(503)
         dead = await app.create_hook(
@@ -179,12 +210,19 @@ async def test_a_slack_style_template_and_a_filter_shape_the_alert(receiver: Rec
         assert receiver.on("/other") == []  # its filter held the alert back
 
 
-async def test_a_dead_alert_subscriber_makes_no_alert_about_itself(receiver: Receiver, tmp_path: Path) -> None:
-    settings = make_settings(
-        tmp_path, max_in_flight_per_hook=1, breaker_failures=2, breaker_cooldown_s=0.05, breaker_max_cooldown_s=0.1
-    )
+@BACKENDS
+async def test_a_dead_alert_subscriber_makes_no_alert_about_itself(
+    receiver: Receiver, tmp_path: Path, backend: str
+) -> None:
     domain = "loop.example"
-    async with running(settings) as app:
+    async with alerting_app(
+        tmp_path,
+        backend,
+        max_in_flight_per_hook=1,
+        breaker_failures=2,
+        breaker_cooldown_s=0.05,
+        breaker_max_cooldown_s=0.1,
+    ) as app:
         token = await app.domain_token(domain)
         dead_port = free_port()  # nothing listens: refused
         dead_subscriber = await app.create_hook(domain, alert_hook(f"http://127.0.0.1:{dead_port}/alerts"), token)
@@ -215,14 +253,15 @@ async def test_a_dead_alert_subscriber_makes_no_alert_about_itself(receiver: Rec
         assert subclasses(stored).count("switchhook::delivery_failed") == 6
 
 
+@BACKENDS
 async def test_a_dead_endpoint_under_load_makes_at_most_the_limit_and_summaries(
-    receiver: Receiver, tmp_path: Path
+    receiver: Receiver, tmp_path: Path, backend: str
 ) -> None:
-    settings = make_settings(tmp_path, breaker_failures=0)  # never paused: every event fails at once, for good
     domain = "storm.example"
     failures = 3000
     per_hook, window_s = 10, 2.0
-    async with running(settings) as app:
+    # Never paused: every event fails at once, for good.
+    async with alerting_app(tmp_path, backend, breaker_failures=0) as app:
         alerts = alerts_of(app)
         alerts.limiter = FailureAlertLimiter(per_hook, 100, window_s)
         token = await app.domain_token(domain)
@@ -265,9 +304,11 @@ async def test_a_dead_endpoint_under_load_makes_at_most_the_limit_and_summaries(
         assert alerts.suppressed == failures - len(singles)
 
 
-async def test_no_subscriber_means_no_alert_stored(receiver: Receiver, tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, breaker_failures=2, breaker_cooldown_s=0.05, breaker_max_cooldown_s=0.1)
-    async with running(settings) as app:
+@BACKENDS
+async def test_no_subscriber_means_no_alert_stored(receiver: Receiver, tmp_path: Path, backend: str) -> None:
+    async with alerting_app(
+        tmp_path, backend, breaker_failures=2, breaker_cooldown_s=0.05, breaker_max_cooldown_s=0.1
+    ) as app:
         token = await app.domain_token("quiet.example")
         # Another domain's alert subscriber: this domain's alerts are not its business.
         await app.create_hook("noisy.example", alert_hook(receiver.url("/alerts")))
@@ -294,15 +335,24 @@ async def test_no_subscriber_means_no_alert_stored(receiver: Receiver, tmp_path:
         assert alerts_of(app).storing == 0
         assert await stored_alerts(app) == []
         assert sum(alerts_of(app).raised.values()) == 0
+        # Not even built: the next alert of this run would be its first.
+        assert alerts_of(app).builder.build("switchhook::hook_paused", "quiet.example", {})["Event-Sequence"] == "1"
         assert receiver.on("/alerts") == []
 
 
-async def test_fallback_used_is_told_once_per_pause_of_the_primary(receiver: Receiver, tmp_path: Path) -> None:
-    settings = make_settings(
-        tmp_path, max_in_flight_per_hook=1, breaker_failures=2, breaker_cooldown_s=0.2, breaker_max_cooldown_s=0.2
-    )
+@BACKENDS
+async def test_fallback_used_is_told_once_per_pause_of_the_primary(
+    receiver: Receiver, tmp_path: Path, backend: str
+) -> None:
     domain = "fallback.example"
-    async with running(settings) as app:
+    async with alerting_app(
+        tmp_path,
+        backend,
+        max_in_flight_per_hook=1,
+        breaker_failures=2,
+        breaker_cooldown_s=0.2,
+        breaker_max_cooldown_s=0.2,
+    ) as app:
         alerts = alerts_of(app)
         token = await app.domain_token(domain)
         await app.create_hook(domain, alert_hook(receiver.url("/alerts")), token)
