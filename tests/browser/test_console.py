@@ -6,6 +6,7 @@ test ends with `guard.check()`: no request left the server, no console error, no
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,8 @@ from typing import Any
 
 import httpx
 
-from tests.browser.harness import Guard, World, guarded_page, log_in
+from tests.browser.harness import PASSWORD, Guard, World, guarded_page, log_in
+from tests.support.app import ROOT_PASSWORD
 
 SKELETON = Path(__file__).parents[2] / "src" / "switchhook" / "console" / "static"
 
@@ -168,4 +170,164 @@ def test_a_domain_admin_builds_tries_and_repairs_a_hook(browser: Any, console_wo
         row.wait_for()
         text = row.inner_text()
         assert "delivered" in text and "HTTP 200" in text and "%" in text, text
+        guard.check()
+
+
+def arrange_a_hook_with_a_delivery(world: World, call_id: str) -> tuple[str, str]:
+    """Through the API: a hook of domain A and one delivery of call `call_id` (what B must never see)."""
+    headers = world.admin_headers(world.domain_a)
+    hook = {
+        "event": "CHANNEL_ANSWER",
+        "enable": True,
+        "description": "alpha's secret hook",
+        "action": {"type": "web", "method": "POST", "url": world.receiver.url + "?alpha-only"},
+    }
+    created = world.server.request("POST", "/api/v2/hooks", json=hook, headers=headers)
+    hook_id: str = created.json()["data"]["insertedIds"][0]
+    event = {"Event-Name": "CHANNEL_ANSWER", "Channel-Call-UUID": call_id, "variable_domain_name": world.domain_a}
+    assert world.server.request("POST", "/api/v2/events", json=event, headers=headers).status_code == 202
+    rows = world.server.request("GET", f"/api/v2/deliveries?call={call_id}", headers=headers).json()["data"]
+    return hook_id, rows[0]["id"]
+
+
+def test_an_admin_of_another_domain_sees_none_of_it(browser: Any, console_world: World) -> None:
+    world = console_world
+    hook_id, delivery_id = arrange_a_hook_with_a_delivery(world, "call-of-alpha")
+    with guarded_page(browser, world.url) as (page, guard):
+        log_in(page, f"admin@{world.domain_b}")
+        page.get_by_text("No hooks yet.").wait_for()
+        seen = [page.locator("main").inner_text()]
+        for where, shows in [
+            (f"#/hooks/{hook_id}", "Hook not found"),
+            (f"#/hooks/{hook_id}/try", "Hook not found"),
+            (f"#/deliveries/{delivery_id}", "Delivery not found"),
+            ("#/calls/call-of-alpha", "0 deliveries of this call"),
+            (f"#/hooks/{hook_id}/deliveries", "No deliveries match."),
+            ("#/deliveries", "No deliveries match."),
+        ]:
+            page.goto(f"/console/{where}")
+            page.get_by_text(shows).wait_for()
+            seen.append(page.locator("main").inner_text())
+        for text in seen:
+            for secret in (hook_id, delivery_id, "alpha-only", "alpha's secret hook", world.domain_a):
+                assert secret not in text, f"{secret} shown to domain B: {text[:300]}"
+        guard.check()
+
+
+def test_root_picks_a_domain_and_switches(browser: Any, console_world: World) -> None:
+    world = console_world
+    arrange_a_hook_with_a_delivery(world, "call-for-root")
+    with guarded_page(browser, world.url) as (page, guard):
+        page.goto("/")
+        page.get_by_label("Username").fill("root")
+        page.get_by_label("Password").fill(ROOT_PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        page.get_by_role("heading", name="Pick a domain").wait_for()
+        page.get_by_role("button", name=world.domain_a).click()
+        page.locator("tr[data-hook]", has_text="alpha's secret hook").first.wait_for()
+        page.get_by_label("Domain").select_option(world.domain_b)
+        page.get_by_text("No hooks yet.").wait_for()
+        page.get_by_role("button", name="Log out").click()
+        page.get_by_role("heading", name="Log in").wait_for()
+        page.reload()  # the session is gone, not just hidden
+        page.get_by_role("heading", name="Log in").wait_for()
+        guard.check()
+
+
+def test_a_token_is_shown_once_logs_in_and_is_revoked(browser: Any, console_world: World) -> None:
+    world = console_world
+    with guarded_page(browser, world.url) as (page, guard):
+        log_in(page, f"admin@{world.domain_a}")
+        page.get_by_role("link", name="Tokens").click()
+        page.get_by_role("button", name="Create token").click()
+        token = page.locator("#token-value").input_value()
+        assert token.count(".") == 2  # a JWT
+        page.get_by_role("link", name="Hooks").click()
+        page.get_by_role("link", name="Tokens").click()
+        page.get_by_role("heading", name="Tokens").wait_for()
+        assert page.locator("#token-value").count() == 0 and token not in page.content()  # shown once
+        row = page.locator("tr[data-token]").last
+        token_id = row.get_attribute("data-token")
+        row.get_by_role("button", name="Disable").click()
+        page.locator(f'tr[data-token="{token_id}"]', has_text="disabled").wait_for()
+        page.locator(f'tr[data-token="{token_id}"]').get_by_role("button", name="Enable").click()
+        page.locator(f'tr[data-token="{token_id}"]', has_text="enabled").wait_for()
+        page.get_by_role("button", name="Log out").click()
+
+        page.get_by_label("Domain token").fill(token)
+        page.get_by_role("button", name="Use token").click()
+        page.get_by_role("heading", name="Hooks").wait_for()
+        page.get_by_role("button", name="Log out").click()
+
+        log_in(page, f"admin@{world.domain_a}")
+        page.get_by_role("link", name="Tokens").click()
+        revoke = page.locator(f'tr[data-token="{token_id}"]').get_by_role("button", name="Revoke")
+        revoke.click()
+        page.locator(f'tr[data-token="{token_id}"]').get_by_role("button", name="Confirm revoke").click()
+        page.locator(f'tr[data-token="{token_id}"]').wait_for(state="detached")
+        page.get_by_role("button", name="Log out").click()
+        guard.expected_statuses.add(401)  # the revoked token, refused by whoami
+        page.get_by_label("Domain token").fill(token)
+        page.get_by_role("button", name="Use token").click()
+        page.get_by_text("This token is not valid").wait_for()
+        guard.check()
+
+
+def test_phone_width_dark_and_keyboard_only(browser: Any, console_world: World) -> None:
+    world = console_world
+    phone = {"viewport": {"width": 390, "height": 844}, "color_scheme": "dark", "has_touch": True}
+    with guarded_page(browser, world.url, **phone) as (page, guard):
+        page.goto("/")
+        page.get_by_label("Username").wait_for()
+        page.keyboard.type(f"admin@{world.domain_a}")  # the username field has the focus on arrival
+        page.keyboard.press("Tab")
+        page.keyboard.type(PASSWORD)
+        page.keyboard.press("Enter")
+        page.get_by_role("heading", name="Hooks").wait_for()
+        page.locator("tr[data-hook]").first.wait_for()
+        for where in ("#/hooks", "#/deliveries", "#/calls/call-of-alpha", "#/tokens", "#/hooks/new"):
+            page.goto(f"/console/{where}")
+            page.wait_for_load_state("networkidle")
+            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, f"{where} is {overflow}px wider than the phone"
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert background == "rgb(15, 18, 23)", background  # the dark palette
+        guard.check()
+
+
+def test_docs_load_with_nothing_from_the_internet(browser: Any, console_world: World) -> None:
+    with guarded_page(browser, console_world.url) as (page, guard):
+        page.goto("/docs")
+        page.locator(".swagger-ui .information-container").wait_for()
+        page.get_by_text("/api/v2/hooks", exact=True).first.wait_for()
+        guard.check()
+
+
+def test_attacker_strings_in_hooks_and_events_render_as_text(browser: Any, console_world: World) -> None:
+    world = console_world
+    payload = '<img src="/console/none.png" onerror="window.pwned=1"><script>window.pwned=2</script>'
+    headers = world.admin_headers(world.domain_a)
+    hook = {
+        "event": ["CHANNEL_CREATE", payload],
+        "enable": True,
+        "description": payload,
+        "filter": {payload: {"operation": "==", "value": payload}},
+        "action": {"type": "web", "method": "POST", "url": world.receiver.url},
+    }
+    created = world.server.request("POST", "/api/v2/hooks", json=hook, headers=headers)
+    assert created.status_code == 200, created.text
+    hook_id = created.json()["data"]["insertedIds"][0]
+    with guarded_page(browser, world.url) as (page, guard):
+        log_in(page, f"admin@{world.domain_a}")
+        row = page.locator(f'tr[data-hook="{hook_id}"]')
+        assert payload in row.inner_text()
+        page.goto(f"/console/#/hooks/{hook_id}")
+        page.locator("#filter-rows input").first.wait_for()
+        assert page.locator("#filter-rows input").first.input_value() == payload
+        page.goto(f"/console/#/hooks/{hook_id}/try")
+        page.get_by_label("Event JSON").fill(json.dumps({"Event-Name": "CHANNEL_CREATE", payload: payload}))
+        page.get_by_role("button", name="Dry run").click()
+        page.locator("#filter-result", has_text=payload).wait_for()
+        assert page.evaluate("window.pwned") is None
+        assert page.locator("main img").count() == 0 and page.locator("main script").count() == 0
         guard.check()

@@ -201,5 +201,5 @@ function start() {
 window.addEventListener("hashchange", route);
 window.addEventListener("DOMContentLoaded", () => {
   route();
-  main().focus({ preventScroll: true });
+  if (document.activeElement === document.body) main().focus({ preventScroll: true });
 });
