@@ -33,6 +33,8 @@ MAX_SAMPLES_BYTES: Final = 32 * 1024 * 1024
 SAMPLE_EVERY_S: Final = 1.0
 #: What a live key's entry says of itself.
 LIVE_DESCRIPTION: Final = "Seen in this domain; not in the catalogue. The sample is the latest such event."
+#: Domains whose rewritten samples are kept between requests (least recently asked for first out).
+SAMPLE_DOMAINS_CACHED: Final = 64
 #: Header names a live key's `fields` lists at most.
 MAX_LIVE_FIELDS: Final = 100
 
@@ -159,6 +161,10 @@ class CatalogueService:
         self.seen = seen
         self._entries = tuple(packaged_catalogue() if entries is None else entries)
         self._domain_headers = tuple(domain_headers)
+        # Rewriting every sample to a domain costs ~3 ms (a regex over ~3,000 values): done once per domain while it
+        # is among the last SAMPLE_DOMAINS_CACHED asked for (~65 KB each: the strings are shared), so a client polling
+        # the route costs ~0.05 ms a request, not 3 ms.
+        self._samples = functools.lru_cache(maxsize=SAMPLE_DOMAINS_CACHED)(self._samples_for)
 
     @classmethod
     def packaged(cls, domain_headers: Sequence[str] = DEFAULT_DOMAIN_HEADERS) -> CatalogueService:
@@ -170,14 +176,14 @@ class CatalogueService:
         scope = validate_domain_name(effective_domain(caller, domain))
         seen = self.seen.seen(scope)
         listed: list[dict[str, Any]] = []
-        for entry in self._entries:
+        for entry, sample in zip(self._entries, self._samples(scope), strict=True):
             last = seen.get(entry.key)
             listed.append(
                 {
                     "key": entry.key,
                     "description": entry.description,
                     "fields": list(entry.fields),
-                    "sample": None if entry.sample is None else for_domain(entry.sample, scope, self._domain_headers),
+                    "sample": sample,
                     "lastSeen": _ms(last[0]) if last else None,
                     "known": True,
                 }
@@ -197,6 +203,13 @@ class CatalogueService:
                 }
             )
         return listed
+
+    def _samples_for(self, domain: str) -> tuple[Event | None, ...]:
+        """Every entry's sample rewritten to `domain` (shared between requests: never to be changed)."""
+        return tuple(
+            None if entry.sample is None else for_domain(entry.sample, domain, self._domain_headers)
+            for entry in self._entries
+        )
 
 
 def _ms(seconds: float) -> int:
