@@ -33,7 +33,7 @@ async function route() {
   for (const [pattern, make] of ROUTES) {
     const match = hash.match(pattern);
     if (match) {
-      const section = hash.split("/")[1];
+      const section = /\/deliveries$/.test(hash) ? "deliveries" : hash.split("/")[1];
       for (const link of document.querySelectorAll("#nav a")) {
         link.toggleAttribute("aria-current", link.dataset.section === section);
       }

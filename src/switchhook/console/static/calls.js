@@ -11,7 +11,7 @@ export async function callsView(view, callId) {
   fill(
     view,
     h("div.titlebar", {}, h("h1", {}, "Calls")),
-    h("form.filters", { onsubmit: (e) => {
+    h("form.filters.single", { onsubmit: (e) => {
       e.preventDefault();
       const value = input.value.trim();
       if (value) location.hash = `#/calls/${encodeURIComponent(value)}`;
@@ -23,7 +23,7 @@ export async function callsView(view, callId) {
     try {
       const [rows, hooks] = await Promise.all([
         api("GET", "/api/v2/deliveries", { query: { call: callId, limit: 1000 } }),
-        api("GET", "/api/v2/hooks", { query: { limit: 100, columns: "event" } }),
+        api("GET", "/api/v2/hooks", { query: { limit: 100, columns: "event,description" } }),
       ]);
       const list = rows.data || [];
       fill(out,

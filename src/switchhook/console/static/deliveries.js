@@ -6,7 +6,7 @@ import { badge, field, fill, h, pretty, toast, when } from "/console/dom.js";
 const STATUSES = ["", "pending", "delivered", "failed", "expired"];
 
 export async function deliveriesView(view, { hook = "" }) {
-  const hooks = ((await api("GET", "/api/v2/hooks", { query: { limit: 100, columns: "event,description,action" } })).data) || [];
+  const hooks = ((await api("GET", "/api/v2/hooks", { query: { limit: 100, columns: "event,description" } })).data) || [];
   const label = (x) => `${[].concat(x.event || []).join(", ")}${x.description ? ` — ${x.description}` : ""}`;
   const hookSelect = h("select", { name: "hook", id: "filter-hook" }, h("option", { value: "" }, "All hooks"), hooks.map((x) => h("option", { value: x._id, selected: x._id === hook }, label(x))));
   const status = h("select", { name: "status", id: "filter-status" }, STATUSES.map((s) => h("option", { value: s }, s || "Any status")));
@@ -60,15 +60,15 @@ export async function deliveriesView(view, { hook = "" }) {
 
 export function deliveryTable(rows, { admin, reload, hooks = [], ordered = false }) {
   if (!rows.length) return h("p.empty", {}, "No deliveries match.");
-  const names = new Map(hooks.map((x) => [x._id, [].concat(x.event || []).join(", ")]));
+  const names = new Map(hooks.map((x) => [x._id, x.description || [].concat(x.event || []).join(", ")]));
   return h("table.list.deliveries", {},
-    h("thead", {}, h("tr", {}, [ordered ? "#" : null, "Created", "Event", "Hook", "Call", "Status", "Attempts", ""].filter((x) => x !== null).map((t) => h("th", { scope: "col" }, t)))),
+    h("thead", {}, h("tr", {}, [ordered ? "#" : null, "Created", "Event", "Hook", ordered ? null : "Call", "Status", "Attempts", ""].filter((x) => x !== null).map((t) => h("th", { scope: "col" }, t)))),
     h("tbody", {}, rows.map((d, i) => h("tr", { "data-delivery": d.id, "data-status": d.status },
       ordered ? h("td", { "data-label": "#" }, String(i + 1)) : null,
       h("td", { "data-label": "Created" }, when(d.createdAt * 1000)),
       h("td", { "data-label": "Event" }, h("code", {}, d.eventKey || "—")),
       h("td", { "data-label": "Hook" }, h("a", { href: `#/hooks/${d.hookId}` }, names.get(d.hookId) || d.hookId.slice(0, 8))),
-      h("td", { "data-label": "Call" }, d.callId ? h("a", { href: `#/calls/${encodeURIComponent(d.callId)}` }, d.callId) : "—"),
+      ordered ? null : h("td.call", { "data-label": "Call" }, d.callId ? h("a", { href: `#/calls/${encodeURIComponent(d.callId)}`, title: d.callId }, d.callId) : "—"),
       h("td", { "data-label": "Status" }, badge(d.status), d.lastStatus ? ` HTTP ${d.lastStatus}` : "", d.lastError ? h("div.muted.small", {}, d.lastError) : null),
       h("td", { "data-label": "Attempts" }, String(d.attempts)),
       h("td.actions", {}, h("a.button", { href: `#/deliveries/${encodeURIComponent(d.id)}` }, "Attempts"), admin && d.status !== "pending" ? replayButton(d.id, reload) : null),

@@ -324,7 +324,7 @@ class Editor {
           h(
             "div.pick-row",
             {},
-            h("label", {}, h("input", { type: "checkbox", value: n, checked: picked.has(n), onchange: sync, name: `field-${i}` }), " ", h("code", {}, n)),
+            h("label", { title: n }, h("input", { type: "checkbox", value: n, checked: picked.has(n), onchange: sync, name: `field-${i}` }), " ", h("code", {}, n)),
             h("input", { "data-rename": n, value: map[n] || "", placeholder: "rename to…", "aria-label": `Rename ${n}`, oninput: sync }),
           ),
         ),

@@ -28,7 +28,7 @@ export async function hooksView(view) {
             h(
               "tr",
               {},
-              ["Events", "URL", "Enabled", "Endpoint", "Last delivery", "Success (1 h)", ""].map((t) =>
+              ["Events", "URL", "Enabled", "Endpoint", "Last delivery", "Last hour", ""].map((t) =>
                 h("th", { scope: "col" }, t),
               ),
             ),
@@ -64,7 +64,7 @@ function row(hook, stats, admin, reload) {
     ),
     h("td", { "data-label": "Endpoint" }, endpoint(stats)),
     h("td", { "data-label": "Last delivery" }, last(stats)),
-    h("td", { "data-label": "Success (1 h)" }, rate(stats)),
+    h("td", { "data-label": "Success, last hour" }, rate(stats)),
     h(
       "td.actions",
       {},
