@@ -10,6 +10,7 @@ import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 from standardwebhooks.webhooks import Webhook
@@ -95,7 +96,7 @@ async def test_no_answer_from_the_primary_fails_over_with_the_same_request_and_b
     primary = dead_url.replace("http://", "http://user:pa55@")
     hook_id = await any_app.create_hook(
         DOMAIN,
-        hook(primary, fallback.url("/fb"), secret=secret, headers={"X-Tenant": "t1", "X-Failover-Reason": "mine"}),
+        hook(primary, fallback.url("/fb"), secret=secret, headers={"X-Tenant": "t1", "x-failover-reason": "mine"}),
     )
     await send(any_app, dtmf(7, **{"Unique-ID": "call-1"}))
 
@@ -106,6 +107,7 @@ async def test_no_answer_from_the_primary_fails_over_with_the_same_request_and_b
     assert request.method == "POST" and request.path == "/fb" and request.json()["data"]["n"] == "7"
     assert headers["X-Original-Url"] == dead_url.replace("http://", "http://user:********@")  # password masked
     assert headers["X-Failover-Reason"] == "refused"  # switchhook's own: the hook's header of that name is replaced
+    assert [name for name in headers if name.lower() == "x-failover-reason"] == ["X-Failover-Reason"]
     assert headers["X-Tenant"] == "t1" and headers["X-Call-Id"] == "call-1"
     verified = Webhook(secret).verify(request.body, headers)  # the primary's signature, valid for the same body
     assert headers["webhook-id"] == verified["id"] == view["id"]
@@ -348,3 +350,15 @@ async def test_the_api_refuses_a_bad_fallback_url_and_null_removes_it(app: Harne
     assert replaced.status_code == 200, replaced.text
     read = (await app.client.get(f"/api/v2/hooks/{hook_id}", headers=headers)).json()["data"]
     assert "fallbackUrl" not in read["action"]
+
+
+async def test_a_get_query_is_rendered_onto_the_fallback_never_the_primary_urls_own(
+    app: Harness, fallback: Receiver, dead_url: str
+) -> None:
+    get = hook(dead_url + "?token=primary-only", fallback.url("/fb?site=b"), fields=["n"])
+    get["action"]["method"] = "GET"
+    await app.create_hook(DOMAIN, get)
+    await send(app, dtmf(5))
+    (request,) = await fallback.wait_for(1)
+    assert request.method == "GET" and parse_qs(request.query) == {"site": ["b"], "n": ["5"]}
+    assert request.headers["X-Original-Url"] == dead_url + "?token=primary-only"  # as hook reads show it
