@@ -190,6 +190,50 @@ async def test_a_failing_call_holds_back_only_itself(steady_app: Harness, calls:
         assert_in_order(calls, call)
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+async def narrow_app(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
+    """One delivery in flight per hook (a backlog of PARKED_PER_SLOT = 16): most of a burst waits on the hook's
+    shelf, and an ordered call's later events are kept there by the store's gate until its earlier ones settle."""
+    if request.param == "sqlite":
+        async with running(make_settings(tmp_path, breaker_failures=0, max_in_flight_per_hook=1)) as harness:
+            yield harness
+        return
+    dsn = await require_postgres()
+    schema = new_schema()
+    try:
+        settings = make_settings(
+            tmp_path, database_url=dsn, database_schema=schema, breaker_failures=0, max_in_flight_per_hook=1
+        )
+        async with running(settings) as harness:
+            yield harness
+    finally:
+        await drop_schema(dsn, schema)
+
+
+async def test_calls_waiting_on_the_shelf_behind_their_earlier_events_all_arrive_in_order(
+    narrow_app: Harness, calls: CallReceiver
+) -> None:
+    """As the bench's callso scenario, small: every call's CREATE, then every ANSWER, then every HANGUP_COMPLETE.
+    A take from the shelf comes back short while the gate keeps calls' next events there: the shelf is not
+    forgotten for it (it would wait out its horizon, SHELVE_S), and each call's next goes once its head settles."""
+    app = narrow_app
+    await ordered_hook(app, calls)
+    token = await app.domain_token(D)
+    names = [f"call-{n}" for n in range(40)]
+    for order, name in enumerate(KEYS):
+        response = await app.post_events([channel(name, call, order) for call in names], token)
+        assert response.status_code == 202, response.text
+    await eventually(
+        lambda: all(len(calls.delivered(call)) == 3 for call in names),
+        "every call delivered",
+        timeout_s=30,
+        details=lambda: f"{sum(len(calls.delivered(c)) for c in names)} of {3 * len(names)} delivered",
+    )
+    assert calls.overlaps == []
+    for call in names:
+        assert_in_order(calls, call)
+
+
 async def test_a_late_event_older_than_one_sent_is_still_sent_after_it(any_app: Harness, calls: CallReceiver) -> None:
     await ordered_hook(any_app, calls)
     token = await any_app.domain_token(D)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from switchhook.store.base import Fair, NewDelivery, Store
+from switchhook.store.base import SHELVED, Fair, Finish, NewDelivery, Store
 from tests.store.test_contract import NOW, A, claim, done, event_row, hook_id, store
 
 __all__ = ["store"]  # the fixture, run on both backends
@@ -124,3 +124,42 @@ async def test_ingest_lets_go_of_a_fresh_delivery_whose_call_has_others_not_leas
         assert await tx.ungate_calls("w1", [behind, with_mine, alone, unordered]) == {behind}
     claimed = await claim(store, "w2", NOW + 1)
     assert older in claimed and behind not in claimed  # due again, behind the older one of its call
+
+
+async def test_a_delivery_numbered_at_its_turn_that_expires_unsent_gives_its_number_back(store: Store) -> None:
+    hook = hook_id()
+    first, second, third = await call_line(store, hook, "c", [10, 20, 30], leased_by="w1")
+    unsent = Finish(second, "expired", 0, NOW, None, "ttl expired before the attempt", None)
+    async with store.transaction() as tx:
+        assert await tx.number_calls([(first, hook, "c")]) == {first: 1}
+        await tx.finish([done(first, "delivered", 1)], "w1", NOW)
+        assert await tx.number_calls([(second, hook, "c")]) == {second: 2}  # its turn: numbered, waiting for a slot
+        await tx.finish([unsent], "w1", NOW)  # its ttl passed before a slot came: never sent
+        assert await tx.number_calls([(third, hook, "c")]) == {third: 2}  # no gap: the receiver sees 1, 2
+        row = await tx.get_delivery(A, second)
+        assert row is not None and (row.status, row.call_seq) == ("expired", 0)
+        await tx.finish([done(third, "pending", 1, 500, next_at=NOW)], "w1", NOW)  # sent once, to be retried
+    (fourth,) = await call_line(store, hook, "c", [40])
+    assert await claim(store, "w1", NOW + 1) == [third]
+    async with store.transaction() as tx:  # sent, then expired on its retry: the receiver saw 2, it keeps it
+        await tx.finish([Finish(third, "expired", 1, NOW, None, "ttl expired before the attempt", None)], "w1", NOW)
+        assert await tx.number_calls([(fourth, hook, "c")]) == {fourth: 3}
+
+
+async def test_a_short_take_from_a_shelf_tells_whether_the_gate_kept_some_there(store: Store) -> None:
+    hook = hook_id()
+    events = [event_row() for _ in range(2)]
+    first, second = (
+        NewDelivery("msg_" + uuid.uuid4().hex, e.id, hook, A, NOW + 600, None, SHELVED, None, "c", ts, None, 0)
+        for e, ts in zip(events, [10, 20], strict=True)
+    )
+    async with store.transaction() as tx:
+        await tx.store_events(events, [([first, second], NOW)])
+    async with store.transaction() as tx:
+        taken = await tx.claim_shelves("w1", [(hook, 5)], NOW, NOW + 30)
+        assert [c.delivery.id for c in taken] == [first.id]  # the call's second waits for its first to settle
+        assert await tx.still_shelved([hook, hook_id()]) == {hook}  # short, and not empty
+        await tx.finish([done(first.id, "delivered", 1)], "w1", NOW)
+    async with store.transaction() as tx:
+        assert [c.delivery.id for c in await tx.claim_shelves("w1", [(hook, 5)], NOW, NOW + 30)] == [second.id]
+        assert await tx.still_shelved([hook]) == set()

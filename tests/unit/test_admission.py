@@ -27,6 +27,7 @@ class Work:
     call_id: str | None = None
     event_ts: int | None = None
     event_seq: int | None = None
+    call_seq: int | None = 1  # numbered: the rules of a call's line; numbering itself is tested on its own below
 
 
 def work(hook_id: str, count: int, domain: str = "d.example", first: int = 0) -> list[Work]:
@@ -481,3 +482,33 @@ def test_a_finished_head_lets_its_call_go_on_only_once_its_result_is_recorded() 
     assert state.settled(head.delivery_id) is True
     assert started_now(state) == ["c@2"]
     assert state.settled("not-a-head") is False
+
+
+def test_a_head_without_its_number_is_ready_only_once_numbered_and_a_numbered_one_at_once() -> None:
+    state = admission(cap=10)
+    fresh = [Work("c@1", ordered("h"), "c", 1, call_seq=None), Work("c@2", ordered("h"), "c", 2, call_seq=None)]
+    replayed = Work("r@1", ordered("h"), "r", 1, call_seq=4)  # numbered before: a replay, or another worker's
+    state.lease([*fresh, replayed])
+    assert started_now(state) == ["r@1"]  # c@1 is its call's turn, but without its X-Call-Sequence yet
+    assert ids(state.to_number()) == ["c@1"] and state.to_number() == []  # asked once: the worker numbers it
+    fresh[0].call_seq = 1
+    state.numbered([fresh[0]])
+    head = state.dispatch(0.0)[0]
+    assert ids(head) == ["c@1"]
+    settle(state, head[0])
+    assert started_now(state) == [] and ids(state.to_number()) == ["c@2"]  # the next's turn: numbered first too
+
+
+def test_a_call_line_that_ends_while_its_hook_has_a_shelf_asks_for_a_take() -> None:
+    state = admission(cap=10)
+    state.lease([event("h", "c", 1), event("h", "c", 2), event("h", "other", 1)])
+    state.shelved("h")  # some of the hook's deliveries wait on its shelf
+    first, other = state.dispatch(0.0)[0]
+    settle(state, first)
+    assert state.shelf_gate_opened is False  # its next was here
+    settle(state, state.dispatch(0.0)[0][0])
+    assert state.shelf_gate_opened is True  # none left here: the call's later ones may be on the shelf, let through
+    state.shelf_gate_opened = False
+    state.took("h", 5, 0, state.shelf_news("h"))  # the shelf is empty
+    settle(state, other)
+    assert state.shelf_gate_opened is False  # no shelf: nothing to take

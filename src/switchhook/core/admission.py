@@ -62,10 +62,10 @@ The words, each defined once here and used only so in the code:
 
 Ordered hooks (`"order": "call"`, docs/calls.md) add one rule before `ready`, per (hook, call)::
 
-    leased ──▶ held (its call's line, in event order) ── the call's turn ──▶ ready ─▶ … ─▶ recorded
-                    ▲                                                                        │
-                    └──── settled (delivered, failed for good, expired): the next of the line ┘
-                          a retry: none; the head comes back by a claim and goes first
+    leased ──▶ held (its call's line, in event order) ── the call's turn ──▶ numbered ──▶ ready ─▶ … ─▶ recorded
+                    ▲                                                                                   │
+                    └──── settled (delivered, failed for good, expired): the next of the line ────────────┘
+                          a retry: none; the head comes back by a claim (numbered already) and goes first
 
 - **call line**: the leased deliveries of one (hook, call) of an ordered hook. One of them is its **head**: the
   one whose turn it is, ready, parked, in flight, finished, or out in the store waiting for its retry (then not
@@ -74,6 +74,11 @@ Ordered hooks (`"order": "call"`, docs/calls.md) add one rule before `ready`, pe
   **settle** (its result recorded, not to be retried: delivered, failed for good or expired), sorted by **event
   order** (`Event-Date-Timestamp`, then `Event-Sequence`, then acceptance here); a late event, older than the
   head, waits its turn like the others and is never dropped.
+- **numbered**: a head without its `X-Call-Sequence` yet waits for the worker to take it from the store
+  (`to_number`, then `numbered`) before it is ready: taken as soon as it is its call's turn, while it waits for
+  a slot, not in the slot (a store trip per start held each of the hook's slots that much longer). The number is
+  its call's next as soon as it is the head: nothing of its call goes before it any more (a late event waits
+  behind it). One that expires before it is sent gives its number back when its result is recorded (store/sql.py).
 - Held deliveries count in the room (in all, of their hook and domain), not in what a claim skips for: a hook
   whose every call waits for a retry still gets its heads back by claims. Other calls of the hook, and other
   hooks, never wait for a call's head: head-of-line blocking is per call only.
@@ -99,7 +104,8 @@ PARKED_PER_SLOT = 16
 
 class Work(Protocol):
     """What admission needs of a delivery: its id and its hook (for the hook's and the domain's caps); for an
-    ordered hook, its call and the event's order (Event-Date-Timestamp in µs, Event-Sequence; None when absent)."""
+    ordered hook, its call and the event's order (Event-Date-Timestamp in µs, Event-Sequence; None when absent),
+    and its X-Call-Sequence once taken (None: not yet)."""
 
     @property
     def delivery_id(self) -> str: ...
@@ -111,6 +117,8 @@ class Work(Protocol):
     def event_ts(self) -> int | None: ...
     @property
     def event_seq(self) -> int | None: ...
+    @property
+    def call_seq(self) -> int | None: ...
 
 
 J = TypeVar("J", bound=Work)
@@ -199,6 +207,11 @@ class Admission(Generic[J]):
         self._held_by_hook: dict[str, int] = {}
         self._held_by_domain: dict[str, int] = {}
         self._accepted = itertools.count()  # acceptance order, the last tie-break of event order
+        self._unnumbered: list[J] = []  # heads without their X-Call-Sequence yet, for the worker to number
+        #: Set when a call's line ended with its head settled while its hook has a shelf: the call's next ones may
+        #: wait there, kept back by the store's gate until now (store/sql.py CALL_GATE); the worker takes from the
+        #: shelf at once rather than at its next poll, and clears it.
+        self.shelf_gate_opened = False
 
     # -- counts -----------------------------------------------------------------------------------
     @property
@@ -312,7 +325,12 @@ class Admission(Generic[J]):
                         self._hold(line, job)
                         lines.append(line)
                         continue
-                self._ready.append(job)
+                    if job.call_seq is None:  # let go before its number was taken (a failed store call)
+                        self._unnumbered.append(job)
+                    else:
+                        self._ready.append(job)
+                else:
+                    self._ready.append(job)
                 by_hook[hook.id] = by_hook.get(hook.id, 0) + 1
                 by_domain[hook.domain] = by_domain.get(hook.domain, 0) + 1
         for line in lines:
@@ -384,9 +402,9 @@ class Admission(Generic[J]):
 
     def settled(self, delivery_id: str) -> bool:
         """Its result is recorded, and it is not to be retried (delivered, failed for good, expired): if it is its
-        call's head, the next of the line, in event order, is made ready (last in line, like any fresh delivery);
-        a line with none left is gone. Recorded, not merely finished: after a crash the store would send it again,
-        and the receiver would see the call's next one before it. Whether something was made ready."""
+        call's head, the next of the line, in event order, is its call's turn (to be numbered, see to_number); a
+        line with none left is gone. Recorded, not merely finished: after a crash the store would send it again,
+        and the receiver would see the call's next one before it. Whether a next one's turn came."""
         key = self._heads.pop(delivery_id, None)
         if key is None:
             return False
@@ -396,7 +414,20 @@ class Admission(Generic[J]):
             self._next_of(line)
             return True
         del self._calls[key]
+        if key[0] in self._shelves:
+            self.shelf_gate_opened = True
         return False
+
+    def to_number(self) -> list[J]:
+        """The heads that became their call's turn without an X-Call-Sequence since last asked: the worker takes
+        their numbers from the store (one trip for all), then hands them to `numbered`."""
+        heads, self._unnumbered = self._unnumbered, []
+        return heads
+
+    def numbered(self, heads: Iterable[J]) -> None:
+        """Their numbers are taken (or, expired, they need none: the pipeline gives them up unsent): ready, last
+        in line like any fresh delivery."""
+        self._ready.extend(heads)
 
     def held(self, hook_id: str, call_id: str) -> list[J]:
         """The call's held deliveries, in event order (its head not among them)."""
@@ -538,7 +569,8 @@ class Admission(Generic[J]):
         self._held_by_domain[hook.domain] = self._held_by_domain.get(hook.domain, 0) + 1
 
     def _next_of(self, line: _CallLine[J]) -> None:
-        """The first of the line in event order becomes its head: ready, waiting like any fresh delivery."""
+        """The first of the line in event order becomes its head, waiting like any fresh delivery: ready once it
+        has its number."""
         job = heappop(line.held)[3]
         line.head = job.delivery_id
         hook = job.hook
@@ -547,7 +579,10 @@ class Admission(Generic[J]):
         _decrement(self._held_by_domain, hook.domain)
         self._waiting_by_hook[hook.id] = self._waiting_by_hook.get(hook.id, 0) + 1
         self._waiting_by_domain[hook.domain] = self._waiting_by_domain.get(hook.domain, 0) + 1
-        self._ready.append(job)
+        if job.call_seq is None:
+            self._unnumbered.append(job)
+        else:
+            self._ready.append(job)  # numbered before: a replay, or taken by a worker that stopped
 
     def _not_waiting(self, hook_id: str, domain: str) -> None:
         """One of the hook's waiting deliveries started or was handed back."""

@@ -40,6 +40,8 @@ SHELVE_S = 600.0
 SHELF_CARE_S = 60.0
 #: A paused hook's probe that could not be taken from the store (the database failed) is tried again this much later.
 PROBE_RETRY_S = 1.0
+#: Ordered calls' heads whose X-Call-Sequence could not be taken (the database failed) ask again this much later.
+NUMBER_RETRY_S = 1.0
 #: The shortest wait when a paused hook's timer fired before its cooldown was over by the breaker's clock (see
 #: _probe_due): uvloop counts timers in whole milliseconds, so a shorter one could fire at once, again and again.
 PROBE_REARM_MIN_S = 0.002
@@ -184,9 +186,10 @@ class DeliveryWorker:
         self._tasks: list[asyncio.Task[None]] = []
         self._sends: set[asyncio.Task[None]] = set()
         self._stopping = False
-        # Ordered hooks' X-Call-Sequence, taken in the store before a delivery's first attempt: the heads that start
-        # together share one transaction.
-        self._numbering: GroupCommit[Job, None] = GroupCommit(self._number, item_at_fault=lambda exc: False)
+        # Ordered hooks' X-Call-Sequence, taken in the store when a delivery becomes its call's turn (before it is
+        # ready, core/admission.py "numbered"): the heads made at once share one transaction, and so do concurrent
+        # batches of them.
+        self._numbering: GroupCommit[Sequence[Job], None] = GroupCommit(self._number, item_at_fault=lambda exc: False)
 
     # -- the fast path (services.events.FastPath) -------------------------------------------------
     def plan(self, now: float) -> Plan:
@@ -197,6 +200,7 @@ class DeliveryWorker:
         """Lease these here and start what the caps allow; `shelved`: hooks some of whose deliveries were just
         shelved (told once stored: a take before the commit finds none)."""
         self.admission.lease(jobs)
+        self._number_heads()
         if not self._stopping:
             self._dispatch()  # now, not when the dispatch loop next runs: one loop turn sooner on the wire
         for hook_id in shelved:
@@ -265,11 +269,7 @@ class DeliveryWorker:
     async def _send(self, job: Job) -> None:
         report: AttemptReport | None = None
         try:
-            if job.call_seq is None and job.call_id is not None and job.hook.ordered and not self._expired(job):
-                await self._numbering.submit(job)
             report = await self._pipeline.attempt(job)
-        except Unavailable as exc:  # its number could not be taken: sent once the database answers again
-            _log_failure(exc, "numbering delivery %s of its call failed", job.delivery_id)
         except Exception:
             logger.exception("delivery attempt crashed", extra={"delivery_id": job.delivery_id})
         finally:
@@ -316,9 +316,32 @@ class DeliveryWorker:
         """Past its ttl: the pipeline gives it up without sending, so it takes no X-Call-Sequence (no gap)."""
         return job.expires_at is not None and self._clock() >= job.expires_at
 
-    async def _number(self, jobs: Sequence[Job]) -> list[None]:
-        await self._deliveries.number_calls(jobs)
-        return [None] * len(jobs)
+    # -- ordered hooks' X-Call-Sequence (core/admission.py, "numbered") ---------------------------
+    def _number_heads(self) -> None:
+        """Calls whose turn came to a delivery without its number: take their numbers, then they are ready."""
+        heads = self.admission.to_number()
+        if heads:
+            self._background(self._take_numbers(heads))
+
+    async def _take_numbers(self, heads: list[Job]) -> None:
+        while True:
+            try:
+                due = [job for job in heads if not self._expired(job)]  # expired: given up unsent, no number (no gap)
+                if due:
+                    await self._numbering.submit(due)
+                break
+            except Exception as exc:  # still leased here, lease renewed: asked again, its call waiting meanwhile
+                _log_failure(exc, "taking X-Call-Sequence numbers of %d ordered calls failed; retrying", len(heads))
+                if self._stopping:
+                    return  # released by stop: another worker numbers them
+                await asyncio.sleep(NUMBER_RETRY_S)
+        self.admission.numbered(heads)
+        if not self._stopping:
+            self._dispatch()
+
+    async def _number(self, batches: Sequence[Sequence[Job]]) -> list[None]:
+        await self._deliveries.number_calls([job for jobs in batches for job in jobs])
+        return [None] * len(batches)
 
     def _finished(self, job: Job) -> None:
         # Still leased until its result is recorded (see _flush): the lease keeps being renewed meanwhile, so a
@@ -561,7 +584,11 @@ class DeliveryWorker:
                 raise
             # Recorded and not to be retried: an ordered hook's call may send its next (core/admission.py, "call line").
             if any([self.admission.settled(f.delivery_id) for f in batch if f.status != "pending"]):
-                self._wake.set()
+                self._number_heads()
+                self._wake.set()  # a next one numbered before (a replay) is ready already
+            if self.admission.shelf_gate_opened:
+                self.admission.shelf_gate_opened = False
+                self._poke.set()  # a take now: those calls' next ones the store's gate kept on the shelf may go
             self.admission.forget(finish.delivery_id for finish in batch)
             if self.admission.full and self.admission.room() >= CLAIM_BATCH:
                 self.admission.full = False

@@ -207,13 +207,21 @@ class DeliveriesService:
         self, worker_id: str, rooms: Sequence[tuple[str, int]], lease_s: float
     ) -> tuple[list[Job], dict[str, int]]:
         """`claim_shelved` for several hooks at once: one transaction, and each event decoded once however many of
-        the hooks it fanned out to (a round of takes after a burst is one event's deliveries to every hook)."""
+        the hooks it fanned out to (a round of takes after a burst is one event's deliveries to every hook).
+
+        Per hook, how many came off its shelf; as many as asked when fewer came but some are left: an ordered
+        hook's shelved deliveries wait there while an earlier one of their call is pending (store/sql.py
+        CALL_GATE), and a short take must not make the worker forget a shelf that is not empty (it is taken
+        from again once the call's head settles, see delivery/worker.py _flush)."""
         now = self._clock()
         async with self._store.transaction() as tx:
             claimed = await tx.claim_shelves(worker_id, rooms, now, now + lease_s)
-        taken: dict[str, int] = {}
-        for item in claimed:
-            taken[item.delivery.hook_id] = taken.get(item.delivery.hook_id, 0) + 1
+            taken: dict[str, int] = {}
+            for item in claimed:
+                taken[item.delivery.hook_id] = taken.get(item.delivery.hook_id, 0) + 1
+            short = [hook_id for hook_id, room in rooms if taken.get(hook_id, 0) < room]
+            for hook_id in await tx.still_shelved(short) if short else ():
+                taken[hook_id] = dict(rooms)[hook_id]
         return await self._jobs(claimed, worker_id, now), taken
 
     async def number_calls(self, jobs: Sequence[Job]) -> None:
@@ -269,6 +277,7 @@ class DeliveriesService:
                     row.call_id,
                     row.event_ts,
                     row.event_seq,
+                    row.call_seq or None,  # a retry or a replay keeps its number: no store trip to read it again
                 )
             )
         if orphans:

@@ -38,7 +38,7 @@ Row = Any  # sqlite3.Row or asyncpg.Record: both index by column name
 
 _DELIVERY_COLUMNS = (
     "id, event_id, hook_id, domain, status, attempts, next_at, expires_at, last_status, last_error, "
-    "created_at, updated_at, call_id, event_ts, event_seq"
+    "created_at, updated_at, call_id, event_ts, event_seq, call_seq"
 )
 
 
@@ -136,6 +136,7 @@ def _delivery(row: Row) -> DeliveryRow:
         call_id=row["call_id"],
         event_ts=row["event_ts"],
         event_seq=row["event_seq"],
+        call_seq=row["call_seq"],
     )
 
 
@@ -576,6 +577,19 @@ class SqlTx(ABC):
         )
         return [r["hook_id"] for r in rows]
 
+    async def still_shelved(self, hook_ids: Sequence[str]) -> set[str]:
+        """Which of these hooks have a shelved delivery left (one indexed probe per hook)."""
+        left: set[str] = set()
+        for hook_id in hook_ids:
+            row = await self.fetchrow(
+                f"SELECT 1 AS one FROM deliveries WHERE hook_id = ? AND leased_by = '{SHELVED}'"  # noqa: S608
+                " AND status = 'pending' LIMIT 1",
+                hook_id,
+            )
+            if row is not None:
+                left.add(hook_id)
+        return left
+
     async def event_payloads(self, event_ids: Sequence[str]) -> dict[str, str]:
         marks = ", ".join("?" for _ in event_ids)
         rows = await self.fetch(f"SELECT id, payload FROM events WHERE id IN ({marks})", *event_ids)  # noqa: S608
@@ -595,6 +609,7 @@ class SqlTx(ABC):
             results = [r for r in results if r.delivery_id in owned]
             if not results:
                 return
+        await self.give_back_numbers(results, worker_id)
         attempts = [r.attempt for r in results if r.attempt is not None]
         if attempts:
             await self.executemany(
@@ -606,6 +621,27 @@ class SqlTx(ABC):
             await self.executemany(FINISH_UPDATE, rows)
         else:
             await self.executemany(FINISH_UPDATE + " AND leased_by = ?", [(*row, worker_id) for row in rows])
+
+    async def give_back_numbers(self, results: Sequence[Finish], worker_id: str | None) -> None:
+        """An ordered hook's delivery that expires before it was ever sent takes no X-Call-Sequence (docs/calls.md):
+        one numbered when its call's turn came (core/admission.py, "numbered") and expired while it waited for a
+        slot gives its number back to its (hook, call)'s counter. It is its call's last number: the next delivery
+        of the call is numbered only once this one settles. Before the results are written (still leased)."""
+        unsent = sorted(r.delivery_id for r in results if r.status == "expired" and r.attempts == 0)
+        if not unsent:
+            return
+        leased = "" if worker_id is None else " AND leased_by = ?"
+        mine = () if worker_id is None else (worker_id,)
+        await self.executemany(
+            "UPDATE call_sequences SET last_seq = last_seq - 1 WHERE (hook_id, call_id, last_seq) IN"  # noqa: S608
+            " (SELECT hook_id, call_id, call_seq FROM deliveries WHERE id = ? AND call_seq > 0 AND status = 'pending'"
+            f"{leased})",
+            [(delivery_id, *mine) for delivery_id in unsent],
+        )
+        await self.executemany(
+            "UPDATE deliveries SET call_seq = 0 WHERE id = ? AND call_seq > 0 AND status = 'pending'" + leased,  # noqa: S608
+            [(delivery_id, *mine) for delivery_id in unsent],
+        )
 
     async def _leased_to(self, worker_id: str, delivery_ids: Sequence[str]) -> set[str]:
         """Which of `delivery_ids` are leased to `worker_id`, locked until the transaction ends."""
@@ -835,30 +871,51 @@ class SqlTx(ABC):
     async def number_calls(self, deliveries: Sequence[tuple[str, str, str]]) -> dict[str, int]:
         """The X-Call-Sequence of each (delivery id, hook id, call id) of an ordered hook (docs/calls.md): the one
         stored on the delivery, else the next of its (hook, call)'s counter, stored on it now. Numbers are taken in
-        the order given; a delivery numbered before keeps its number (a retry, a restart, another worker)."""
+        the order given; a delivery numbered before keeps its number (a retry, a restart, another worker).
+
+        A few statements whatever the batch: one read, one multi-row upsert of the counters (each (hook, call)
+        moved once by how many of its deliveries are numbered), one write of the numbers. A statement per
+        delivery cost two trips to SQLite's thread each, and a numbered head waited for them all."""
         if not deliveries:
             return {}
         ordered = sorted({d[0] for d in deliveries})  # one lock order everywhere (see extend_leases)
-        marks = ", ".join("?" for _ in ordered)
-        rows = await self.fetch(
-            f"SELECT id, call_seq FROM deliveries WHERE id IN ({marks}) ORDER BY id {self.row_lock_clause}",  # noqa: S608
-            *ordered,
-        )
-        numbers = {r["id"]: int(r["call_seq"]) for r in rows if r["call_seq"]}  # 0: not numbered yet
-        for delivery_id, hook_id, call_id in deliveries:
-            if delivery_id in numbers:
-                continue
-            row = await self.fetchrow(
-                "INSERT INTO call_sequences (hook_id, call_id, last_seq) VALUES (?, ?, 1)"
-                " ON CONFLICT (hook_id, call_id) DO UPDATE SET last_seq = call_sequences.last_seq + 1"
-                " RETURNING last_seq",
-                hook_id,
-                call_id,
+        numbers: dict[str, int] = {}
+        for start in range(0, len(ordered), 500):
+            chunk = ordered[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows = await self.fetch(
+                f"SELECT id, call_seq FROM deliveries WHERE id IN ({marks}) ORDER BY id {self.row_lock_clause}",  # noqa: S608
+                *chunk,
             )
-            assert row is not None
-            numbers[delivery_id] = int(row["last_seq"])
-            await self.execute("UPDATE deliveries SET call_seq = ? WHERE id = ?", numbers[delivery_id], delivery_id)
+            numbers.update((r["id"], int(r["call_seq"])) for r in rows if r["call_seq"])  # 0: not numbered yet
+        waiting: dict[tuple[str, str], list[str]] = {}  # per (hook, call), its unnumbered deliveries in order given
+        for delivery_id, hook_id, call_id in deliveries:
+            line = waiting.setdefault((hook_id, call_id), [])
+            if delivery_id not in numbers and delivery_id not in line:
+                line.append(delivery_id)
+        counters = sorted(key for key, line in waiting.items() if line)  # one lock order on call_sequences too
+        taken: list[tuple[int, str]] = []
+        for start in range(0, len(counters), ROWS_PER_STATEMENT):
+            chunk_keys = counters[start : start + ROWS_PER_STATEMENT]
+            values = ", ".join("(?, ?, ?)" for _ in chunk_keys)
+            rows = await self.fetch(
+                f"INSERT INTO call_sequences (hook_id, call_id, last_seq) VALUES {values}"  # noqa: S608
+                " ON CONFLICT (hook_id, call_id) DO UPDATE SET last_seq = call_sequences.last_seq + excluded.last_seq"
+                " RETURNING hook_id, call_id, last_seq",
+                *(v for key in chunk_keys for v in (*key, len(waiting[key]))),
+            )
+            for row in rows:
+                line = waiting[row["hook_id"], row["call_id"]]
+                first = int(row["last_seq"]) - len(line) + 1
+                for n, delivery_id in enumerate(line, first):
+                    numbers[delivery_id] = n
+                    taken.append((n, delivery_id))
+        await self.store_call_numbers(sorted(taken, key=lambda t: t[1]))  # lock order
         return numbers
+
+    async def store_call_numbers(self, numbers: Sequence[tuple[int, str]]) -> None:
+        """Write each (number, delivery id) to `deliveries.call_seq`."""
+        await self.executemany("UPDATE deliveries SET call_seq = ? WHERE id = ?", numbers)
 
     async def hook_stats(self, domain: str, hook_ids: Sequence[str], since: float, cap: int) -> list[HookStats]:
         """Each of the domain's `hook_ids`' recent deliveries (see HookStats), in the order given; a hook of another

@@ -179,6 +179,7 @@ class SqliteTx(SqlTx):
         if worker_id is None:
             await super().finish(results, worker_id, now)
             return
+        await self.give_back_numbers(results, worker_id)
         for start in range(0, len(results), ROWS_PER_STATEMENT):
             chunk = results[start : start + ROWS_PER_STATEMENT]
             attempts = [attempt_values(r.attempt) for r in chunk if r.attempt is not None]
@@ -192,6 +193,17 @@ class SqliteTx(SqlTx):
                 v for r in chunk for v in (r.delivery_id, r.status, r.attempts, r.next_at, r.last_status, r.last_error)
             ]
             await self.executemany(_FINISH_UPDATE_FROM.format(values=values), [[now, *params, worker_id]])
+
+    async def store_call_numbers(self, numbers: Sequence[tuple[int, str]]) -> None:
+        """As `SqlTx.store_call_numbers`, many rows per statement."""
+        for start in range(0, len(numbers), ROWS_PER_STATEMENT):
+            chunk = numbers[start : start + ROWS_PER_STATEMENT]
+            values = ", ".join("(?, ?)" for _ in chunk)
+            await self.executemany(
+                f"UPDATE deliveries SET call_seq = v.column1 FROM (VALUES {values}) AS v"  # noqa: S608 - placeholders
+                " WHERE deliveries.id = v.column2",
+                [[v for row in chunk for v in row]],
+            )
 
     async def extend_leases(self, worker_id: str, delivery_ids: Sequence[str], lease_until: float) -> None:
         """As `SqlTx.extend_leases`, with no lock order to keep: one statement per chunk, not one per row."""
