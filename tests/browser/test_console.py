@@ -331,3 +331,32 @@ def test_attacker_strings_in_hooks_and_events_render_as_text(browser: Any, conso
         assert page.evaluate("window.pwned") is None
         assert page.locator("main img").count() == 0 and page.locator("main script").count() == 0
         guard.check()
+
+
+def test_a_domain_with_more_hooks_than_a_page(browser: Any, console_world: World) -> None:
+    world, domain = console_world, "many.example"
+    root = world.root_headers()
+    world.server.request("POST", "/api/v2/domains", json={"name": domain}, headers=root)
+    with httpx.Client(base_url=world.url, headers=root, params={"domain": domain}) as client:
+        for n in range(101):
+            action = {"type": "web", "method": "POST", "url": world.receiver.url}
+            key = "CHANNEL_CREATE" if n % 2 else "CHANNEL_ANSWER"  # at most 100 hooks per event key
+            hook = {"event": key, "description": f"hook {n}", "action": action}
+            assert client.post("/api/v2/hooks", json=hook).status_code == 200
+    with guarded_page(browser, world.url) as (page, guard):
+        page.goto("/")
+        page.get_by_label("Username").fill("root")
+        page.get_by_label("Password").fill(ROOT_PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        page.get_by_role("button", name=domain).click()
+        rows = page.locator("tr[data-hook]")
+        rows.nth(99).wait_for()
+        assert rows.count() == 100
+        page.get_by_role("button", name="Next").click()
+        page.get_by_text("Page 2").wait_for()
+        assert rows.count() == 1 and "hook 100" in rows.first.inner_text()
+        assert page.get_by_role("button", name="Next").is_disabled()
+        page.get_by_role("button", name="Previous").click()
+        page.get_by_text("Page 1").wait_for()
+        assert rows.count() == 100
+        guard.check()

@@ -2,6 +2,9 @@
 // with its attempts; replay one (POST .../retry); recover a hook's failed ones in a window (POST .../recover).
 import { api, canAdmin, message } from "/console/api.js";
 import { badge, field, fill, h, pretty, toast, when } from "/console/dom.js";
+import { pager } from "/console/hooks.js";
+
+const PAGE = 100;
 
 const STATUSES = ["", "pending", "delivered", "failed", "expired"];
 
@@ -16,12 +19,14 @@ export async function deliveriesView(view, { hook = "" }) {
   const table = h("div", { id: "delivery-log", "aria-live": "polite" });
   const admin = canAdmin();
   const ms = (input) => (input.value ? String(new Date(input.value).getTime()) : "");
+  let page = 1;
   const load = async () => {
     try {
       const body = await api("GET", "/api/v2/deliveries", {
-        query: { hook: hookSelect.value, status: status.value, call: call.value.trim(), since: ms(since), until: ms(until), limit: 100 },
+        query: { hook: hookSelect.value, status: status.value, call: call.value.trim(), since: ms(since), until: ms(until), limit: PAGE, page },
       });
-      fill(table, deliveryTable(body.data || [], { admin, reload: load, hooks }));
+      const rows = body.data || [];
+      fill(table, deliveryTable(rows, { admin, reload: load, hooks }), pager(page, rows.length === PAGE, (n) => { page = n; load(); }));
     } catch (e) {
       fill(table, h("p.error.shown", { role: "alert" }, message(e)));
     }
@@ -42,7 +47,7 @@ export async function deliveriesView(view, { hook = "" }) {
   fill(
     view,
     h("div.titlebar", {}, h("h1", {}, "Deliveries")),
-    h("form.filters", { onsubmit: (e) => { e.preventDefault(); load(); } },
+    h("form.filters", { onsubmit: (e) => { e.preventDefault(); page = 1; load(); } },
       field("Hook", hookSelect, { name: "hook" }),
       field("Status", status, { name: "status" }),
       field("Call id", call, { name: "call" }),

@@ -2,12 +2,12 @@
 import { api, canAdmin, keysOf, message } from "/console/api.js";
 import { badge, fill, h, toast, when } from "/console/dom.js";
 
-export async function hooksView(view) {
-  const [list, stats] = await Promise.all([
-    api("GET", "/api/v2/hooks", { query: { limit: 100 } }),
-    api("GET", "/api/v2/stats/hooks").catch(() => ({ data: [] })),
-  ]);
-  const hooks = list.data || [];
+const PAGE = 100; // hooks per page: also the most /api/v2/stats/hooks reports at once
+
+export async function hooksView(view, page = 1) {
+  const hooks = (await api("GET", "/api/v2/hooks", { query: { limit: PAGE, page } })).data || [];
+  const ids = hooks.map((x) => x._id).join(",");
+  const stats = ids ? await api("GET", "/api/v2/stats/hooks", { query: { hook: ids } }).catch(() => ({ data: [] })) : { data: [] };
   const byHook = new Map((stats.data || []).map((s) => [s.hookId, s]));
   const admin = canAdmin();
   fill(
@@ -36,10 +36,22 @@ export async function hooksView(view) {
           h(
             "tbody",
             {},
-            hooks.map((hook) => row(hook, byHook.get(hook._id), admin, () => hooksView(view))),
+            hooks.map((hook) => row(hook, byHook.get(hook._id), admin, () => hooksView(view, page))),
           ),
         )
-      : h("p.empty", {}, "No hooks yet.", admin ? " Create one: it gets the events you pick, posted to your URL." : ""),
+      : h("p.empty", {}, page > 1 ? "No more hooks." : "No hooks yet.", admin && page === 1 ? " Create one: it gets the events you pick, posted to your URL." : ""),
+    pager(page, hooks.length === PAGE, (n) => hooksView(view, n)),
+  );
+}
+
+export function pager(page, more, go) {
+  if (page === 1 && !more) return null;
+  return h(
+    "nav.bar.pager",
+    { "aria-label": "Pages" },
+    h("button", { type: "button", disabled: page === 1, onclick: () => go(page - 1) }, "Previous"),
+    h("span.muted", {}, `Page ${page}`),
+    h("button", { type: "button", disabled: !more, onclick: () => go(page + 1) }, "Next"),
   );
 }
 
