@@ -362,3 +362,32 @@ async def test_a_get_query_is_rendered_onto_the_fallback_never_the_primary_urls_
     (request,) = await fallback.wait_for(1)
     assert request.method == "GET" and parse_qs(request.query) == {"site": ["b"], "n": ["5"]}
     assert request.headers["X-Original-Url"] == dead_url + "?token=primary-only"  # as hook reads show it
+
+
+async def test_a_hook_is_shelved_only_when_its_fallback_is_down_too(
+    tmp_path: Path, receiver: Receiver, fallback: Receiver
+) -> None:
+    """The worker's circuit measures each attempt's last request: the fallback's once it was sent."""
+    receiver.routes["/p"] = Reply(503)
+    fallback.routes["/fb"] = Reply(404)  # an answer: the endpoint the worker last reached is up
+    settings = make_settings(tmp_path, breaker_failures=2, breaker_cooldown_s=60, breaker_max_cooldown_s=60)
+    async with running(settings) as app:
+        worker = app.runtime.worker
+        assert worker is not None
+        up = await app.create_hook(DOMAIN, hook(receiver.url("/p"), fallback.url("/fb")))
+        await send(app, dtmf(0), dtmf(1), dtmf(2))
+        await fallback.wait_for(3)
+
+        async def attempted() -> bool:
+            rows = await app.services.deliveries.list_for_hook(ROOT, DOMAIN, up, "pending", None, None)
+            return len(rows) == 3 and all(row["attempts"] == 1 for row in rows)
+
+        await eventually(attempted, "the three attempted, the fallback answering 404")
+        assert worker.admission.breakers.reopens_at(up) is None  # the fallback answers: not paused here
+
+        receiver.routes["/p2"] = Reply(503)
+        fallback.routes["/down"] = Reply(503)
+        down = await app.create_hook(DOMAIN, hook(receiver.url("/p2"), fallback.url("/down"), event="DTMF2"))
+        await send(app, *(dtmf(n, **{"Event-Name": "DTMF2"}) for n in range(3)))
+        # Both down: paused here too, its deliveries shelved (docs/breaker.md) until a probe gets an answer.
+        await eventually(lambda: worker.admission.breakers.reopens_at(down) is not None, "the hook paused here")
