@@ -360,3 +360,20 @@ def test_a_domain_with_more_hooks_than_a_page(browser: Any, console_world: World
         page.get_by_text("Page 1").wait_for()
         assert rows.count() == 100
         guard.check()
+
+
+def test_a_user_without_hook_rights_is_told_so(browser: Any, console_world: World) -> None:
+    world = console_world
+    account = {"username": "viewer", "password": PASSWORD, "role": "user"}
+    params = {"domain": world.domain_a}
+    world.server.request("POST", "/api/v2/accounts", params=params, json=account, headers=world.root_headers())
+    with guarded_page(browser, world.url) as (page, guard):
+        guard.expected_statuses.add(403)
+        page.goto("/")
+        page.get_by_label("Username").fill(f"viewer@{world.domain_a}")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        page.get_by_role("heading", name="Not allowed").wait_for()
+        assert "ask an admin" in page.locator("main").inner_text()
+        assert page.get_by_role("link", name="Tokens").is_hidden()
+        guard.check()

@@ -42,7 +42,12 @@ async function route() {
       try {
         await make(...match.slice(1))(view);
       } catch (error) {
-        fill(view, h("h1", {}, "Something went wrong"), h("p.error.shown", { role: "alert" }, message(error)));
+        const denied = error instanceof ApiError && error.status === 403;
+        fill(
+          view,
+          h("h1", {}, denied ? "Not allowed" : "Something went wrong"),
+          h("p.error.shown", { role: "alert" }, denied ? `Your role (${s.role}) may not see this: ask an admin of ${s.domain}.` : message(error)),
+        );
       }
       return;
     }
