@@ -7,6 +7,7 @@ guard's alerts plus summaries; nothing is stored when no hook subscribes.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -59,6 +60,10 @@ def alert_hook(url: str, **extra: Any) -> dict[str, Any]:
         "action": {"type": "web", "method": "POST", "url": url},
         **extra,
     }
+
+
+def web(path: str, receiver: Receiver) -> dict[str, str]:
+    return {"type": "web", "method": "POST", "url": receiver.url(path)}
 
 
 def event_of(request: Any) -> dict[str, Any]:
@@ -396,3 +401,27 @@ async def test_fallback_used_is_told_once_per_pause_of_the_primary(
         await post(3)
         await eventually(lambda: len(told()) == 2, "the second outage's alert", 10, lambda: str(told()))
         assert alerts.raised["switchhook::fallback_used"] == 2
+
+
+@BACKENDS
+async def test_a_410_met_by_several_deliveries_at_once_is_one_hook_disabled(
+    receiver: Receiver, tmp_path: Path, backend: str
+) -> None:
+    domain = "gone.example"
+    async with alerting_app(tmp_path, backend) as app:
+        alerts = alerts_of(app)
+        token = await app.domain_token(domain)
+        await app.create_hook(domain, alert_hook(receiver.url("/alerts")), token)
+        gate = asyncio.Event()
+        receiver.routes["/gone"] = Reply(410, gate=gate)  # all eight in flight before any is answered
+        gone = {"event": "DTMF", "enable": True, "disableOnGone": True, "action": web("/gone", receiver)}
+        hook_id = await app.create_hook(domain, gone, token)
+        events = [{"Event-Name": "DTMF", "variable_domain_name": domain, "n": str(n)} for n in range(8)]
+        assert (await app.post_events(events, token)).status_code == 202
+        await receiver.wait_for(8, path="/gone")
+        gate.set()
+        await eventually(lambda: alerts.raised["switchhook::delivery_failed"] == 8, "each failure told")
+        await eventually(lambda: alerts.storing == 0, "every alert stored")
+        assert alerts.raised["switchhook::hook_disabled"] == 1
+        (disabled,) = [e for e in await stored_alerts(app) if e["Event-Subclass"] == "switchhook::hook_disabled"]
+        assert disabled["Hook-Id"] == hook_id and disabled["Reason"].startswith("HTTP 410")
