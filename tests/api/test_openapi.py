@@ -12,7 +12,8 @@ from starlette.routing import BaseRoute
 from tests.support.app import Harness
 
 FRAMEWORK_PAGES = {"/openapi.json", "/docs", "/docs/oauth2-redirect"}  # the document itself and its viewer
-CONSOLE_PAGES = {"/", "/console", "/console/{name}"}  # the web console's static files (docs/console.md)
+# The web console's static files, and its 404 for any deeper path (docs/console.md).
+CONSOLE_PAGES = {"/", "/console", "/console/{name}", "/console/{path:path}"}
 PUBLIC = {("GET", "/health"), ("GET", "/metrics"), ("POST", "/login")}
 NO_ACL = {
     ("GET", "/api/v2/whoami"),

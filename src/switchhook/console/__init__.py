@@ -71,6 +71,13 @@ async def console_asset(name: str) -> Response:
     return _asset(name)
 
 
+@router.get("/console/{path:path}")
+async def console_elsewhere(path: str) -> Response:
+    # No console file lies below the flat folder: a deeper path is a 404 with the console's headers (its policy
+    # and framing ban hold for every answer under /console/), not the API's JSON 404 echoing the path.
+    return _asset("")
+
+
 def weight_bytes() -> int:
     """What the console ships, in bytes (docs/console.md)."""
     return sum(len(body) for body, _ in ASSETS.values())
