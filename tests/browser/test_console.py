@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -376,4 +377,36 @@ def test_a_user_without_hook_rights_is_told_so(browser: Any, console_world: Worl
         page.get_by_role("heading", name="Not allowed").wait_for()
         assert "ask an admin" in page.locator("main").inner_text()
         assert page.get_by_role("link", name="Tokens").is_hidden()
+        guard.check()
+
+
+def test_an_answer_that_arrives_after_log_out_is_not_shown(browser: Any, console_world: World) -> None:
+    """A view still waiting on the API when the user logs out (or moves on) must not fill the page it left: the
+    hook list answered after log out would show domain A's hooks to the next person at the screen."""
+    world = console_world
+    arrange_a_hook_with_a_delivery(world, "call-answered-late")
+    with guarded_page(browser, world.url) as (page, guard):
+        log_in(page, f"admin@{world.domain_a}")
+        page.locator("tr[data-hook]", has_text="alpha's secret hook").first.wait_for()
+        held: list[tuple[Any, Any]] = []  # the hook list's request and its real answer, kept back
+        page.route(lambda url: urlsplit(url).path == "/api/v2/hooks", lambda route: held.append((route, route.fetch())))
+        page.get_by_role("link", name="Calls").click()
+        page.get_by_role("heading", name="Calls").wait_for()
+        page.get_by_role("link", name="Hooks").click()
+        for _ in range(200):  # each evaluate lets Playwright run the route handler; bounded by tries
+            if held:
+                break
+            page.evaluate("0")
+        assert held, "the hook list was never asked for"
+        page.get_by_role("button", name="Log out").click()
+        page.get_by_role("heading", name="Log in").wait_for()
+
+        guard.expected_statuses.add(401)  # the late view's next call goes out without a session
+        route, answer = held[0]
+        with page.expect_response(lambda r: urlsplit(r.url).path == "/api/v2/stats/hooks"):
+            route.fulfill(response=answer)
+        page.evaluate("new Promise((done) => setTimeout(done))")  # one turn: the late view has rendered by now
+        assert page.locator("tr[data-hook]").count() == 0, page.locator("main").inner_text()
+        assert page.get_by_role("heading", name="Log in").is_visible()
+        assert "alpha's secret hook" not in page.locator("main").inner_text()
         guard.check()

@@ -10,6 +10,14 @@ import { tryView } from "/console/tryit.js";
 
 const main = () => document.getElementById("view");
 
+/** The element a navigation renders into: a new one each time, so a view still waiting on the API when the user
+ * moves on, switches domain or logs out fills an element no longer on the page, never the screen now shown. */
+function freshView() {
+  const view = h("div.page");
+  fill(main(), view);
+  return view;
+}
+
 const ROUTES = [
   [/^#\/hooks$/, () => hooksView],
   [/^#\/hooks\/new$/, () => (m) => editorView(m, null)],
@@ -27,9 +35,9 @@ async function route() {
   const s = session.get();
   const hash = location.hash || "#/hooks";
   renderHeader(s);
-  if (!s) return loginView(main());
-  if (s.root && !s.domain) return domainView(main());
-  if (hash === "#/login") return loginView(main());
+  if (!s) return loginView(freshView());
+  if (s.root && !s.domain) return domainView(freshView());
+  if (hash === "#/login") return loginView(freshView());
   for (const [pattern, make] of ROUTES) {
     const match = hash.match(pattern);
     if (match) {
@@ -37,7 +45,7 @@ async function route() {
       for (const link of document.querySelectorAll("#nav a")) {
         link.toggleAttribute("aria-current", link.dataset.section === section);
       }
-      const view = main();
+      const view = freshView();
       fill(view, h("p.muted", {}, "Loading…"));
       try {
         await make(...match.slice(1))(view);
