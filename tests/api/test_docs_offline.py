@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from urllib.parse import urljoin, urlsplit
 
@@ -41,3 +43,19 @@ async def test_the_assets_have_their_types_and_the_document_loads(app: Harness) 
     assert document.status_code == 200 and "/api/v2/events/catalogue" in document.json()["paths"]
     assert redirect.status_code == 200
     assert (await app.client.get("/docs/assets/../../pyproject.toml")).status_code == 404
+
+
+async def test_the_docs_pages_allow_this_server_only_and_no_framing(app: Harness) -> None:
+    """The browser itself refuses anything from elsewhere (connect, script, style, image), and no site can frame
+    the page (clickjacking its Authorize box); the inline start script runs by its hash, no other inline script."""
+    for path in ("/docs", "/docs/oauth2-redirect"):
+        response = await app.client.get(path)
+        csp = response.headers["content-security-policy"]
+        directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+        assert directives["default-src"] == "'self'" and directives["connect-src"] == "'self'", path
+        assert directives["frame-ancestors"] == "'none'" and "unsafe-inline" not in csp, path
+        (script,) = re.findall(r"<script>(.*?)</script>", response.text, re.DOTALL)
+        digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+        assert directives["script-src"] == f"'self' 'sha256-{digest}'", path
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["x-content-type-options"] == "nosniff"
