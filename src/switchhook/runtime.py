@@ -39,7 +39,7 @@ from switchhook.services.index import HookIndex
 from switchhook.services.limits import RateLimiter
 from switchhook.services.login_guard import PasswordChecks
 from switchhook.services.stats import StatsService
-from switchhook.store.base import Store
+from switchhook.store.base import HookRow, Store
 from switchhook.telemetry import Metrics
 
 logger = logging.getLogger("switchhook.runtime")
@@ -83,7 +83,11 @@ class Runtime:
         # Built by start(), which needs the store (migrations, the token secret, the hooks) first.
         self.services: Services | None = None
         self.worker: DeliveryWorker | None = None
-        self.alerts: AlertsService | None = None  # switchhook's own alerts (docs/alerts.md): raised by workers only
+        # switchhook's own alerts (docs/alerts.md): the worker's, and every process's hooks the index disables.
+        self.alerts: AlertsService | None = None
+        # Hooks the index disabled before the alerts service was built (the first reload): told to it once it is.
+        self._disabled_early: list[tuple[HookRow, str]] | None = []
+        self.index.on_disabled(self._hook_disabled)
         self.sources: list[EventSource] = []
         self._sender: Sender | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -166,11 +170,11 @@ class Runtime:
             fast_path=self.worker,
             max_deliveries_per_request=settings.max_deliveries_per_request,
         )
+        # Accepted through `events`, which hands their deliveries to the worker (if any): built once both exist.
+        self.alerts = AlertsService(events, self.index)
+        self.metrics.registry.register(self.alerts)
         if self.worker is not None:
-            # Accepted through `events`, which hands their deliveries to the worker: bound once both exist.
-            self.alerts = AlertsService(events, self.index)
             self.worker.alerts = self.alerts
-            self.metrics.registry.register(self.alerts)
         checks = PasswordChecks(settings.login_concurrency, settings.login_queue)
         self.metrics.registry.register(checks)
         auth = AuthService(self.store, secret, settings.session_ttl_days * 86400, checks=checks)
@@ -193,10 +197,12 @@ class Runtime:
             metrics=self.metrics.render,
             max_body_bytes=settings.max_body_bytes,
         )
+        self.alerts.start()
+        for row, reason in self._disabled_early or ():  # stored in the background, once the worker below started
+            self.alerts.hook_disabled_by_system(row, reason)
+        self._disabled_early = None
         if self.worker is not None:
             self.worker.start()
-            if self.alerts is not None:
-                self.alerts.start()
             self.sources = self._build_sources(events, layouts)
             for source in self.sources:
                 self.index.on_change(source.hooks_changed)
@@ -261,6 +267,13 @@ class Runtime:
     def _token_changed(self, domain: str, token_id: str) -> None:
         if self.services is not None:
             self.services.auth.forget_token(domain, token_id)
+
+    def _hook_disabled(self, row: HookRow, reason: str) -> None:
+        """The index disabled a stored hook it cannot load: switchhook::hook_disabled (kept until alerts exist)."""
+        if self.alerts is not None:
+            self.alerts.hook_disabled_by_system(row, reason)
+        elif self._disabled_early is not None:
+            self._disabled_early.append((row, reason))
 
     def _deliveries_stored(self) -> None:
         if self.worker is not None:

@@ -11,14 +11,15 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from switchhook.core.alerts import SUBCLASSES, FailureAlertLimiter, key_of
-from switchhook.services.alerts import AlertsService
+from switchhook.core.alerts import SUBCLASSES, key_of
+from switchhook.services.alerts import FAILED_ALERTS_PER_HOOK, FAILED_ALERTS_WINDOW_S, AlertsService
 from tests.support.app import Harness, make_settings, running
 from tests.support.postgres import drop_schema, new_schema, require_postgres
 from tests.support.process import free_port
@@ -127,21 +128,21 @@ async def test_each_alert_reaches_its_domain_and_never_another(
         def got(domain: str) -> list[dict[str, Any]]:
             return [event_of(r) for r in receiver.on(f"/alerts/{domain}")]
 
+        wanted = {
+            "switchhook::hook_paused",
+            "switchhook::hook_resumed",
+            "switchhook::hook_disabled",
+            "switchhook::delivery_failed",
+        }
         for domain in ("a.example", "b.example"):
-            await eventually(lambda d=domain: "switchhook::hook_paused" in subclasses(got(d)), f"{domain} paused")
+            await eventually(partial(lambda d: "switchhook::hook_paused" in subclasses(got(d)), domain), "paused")
             receiver.routes[f"/flaky/{domain}"] = Reply(200)  # the next probe is answered
         for domain in ("a.example", "b.example"):
-            wanted = {
-                "switchhook::hook_paused",
-                "switchhook::hook_resumed",
-                "switchhook::hook_disabled",
-                "switchhook::delivery_failed",
-            }
             await eventually(
-                lambda d=domain, w=wanted: w <= set(subclasses(got(d))),
+                partial(lambda d: wanted <= set(subclasses(got(d))), domain),
                 f"{domain}'s four alerts",
                 10,
-                lambda d=domain: str(subclasses(got(d))),
+                partial(lambda d: str(subclasses(got(d))), domain),
             )
 
         core_uuid = alerts_of(app).builder.core_uuid
@@ -262,13 +263,15 @@ async def test_a_dead_alert_subscriber_makes_no_alert_about_itself(
 async def test_a_dead_endpoint_under_load_makes_at_most_the_limit_and_summaries(
     receiver: Receiver, tmp_path: Path, backend: str
 ) -> None:
+    """3,000 deliveries failing for good within one storm-guard window (the guard's clock is turned by the test,
+    so however fast they fail): 10 alerts, then one summary counting the 2,990 others when the window ends."""
     domain = "storm.example"
     failures = 3000
-    per_hook, window_s = 10, 2.0
     # Never paused: every event fails at once, for good.
     async with alerting_app(tmp_path, backend, breaker_failures=0) as app:
         alerts = alerts_of(app)
-        alerts.limiter = FailureAlertLimiter(per_hook, 100, window_s)
+        now = [time.time()]
+        alerts._clock = lambda: now[0]  # the storm guard's windows, on the test's clock
         token = await app.domain_token(domain)
         await app.create_hook(domain, alert_hook(receiver.url("/alerts")), token)
         dead = {
@@ -277,36 +280,33 @@ async def test_a_dead_endpoint_under_load_makes_at_most_the_limit_and_summaries(
             "retries": 0,
             "action": {"type": "web", "method": "POST", "url": f"http://127.0.0.1:{free_port()}/"},
         }
-        await app.create_hook(domain, dead, token)
-        started = time.monotonic()
+        dead_id = await app.create_hook(domain, dead, token)
         for first in range(0, failures, 500):
             events = [
                 {"Event-Name": "DTMF", "variable_domain_name": domain, "n": str(n)} for n in range(first, first + 500)
             ]
             assert (await app.post_events(events, token)).status_code == 202
-
-        def told() -> int:
-            """Failures alerted one by one plus those the summaries that arrived count."""
-            received = [event_of(r) for r in receiver.on("/alerts")]
-            return sum(1 if e["Suppressed"] == "0" else int(e["Suppressed"]) for e in received)
-
+        failed = "switchhook::delivery_failed"
         await eventually(
-            lambda: told() == failures, "every failure told, one by one or in a summary", 30, lambda: str(told())
+            lambda: alerts.raised[failed] + alerts.suppressed == failures,
+            "every failure alerted or held back",
+            60,
+            lambda: f"{alerts.raised[failed]} raised, {alerts.suppressed} held back",
         )
-        elapsed = time.monotonic() - started
-        received = [event_of(r) for r in receiver.on("/alerts")]
-        assert set(subclasses(received)) == {"switchhook::delivery_failed"}
-        singles = [e for e in received if e["Suppressed"] == "0"]
-        summaries = [e for e in received if e["Suppressed"] != "0"]
-        windows = int(elapsed / window_s) + 1
-        assert len(summaries) <= windows
-        assert len(singles) <= per_hook * windows  # not one alert per failure
-        assert len(received) <= (per_hook + 1) * windows
-        assert all(e["Window-Seconds"] == "2" for e in summaries)
-        await eventually(lambda: len(alerts.limiter) == 0, "the storm guard's windows forgotten", 10)
+        assert (alerts.raised[failed], alerts.suppressed) == (FAILED_ALERTS_PER_HOOK, failures - FAILED_ALERTS_PER_HOOK)
+        singles = [event_of(r) for r in await receiver.wait_for(FAILED_ALERTS_PER_HOOK, path="/alerts")]
+        assert all(e["Suppressed"] == "0" and e["Hook-Id"] == dead_id for e in singles)
+
+        now[0] += FAILED_ALERTS_WINDOW_S  # the window is over: its summary
+        received = await receiver.wait_for(FAILED_ALERTS_PER_HOOK + 1, path="/alerts")
+        summary = event_of(received[-1])
+        assert summary["Event-Subclass"] == failed and summary["Hook-Id"] == dead_id
+        assert summary["Suppressed"] == str(failures - FAILED_ALERTS_PER_HOOK) and summary["Window-Seconds"] == "60"
+        await eventually(lambda: alerts.storing == 0, "every alert stored")
+        assert alerts.raised[failed] == FAILED_ALERTS_PER_HOOK + 1  # 11 alerts for 3,000 failures, no more
+        assert len(alerts.limiter) == 0  # the window forgotten
         metrics = (await app.client.get("/metrics")).text
-        assert f"switchhook_alerts_suppressed_total {float(alerts.suppressed)}" in metrics
-        assert alerts.suppressed == failures - len(singles)
+        assert f"switchhook_alerts_suppressed_total {float(failures - FAILED_ALERTS_PER_HOOK)}" in metrics
 
 
 @BACKENDS
@@ -425,3 +425,58 @@ async def test_a_410_met_by_several_deliveries_at_once_is_one_hook_disabled(
         assert alerts.raised["switchhook::hook_disabled"] == 1
         (disabled,) = [e for e in await stored_alerts(app) if e["Event-Subclass"] == "switchhook::hook_disabled"]
         assert disabled["Hook-Id"] == hook_id and disabled["Reason"].startswith("HTTP 410")
+
+
+@BACKENDS
+async def test_a_hook_the_system_disables_at_start_raises_hook_disabled_once(
+    receiver: Receiver, tmp_path: Path, backend: str
+) -> None:
+    """A stored hook over today's limits is disabled by the index at start (services/index.py): its domain's
+    subscribers hear it, even from a process started with --api; the next start raises nothing again."""
+    base: dict[str, Any] = {}
+    if backend == "postgres":
+        dsn, schema = await require_postgres(), new_schema()
+        base = {"database_url": dsn, "database_schema": schema}
+    # A repetition of 50: within the default limits, over the {n} of at most 10 that the later runs allow.
+    big = {"filter": {"DTMF-Digit": {"operation": "reg", "value": "^1{50}$"}}}
+    try:
+        async with running(make_settings(tmp_path, **base)) as app:
+            ids: dict[str, str] = {}
+            for domain in ("a.example", "b.example"):
+                token = await app.domain_token(domain)
+                await app.create_hook(domain, alert_hook(receiver.url(f"/alerts/{domain}")), token)
+            token = await app.domain_token("a.example")
+            url = receiver.url("/crm").replace("//", "//crm:pa55@")
+            ids["big"] = await app.create_hook(
+                "a.example", {"event": "DTMF", "enable": True, "action": web("/crm", receiver), **big}
+            )
+            ids["idle"] = await app.create_hook(  # already off: its disable stops nothing, says nothing
+                "a.example", {"event": "DTMF", "enable": False, "action": web("/crm", receiver), **big}
+            )
+            ids["secret"] = await app.create_hook(
+                "a.example",
+                {"event": "DTMF", "enable": True, "action": {**web("/crm", receiver), "url": url}, **big},
+            )
+        strict = make_settings(tmp_path, regex_max_repeat=10, **base)
+        async with running(strict, worker=False) as api_only:  # the index disables them here, and tells
+            alerts = alerts_of(api_only)
+            await eventually(lambda: alerts.storing == 0, "the alerts stored")
+            assert alerts.raised["switchhook::hook_disabled"] == 2
+        async with running(strict) as app:  # a worker delivers them; this start disables nothing more
+            assert alerts_of(app).storing == 0 and sum(alerts_of(app).raised.values()) == 0
+            (first, second) = await receiver.wait_for(2, path="/alerts/a.example")
+            read = await app.client.get(
+                f"/api/v2/hooks/{ids['big']}", headers={"X-Access-Token": await app.domain_token("a.example")}
+            )
+        told = sorted((event_of(first), event_of(second)), key=lambda e: e["Hook-Id"] != ids["big"])
+        assert [e["Hook-Id"] for e in told] == [ids["big"], ids["secret"]]
+        for event in told:
+            assert event["Event-Subclass"] == "switchhook::hook_disabled" and event["Disabled-By"] == "system"
+            assert event["variable_domain_name"] == "a.example" and event["Hook-Events"] == "DTMF"
+            assert event["Reason"].startswith("not loaded, over this server's limits:")
+            assert event["Reason"] == read.json()["data"]["disabledReason"]
+            assert event["Hook-Url"] == receiver.base_url and "pa55" not in orjson.dumps(event).decode()
+        assert receiver.on("/alerts/b.example") == []  # never another domain's
+    finally:
+        if backend == "postgres":
+            await drop_schema(base["database_url"], base["database_schema"])

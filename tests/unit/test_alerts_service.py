@@ -44,7 +44,9 @@ class Clock:
         return self.now
 
 
-def setup(*extra_hooks: dict[str, Any]) -> tuple[AlertsService, Accepted, Clock, Hook]:
+def setup(
+    *extra_hooks: dict[str, Any], accepted: Accepted | None = None
+) -> tuple[AlertsService, Accepted, Clock, Hook]:
     index = HookIndex()
     index.put(HookRow("a" * 24, DOMAIN, {"event": ALL_ALERTS, "enable": True, "action": _web("/alerts")}))
     for n, doc in enumerate(extra_hooks):
@@ -52,7 +54,7 @@ def setup(*extra_hooks: dict[str, Any]) -> tuple[AlertsService, Accepted, Clock,
     crm = Hook.compile(
         "c" * 24, DOMAIN, {"event": "DTMF", "enable": True, "action": _web("/crm", fallbackUrl="https://standby/x")}
     )
-    accepted, clock = Accepted(), Clock()
+    accepted, clock = accepted or Accepted(), Clock()
     service = AlertsService(accepted, index, clock=clock)  # type: ignore[arg-type]
     return service, accepted, clock, crm
 
@@ -121,6 +123,36 @@ async def test_fallback_used_once_per_pause_of_the_primary_and_once_a_window_oth
     await settle(service)
     assert [event["Failover-Reason"] for event, _ in accepted.events] == ["http 503", "timeout", "refused"]
     assert accepted.events[0][0]["Fallback-Url"] == "https://standby"
+
+
+class Gated(Accepted):
+    """An accept that commits once the test opens its gate (a slow group commit, a database coming back)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def accept(self, events: Sequence[Event], *, source: str, confine_to: str | None = None) -> AcceptResult:
+        await self.gate.wait()
+        return await super().accept(events, source=source, confine_to=confine_to)
+
+
+async def test_deliveries_meeting_one_410_tell_it_once_and_each_disables_only_once_it_is_stored() -> None:
+    """Each delivery in flight disables the hook after its hook_disabled call returns: the second must not return
+    before the first one's alert is stored, or a crash between its disable and that store loses the alert."""
+    subscriber = {"event": key_of("switchhook::hook_disabled"), "enable": True, "action": _web("/disabled")}
+    gated = Gated()
+    service, _accepted, _clock, crm = setup(subscriber, accepted=gated)
+    gone = "HTTP 410 Gone: hook disabled"
+    first = asyncio.create_task(service.hook_disabled(job(crm), gone, 410))
+    second = asyncio.create_task(service.hook_disabled(job(crm, n=1), gone, 410))
+    for _ in range(20):  # every step either could take without the commit
+        await asyncio.sleep(0)
+    assert not first.done() and not second.done()
+    gated.gate.set()
+    await asyncio.gather(first, second)
+    assert gated.subclasses() == ["switchhook::hook_disabled"]
+    assert gated.events[0][0]["Disabled-By"] == "gone" and gated.events[0][0]["Reason"] == gone
 
 
 def _finish() -> Finish:

@@ -51,10 +51,10 @@ from switchhook.core.alerts import (
 )
 from switchhook.core.breaker import Change
 from switchhook.core.errors import Unavailable
-from switchhook.core.hooks import Hook
+from switchhook.core.hooks import Hook, event_keys
 from switchhook.services.events import EventsService, Job
 from switchhook.services.index import HookIndex
-from switchhook.store.base import Finish
+from switchhook.store.base import Finish, HookRow
 
 logger = logging.getLogger("switchhook.alerts")
 
@@ -110,7 +110,8 @@ class AlertsService:
         )
         self._pauses: dict[str, _Pause] = {}  # hook id -> its pause here (as many as the breaker has open)
         self._spells: dict[str, _Spell] = {}  # hook id -> its failover spell (hooks with a fallback URL only)
-        self._disabled: OrderedDict[str, Hook] = OrderedDict()  # hook id -> the hook whose disable was alerted
+        # hook id -> the hook whose disable was alerted, and that alert's storing
+        self._disabled: OrderedDict[str, tuple[Hook, asyncio.Task[None]]] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
         self._stopping = False
@@ -157,19 +158,42 @@ class AlertsService:
         hook = job.hook
         if is_alert_key(job.event_key) or not self._subscribed(hook.domain, HOOK_DISABLED):
             return
-        if self._disabled.get(hook.id) is hook:
-            return  # another delivery in flight met the same 410: one alert per disable
-        self._disabled[hook.id] = hook
-        self._disabled.move_to_end(hook.id)
-        if len(self._disabled) > DISABLED_REMEMBERED:
-            self._disabled.popitem(last=False)
+        told = self._disabled.get(hook.id)
+        if told is not None and told[0] is hook:
+            # Another delivery in flight met the same 410: one alert per disable. This one disables the hook too,
+            # so it waits for that alert to be stored first (shielded: its own cancellation must not cancel it).
+            await asyncio.shield(told[1])
+            return
         headers = {
             **hook_headers(hook.id, hook.events, _url(hook), hook.doc.get("description")),
             "Reason": scrub(reason),
             "Disabled-By": "gone" if last_status == 410 else "system",
             **outcome_headers(last_status, None),
         }
-        await self._store(HOOK_DISABLED, hook.domain, headers)
+        storing = self._spawn(self._store(HOOK_DISABLED, hook.domain, headers))
+        self._disabled[hook.id] = (hook, storing)
+        self._disabled.move_to_end(hook.id)
+        if len(self._disabled) > DISABLED_REMEMBERED:
+            self._disabled.popitem(last=False)
+        await asyncio.shield(storing)
+
+    def hook_disabled_by_system(self, row: HookRow, reason: str) -> None:
+        """The hook index disabled a stored hook it cannot load (over today's limits, services/index.py): told in
+        the background, the disable having committed already (docs/alerts.md, "Durability"). A hook that was not
+        enabled stops nothing: no alert."""
+        doc = row.doc
+        if doc.get("enable") is not True or not self._subscribed(row.domain, HOOK_DISABLED):
+            return
+        action = doc.get("action")
+        url = action.get("url") if isinstance(action, Mapping) else None
+        headers = {
+            **hook_headers(
+                row.id, event_keys(doc.get("event")), url if isinstance(url, str) else "", doc.get("description")
+            ),
+            "Reason": scrub(reason),
+            "Disabled-By": "system",
+        }
+        self._spawn(self._store(HOOK_DISABLED, row.domain, headers))
 
     async def delivery_failed(self, job: Job, finish: Finish) -> None:
         """`job` failed for good (retries spent, refused for good) or expired: alerted, within the storm guard's
@@ -266,10 +290,12 @@ class AlertsService:
     def _subscribed(self, domain: str, subclass: str) -> bool:
         return bool(self._index.find(domain, key_of(subclass)))
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Store an alert in the background (`stop` gives it its grace, then cancels it)."""
         task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _summaries(self) -> None:
         """Each window that is over with failures held back becomes one delivery_failed summary."""

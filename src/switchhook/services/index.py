@@ -19,6 +19,9 @@ from switchhook.store.base import HookRow, Store
 logger = logging.getLogger("switchhook.index")
 
 Listener = Callable[[], None]
+#: Told of each hook the index disabled (`reload`: over today's limits) after the disable committed: the row as it
+#: was read (its document still enabled) and the reason written. The runtime raises switchhook::hook_disabled.
+DisabledListener = Callable[[HookRow, str], None]
 
 
 class HookIndex:
@@ -42,12 +45,17 @@ class HookIndex:
         self._by_id: dict[str, Hook] = {}
         self._by_key: dict[tuple[str, str], tuple[Hook, ...]] = {}
         self._listeners: list[Listener] = []
+        self._disabled_listeners: list[DisabledListener] = []
         self._event_keys: frozenset[str] = frozenset()
         self._groups_per_event: Counter[str] = Counter()  # (domain, key) groups per event key
 
     def on_change(self, listener: Listener) -> None:
         """`listener()` runs after every change (sources re-bind / re-subscribe)."""
         self._listeners.append(listener)
+
+    def on_disabled(self, listener: DisabledListener) -> None:
+        """`listener(row, reason)` runs for each hook `reload` disabled, once its disable has committed."""
+        self._disabled_listeners.append(listener)
 
     def find(self, domain: str, event_key: str) -> tuple[Hook, ...]:
         return self._by_key.get((domain, event_key), ())
@@ -214,16 +222,31 @@ class HookIndex:
         else:
             compiled = [(row, *await asyncio.to_thread(self.compile, row))]
             self.install(*compiled[0])
-        await _disable(store, [(row, reason) for row, _hook, reason in compiled if reason and not row.disabled_reason])
+        skipped = [(row, reason) for row, _hook, reason in compiled if reason and not row.disabled_reason]
+        for row, reason in await _disable(store, skipped):
+            for listener in self._disabled_listeners:
+                try:
+                    listener(row, reason)
+                except Exception:
+                    logger.exception("hook index listener failed")
 
 
-async def _disable(store: Store, skipped: list[tuple[HookRow, str]]) -> None:
-    """Mark skipped hooks disabled with their reason; best effort (a read-only standby must still start)."""
+async def _disable(store: Store, skipped: list[tuple[HookRow, str]]) -> list[tuple[HookRow, str]]:
+    """Mark skipped hooks disabled with their reason; best effort (a read-only standby must still start). Those it
+    disabled: each is read again first and left alone when another process disabled it meanwhile (one alert per
+    disable, not one per process starting) or its document changed (a fix written since the read)."""
     if not skipped:
-        return
+        return []
+    disabled: list[tuple[HookRow, str]] = []
     try:
         async with store.transaction() as tx:
             for row, reason in skipped:
+                current = await tx.get_hook(row.domain, row.id)
+                if current is None or current.disabled_reason or current.doc != row.doc:
+                    continue
                 await tx.disable_hook(row.domain, row.id, reason, time.time())
+                disabled.append((row, reason))
     except Exception:
         logger.exception("could not mark %d skipped hooks disabled", len(skipped))
+        return []
+    return disabled
