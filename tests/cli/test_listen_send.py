@@ -96,6 +96,22 @@ def test_listen_prints_each_request_and_checks_its_signature(listener: Listener)
     assert "signature: INVALID (no webhook-id" in printed_unsigned
 
 
+def test_listen_binds_loopback_and_never_lets_a_request_drive_the_terminal(listener: Listener) -> None:
+    """By default only this machine can reach the receiver; and whatever reaches it is printed with its control
+    characters escaped (an escape sequence in a body could retitle the terminal or overwrite earlier lines)."""
+    assert listener.url.startswith("http://127.0.0.1:"), listener.first_line
+    hostile = "\x1b]0;owned\x07\x1b[2J\rhidden"
+    httpx.post(listener.url + "text", content=hostile.encode(), headers={"X-Note": "a\x7fb"})
+    printed_text = listener.read_until("-> 200")
+    httpx.post(listener.url + "json", json={"Event-Name": "\x9b31m red \x1b[0m"})
+    printed_json = listener.read_until("-> 200")
+
+    for printed in (printed_text, printed_json):
+        assert not any(c in printed for c in "\x1b\x07\x9b\x7f\r"), repr(printed)
+    assert "\\x1b]0;owned\\x07\\x1b[2J\\x0dhidden" in printed_text and "X-Note: a\\x7fb" in printed_text
+    assert '"Event-Name": "\\x9b31m red \\u001b[0m"' in printed_json  # JSON escapes C0 itself; C1 is ours
+
+
 def test_listen_refuses_an_old_timestamp_and_answers_the_status_asked() -> None:
     running = Listener("--secret", SECRET, "--status", "503")
     try:

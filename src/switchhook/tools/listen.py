@@ -6,6 +6,7 @@ have no route to the internet, and a newcomer's first event should not leave the
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 import time
@@ -48,8 +49,19 @@ def check_signature(
     return Verdict(True, "")
 
 
+#: Control characters (C0 but tab and newline, DEL, C1) shown escaped: whoever can reach the port must not drive
+#: the developer's terminal (escape sequences can retitle it, move the cursor over earlier lines, hide text).
+CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` with its control characters shown as \\xNN."""
+    return CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def render(method: str, path: str, client: str, headers: list[tuple[str, str]], body: bytes) -> str:
-    """What is printed of one request: a header line, the headers, then the body (pretty JSON, else text)."""
+    """What is printed of one request: a header line, the headers, then the body (pretty JSON, else text), every
+    part with its control characters escaped."""
     lines = [f"--- {time.strftime('%H:%M:%S')} {method} {path} from {client}"]
     lines += [f"{name}: {value}" for name, value in headers]
     if body:
@@ -57,7 +69,7 @@ def render(method: str, path: str, client: str, headers: list[tuple[str, str]], 
             lines.append(json.dumps(json.loads(body), indent=2, ensure_ascii=False))
         except (ValueError, RecursionError):
             lines.append(body.decode("utf-8", "replace"))
-    return "\n".join(lines)
+    return printable("\n".join(lines))
 
 
 def make_handler(key: bytes | None, status: int, out: TextIO, lock: threading.Lock) -> type[BaseHTTPRequestHandler]:
