@@ -72,7 +72,8 @@ async def test_every_sample_names_the_callers_domain_dry_runs_and_is_accepted(ap
     token = await app.domain_token(DOMAIN)
     entries = [e for e in await catalogue(app, token_headers(token)) if e["sample"] is not None]
     # One disabled hook per key: the dry run reads it, the post counts a delivery without sending anything.
-    hook = await app.create_hook(DOMAIN, hook_body([e["key"] for e in entries], enable=False), token)
+    keys = [e["key"] for e in entries]
+    hook = await app.create_hook(DOMAIN, {**hook_body(enable=False), "event": keys}, token)
 
     for entry in entries:
         sample = entry["sample"]
@@ -82,7 +83,7 @@ async def test_every_sample_names_the_callers_domain_dry_runs_and_is_accepted(ap
         report = dry.json()["data"]
         assert (report["eventKey"], report["eventMatches"], report["filterPasses"]) == (entry["key"], True, True)
 
-    enabled = await app.create_hook(DOMAIN, hook_body([e["key"] for e in entries], url="http://127.0.0.1:9/x"), token)
+    enabled = await app.create_hook(DOMAIN, {**hook_body(url="http://127.0.0.1:9/x"), "event": keys}, token)
     posted = await app.post_events([e["sample"] for e in entries], token)
     assert posted.status_code == 202, posted.text
     assert posted.json()["data"]["deliveries"] == len(entries)
@@ -146,3 +147,21 @@ async def test_live_keys_and_last_seen_are_the_callers_domain_only(app: Harness)
     assert "CUSTOM->acme::crm_note" not in {e["key"] for e in rivals}
     assert {e["key"] for e in rivals if not e["known"]} == {"CUSTOM->rival::secret"}
     assert next(e for e in rivals if e["key"] == "CHANNEL_ANSWER")["lastSeen"] is None
+
+
+async def test_a_live_keys_sample_is_shown_only_to_whom_may_read_the_domains_events(app: Harness) -> None:
+    """A live key's sample is a real event of the domain; a `user` role may not read events (no delivery rights),
+    so it sees the key and its lastSeen, not the event."""
+    admin, user = await app.domain_token(DOMAIN), await app.domain_token(DOMAIN, role="user")
+    secret_event = {"Event-Name": "CUSTOM", "Event-Subclass": "acme::private", "Caller-Number": "+15550100"}
+    assert (await app.post_events(secret_event, admin)).status_code == 202
+
+    (for_admin,) = [e for e in await catalogue(app, token_headers(admin)) if not e["known"]]
+    (for_user,) = [e for e in await catalogue(app, token_headers(user)) if not e["known"]]
+    as_root = await catalogue(app, await app.root_headers(), domain=DOMAIN)
+
+    assert for_admin["sample"] == secret_event and "Caller-Number" in for_admin["fields"]
+    assert next(e for e in as_root if e["key"] == "CUSTOM->acme::private")["sample"] == secret_event
+    assert (for_user["key"], for_user["sample"], for_user["fields"]) == ("CUSTOM->acme::private", None, [])
+    assert isinstance(for_user["lastSeen"], int)
+    assert (await app.client.get("/api/v2/deliveries", headers=token_headers(user))).status_code == 403

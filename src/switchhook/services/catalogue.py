@@ -13,9 +13,10 @@ from typing import Any, Final
 import orjson
 
 from switchhook.core.catalogue import CatalogueEntry, for_domain, known_keys, parse_catalogue
+from switchhook.core.errors import PermissionDenied
 from switchhook.core.events import DEFAULT_DOMAIN_HEADERS, Event
 from switchhook.core.names import MAX_DOMAIN_NAME, validate_domain_name
-from switchhook.services.access import Caller, effective_domain
+from switchhook.services.access import Caller, effective_domain, require
 
 #: Bounds of what the seen-keys map may hold (RELIABILITY.md, hostile tenants: every tenant's cost is bounded).
 #: Domains tracked per process: past it the domain tracked longest is forgotten for the new one.
@@ -190,8 +191,11 @@ class CatalogueService:
             )
         known = known_keys(self._entries)
         live = sorted(((k, v) for k, v in seen.items() if k not in known), key=lambda kv: -kv[1][0])
+        # A live key's sample is a real event of the domain: shown to whom may read the domain's events (through
+        # its deliveries), not to a `user` role, which sees the key and when it was last seen only.
+        shown = _may_read_events(caller)
         for key, (last_s, encoded) in live:
-            sample = orjson.loads(encoded) if encoded is not None else None
+            sample = orjson.loads(encoded) if encoded is not None and shown else None
             listed.append(
                 {
                     "key": key,
@@ -210,6 +214,14 @@ class CatalogueService:
             None if entry.sample is None else for_domain(entry.sample, domain, self._domain_headers)
             for entry in self._entries
         )
+
+
+def _may_read_events(caller: Caller) -> bool:
+    try:
+        require(caller, "delivery", "r")
+    except PermissionDenied:
+        return False
+    return True
 
 
 def _ms(seconds: float) -> int:

@@ -27,7 +27,7 @@ CATALOGUE_ENTRY = {
             "additionalProperties": True,
             "description": "a real captured event with its domain headers naming the caller's domain, ready for "
             "`POST /api/v2/hooks/{id}/test` or `POST /api/v2/events`; null when none is shipped (or a live key's "
-            "latest event was too large to keep)",
+            "latest event was too large to keep, or the caller may not read the domain's events: a `user` role)",
         },
         "lastSeen": {
             "type": ["integer", "null"],
@@ -48,5 +48,6 @@ CATALOGUE_ENTRY = {
     },
 )
 async def event_catalogue(caller: CallerDep, svc: ServicesDep, domain: DomainQuery = None) -> Response:
-    # Any authenticated caller, a `user` token too: the catalogue holds nothing of a domain but its own keys.
+    # Any authenticated caller, a `user` token too: the catalogue holds nothing of a domain but its own keys, and a
+    # live key's sample (a real event) only for callers who may read the domain's events (services/catalogue.py).
     return ok(svc.catalogue.list(caller, domain))
