@@ -41,3 +41,20 @@ def test_a_masked_value_never_follows_a_new_destination(section: str, url: str) 
     moved[section] = {**moved[section], "url": url}
     with pytest.raises(InvalidHook, match="send the real value"):
         validate_hook(moved, previous=STORED)
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        {"url": "https://attacker.example/hook"},
+        {"fallbackUrl": "https://attacker.example/standby"},
+    ],
+)
+def test_masked_auth_credentials_never_follow_a_new_action_destination(action: dict[str, str]) -> None:
+    """The auth pre-request's token is sent to action.url and action.fallbackUrl: a hook editor who cannot read
+    the stored credentials must not point either elsewhere and have tokens made with them sent there."""
+    stored = {key: value for key, value in STORED.items() if key != "headers"}  # only auth holds credentials
+    moved = redact(stored)
+    moved["action"] = {**moved["action"], **action}
+    with pytest.raises(InvalidHook, match=r"auth\.map 'password'"):
+        validate_hook(moved, previous=stored)

@@ -69,7 +69,9 @@ def restore(doc: dict[str, Any], previous: Mapping[str, Any] | None) -> dict[str
     same_action = _origin(_url_of(out.get("action"))) == _origin(_url_of(previous.get("action"))) and _origin(
         _url_of(out.get("action"), "fallbackUrl")
     ) == _origin(_url_of(previous.get("action"), "fallbackUrl"))
-    same_auth = _origin(_url_of(out.get("auth"))) == _origin(_url_of(previous.get("auth")))
+    # What the auth pre-request returns (a token, `${auth:body:...}`) goes in the request to both URLs: a moved
+    # destination would receive a fresh one made with the stored credentials.
+    same_auth = same_action and _origin(_url_of(out.get("auth"))) == _origin(_url_of(previous.get("auth")))
     if "headers" in out:
         out["headers"] = _restore_map(out.get("headers"), previous.get("headers"), same_action, "headers")
     if isinstance(out.get("action"), Mapping) and isinstance(previous.get("action"), Mapping):
