@@ -416,3 +416,40 @@ def test_an_answer_that_arrives_after_log_out_is_not_shown(browser: Any, console
         assert page.get_by_role("heading", name="Log in").is_visible()
         assert "alpha's secret hook" not in page.locator("main").inner_text()
         guard.check()
+
+
+#: WCAG 2's contrast ratio of two computed CSS colours (rgb()/rgba() strings), in the page.
+CONTRAST_JS = """([a, b]) => {
+  const lum = (css) => {
+    const [r, g, b] = css.match(/[\\d.]+/g).slice(0, 3).map((v) => {
+      const c = Number(v) / 255;
+      return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p);
+  return (x + 0.05) / (y + 0.05);
+}"""
+
+
+def test_error_messages_and_the_focus_ring_are_readable_in_both_themes(browser: Any, console_world: World) -> None:
+    """An error toast's text against its background (4.5:1, WCAG AA for text) and the keyboard focus ring against
+    the page (3:1, non-text contrast), in the light and the dark palette."""
+    world = console_world
+    for scheme in ("light", "dark"):
+        with guarded_page(browser, world.url, color_scheme=scheme) as (page, guard):
+            log_in(page, f"admin@{world.domain_a}")
+            page.goto("/console/#/deliveries")
+            page.get_by_role("button", name="Recover failed").click()  # no hook picked: an error toast
+            toast = page.locator("#toast.show[data-kind=bad]")
+            toast.wait_for()
+            colours = toast.evaluate("(el) => [getComputedStyle(el).color, getComputedStyle(el).backgroundColor]")
+            assert page.evaluate(CONTRAST_JS, colours) >= 4.5, (scheme, colours)
+
+            page.get_by_role("button", name="Show").focus()
+            page.keyboard.press("Shift+Tab")
+            page.keyboard.press("Tab")  # focus moved by the keyboard: :focus-visible applies
+            ring = page.evaluate("getComputedStyle(document.activeElement).outlineColor")
+            panel = page.evaluate("getComputedStyle(document.querySelector('form.filters')).backgroundColor")
+            assert page.evaluate(CONTRAST_JS, [ring, panel]) >= 3, (scheme, ring, panel)
+            guard.check()
