@@ -155,5 +155,30 @@ async def test_deliveries_meeting_one_410_tell_it_once_and_each_disables_only_on
     assert gated.events[0][0]["Disabled-By"] == "gone" and gated.events[0][0]["Reason"] == gone
 
 
+async def test_a_bug_raising_an_alert_never_reaches_the_worker() -> None:
+    """The worker reports while it accounts an attempt, before it frees the slot and records the result: an
+    exception from a report would hold the hook's slot, or the delivery's lease, for good."""
+    service, accepted, _clock, crm = setup()
+
+    def broken(*_: object) -> bool:
+        raise RuntimeError("a bug")
+
+    service._subscribed = broken  # type: ignore[method-assign,assignment]
+    service.hook_paused(job(crm), 5, 503, "HTTP 503", 5.0)
+    service.hook_resumed(job(crm), 200)
+    service.failover(job(crm), True, "http 503", None)
+    service.hook_disabled_by_system(HookRow("e" * 24, DOMAIN, {"event": "DTMF", "enable": True}), "over")
+    await service.hook_disabled(job(crm), "HTTP 410 Gone: hook disabled", 410)
+    await service.delivery_failed(job(crm), _finish())
+    assert accepted.events == []
+    assert dict(service.lost) == {
+        "switchhook::hook_paused": 1,
+        "switchhook::hook_resumed": 1,
+        "switchhook::fallback_used": 1,
+        "switchhook::hook_disabled": 2,
+        "switchhook::delivery_failed": 1,
+    }
+
+
 def _finish() -> Finish:
     return Finish("d0", "failed", 1, 0.0, 503, "HTTP 503", None)

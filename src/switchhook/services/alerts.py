@@ -23,12 +23,13 @@ themselves are built by core/alerts.py. The rules, and why:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Concatenate, ParamSpec
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
@@ -71,6 +72,45 @@ RETRY_FIRST_S = 0.5
 RETRY_MAX_S = 5.0
 #: Hooks whose disable was alerted, kept to raise one hook_disabled when several deliveries meet its 410 at once.
 DISABLED_REMEMBERED = 10_000
+
+
+P = ParamSpec("P")
+Report = Callable[Concatenate["AlertsService", P], None]
+AwaitedReport = Callable[Concatenate["AlertsService", P], Coroutine[Any, Any, None]]
+
+
+def _never_raises(subclass: str) -> Callable[[Report[P]], Report[P]]:
+    """A report from the worker that cannot fail it: the worker calls these while it accounts an attempt, before it
+    frees the attempt's slot and records its result, so a bug here would hold a hook's slot or a delivery's lease
+    for good. Logged and counted as a lost alert of `subclass` instead."""
+
+    def wrap(report: Report[P]) -> Report[P]:
+        @functools.wraps(report)
+        def guarded(self: AlertsService, /, *args: P.args, **kwargs: P.kwargs) -> None:
+            try:
+                report(self, *args, **kwargs)
+            except Exception:
+                self._bug(subclass)
+
+        return guarded
+
+    return wrap
+
+
+def _never_fails(subclass: str) -> Callable[[AwaitedReport[P]], AwaitedReport[P]]:
+    """`_never_raises` for the reports the worker awaits (a cancellation still goes through)."""
+
+    def wrap(report: AwaitedReport[P]) -> AwaitedReport[P]:
+        @functools.wraps(report)
+        async def guarded(self: AlertsService, /, *args: P.args, **kwargs: P.kwargs) -> None:
+            try:
+                await report(self, *args, **kwargs)
+            except Exception:
+                self._bug(subclass)
+
+        return guarded
+
+    return wrap
 
 
 @dataclass(slots=True)
@@ -120,6 +160,7 @@ class AlertsService:
         self.lost: Counter[str] = Counter()  # subclass -> alerts not stored (the process stopped, or a bug)
 
     # -- what the worker reports --------------------------------------------------------------------------------
+    @_never_raises(HOOK_PAUSED)
     def hook_paused(
         self, job: Job, failures: int, last_status: int | None, last_error: str | None, pause_s: float
     ) -> None:
@@ -139,6 +180,7 @@ class AlertsService:
         }
         self._spawn(self._store(HOOK_PAUSED, hook.domain, headers))
 
+    @_never_raises(HOOK_RESUMED)
     def hook_resumed(self, job: Job, last_status: int | None) -> None:
         """`job`'s attempt was answered and closed the hook's circuit: the end of a pause told is told."""
         hook = job.hook
@@ -153,6 +195,7 @@ class AlertsService:
             headers["Last-Status"] = str(last_status)
         self._spawn(self._store(HOOK_RESUMED, hook.domain, headers))
 
+    @_never_fails(HOOK_DISABLED)
     async def hook_disabled(self, job: Job, reason: str, last_status: int | None) -> None:
         """`job`'s attempt disables its hook (a 410 with `disableOnGone`): stored before the disable is (awaited)."""
         hook = job.hook
@@ -177,6 +220,7 @@ class AlertsService:
             self._disabled.popitem(last=False)
         await asyncio.shield(storing)
 
+    @_never_raises(HOOK_DISABLED)
     def hook_disabled_by_system(self, row: HookRow, reason: str) -> None:
         """The hook index disabled a stored hook it cannot load (over today's limits, services/index.py): told in
         the background, the disable having committed already (docs/alerts.md, "Durability"). A hook that was not
@@ -195,6 +239,7 @@ class AlertsService:
         }
         self._spawn(self._store(HOOK_DISABLED, row.domain, headers))
 
+    @_never_fails(DELIVERY_FAILED)
     async def delivery_failed(self, job: Job, finish: Finish) -> None:
         """`job` failed for good (retries spent, refused for good) or expired: alerted, within the storm guard's
         limits, and stored before the worker records the failure (awaited)."""
@@ -217,6 +262,7 @@ class AlertsService:
         headers["Suppressed"] = "0"
         await self._store(DELIVERY_FAILED, hook.domain, headers)
 
+    @_never_raises(FALLBACK_USED)
     def failover(self, job: Job, used: bool, reason: str | None, primary_change: Change | None) -> None:
         """`job`'s attempt of a hook with a fallback URL (docs/fallback.md): whether it went to the fallback (and
         why), and whether the primary URL's own circuit paused or resumed with it.
@@ -289,6 +335,10 @@ class AlertsService:
     # -- internals ----------------------------------------------------------------------------------------------
     def _subscribed(self, domain: str, subclass: str) -> bool:
         return bool(self._index.find(domain, key_of(subclass)))
+
+    def _bug(self, subclass: str) -> None:
+        self.lost[subclass] += 1
+        logger.exception("raising an alert %s failed inside switchhook", subclass)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Store an alert in the background (`stop` gives it its grace, then cancels it)."""
