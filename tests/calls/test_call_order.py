@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,11 +36,12 @@ class Hit:
 class CallReceiver:
     """Records every request per call, counts how many of one call are in flight at once, and answers 500 to the
     first `fails[(call, event name)]` requests of that event and to every request of a call in `held` until its
-    gate opens."""
+    gate opens; a request of a call in `hang` is answered only once its gate opens."""
 
     hits: list[Hit] = field(default_factory=list)
     fails: dict[tuple[str, str], int] = field(default_factory=dict)
     held: dict[str, asyncio.Event] = field(default_factory=dict)
+    hang: dict[str, asyncio.Event] = field(default_factory=dict)
     in_flight: dict[str, int] = field(default_factory=dict)
     overlaps: list[str] = field(default_factory=list)
     port: int = 0
@@ -54,6 +56,8 @@ class CallReceiver:
             self.overlaps.append(call)
         try:
             await asyncio.sleep(0.002)  # a response takes a moment: room for a second request of the call to overlap
+            if call in self.hang:
+                await self.hang[call].wait()
             gate = self.held.get(call)
             left = self.fails.get((call, name), 0)
             if (gate is not None and not gate.is_set()) or left > 0:
@@ -232,6 +236,29 @@ async def test_calls_waiting_on_the_shelf_behind_their_earlier_events_all_arrive
     assert calls.overlaps == []
     for call in names:
         assert_in_order(calls, call)
+
+
+async def test_a_delivery_numbered_at_its_turn_that_expires_waiting_for_a_slot_leaves_no_gap(
+    narrow_app: Harness, calls: CallReceiver
+) -> None:
+    """A call's delivery takes its X-Call-Sequence when its turn comes, while it waits for the hook's slot; expired
+    there, never sent, it gives the number back: the receiver sees the call's next one as 1, not 2."""
+    app = narrow_app
+    await ordered_hook(app, calls, ttl=2)
+    token = await app.domain_token(D)
+    release = calls.hang["blocker"] = asyncio.Event()
+    assert (await app.post_events([channel(KEYS[0], "blocker", 0)], token)).status_code == 202
+    await eventually(lambda: calls.in_flight.get("blocker") == 1, "the hook's one slot taken")
+    assert (await app.post_events([channel(KEYS[0], "expiring", 0)], token)).status_code == 202
+    listed = await app.client.get(
+        "/api/v2/deliveries", params={"domain": D, "call": "expiring"}, headers={"X-Access-Token": token}
+    )
+    (create,) = listed.json()["data"]
+    await eventually(lambda: time.time() > create["expiresAt"], "its ttl to run out while it waits", timeout_s=10)
+    assert (await app.post_events([channel(KEYS[1], "expiring", 1)], token)).status_code == 202
+    release.set()
+    await eventually(lambda: calls.delivered("expiring") == [KEYS[1]], "the call's answer delivered")
+    assert [(hit.name, hit.sequence) for hit in calls.of("expiring")] == [(KEYS[1], 1)]  # no gap: its create took none
 
 
 async def test_a_late_event_older_than_one_sent_is_still_sent_after_it(any_app: Harness, calls: CallReceiver) -> None:

@@ -129,7 +129,7 @@ async def test_ingest_lets_go_of_a_fresh_delivery_whose_call_has_others_not_leas
 async def test_a_delivery_numbered_at_its_turn_that_expires_unsent_gives_its_number_back(store: Store) -> None:
     hook = hook_id()
     first, second, third = await call_line(store, hook, "c", [10, 20, 30], leased_by="w1")
-    unsent = Finish(second, "expired", 0, NOW, None, "ttl expired before the attempt", None)
+    unsent = Finish(second, "expired", 0, NOW, None, "ttl expired before the attempt", None, return_number=True)
     async with store.transaction() as tx:
         assert await tx.number_calls([(first, hook, "c")]) == {first: 1}
         await tx.finish([done(first, "delivered", 1)], "w1", NOW)
@@ -144,6 +144,16 @@ async def test_a_delivery_numbered_at_its_turn_that_expires_unsent_gives_its_num
     async with store.transaction() as tx:  # sent, then expired on its retry: the receiver saw 2, it keeps it
         await tx.finish([Finish(third, "expired", 1, NOW, None, "ttl expired before the attempt", None)], "w1", NOW)
         assert await tx.number_calls([(fourth, hook, "c")]) == {fourth: 3}
+        await tx.finish([done(fourth, "delivered", 1)], None, NOW)
+    (fifth,) = await call_line(store, hook, "c", [50])
+    assert await claim(store, "w1", NOW + 2) == [fifth]
+    async with store.transaction() as tx:  # numbered, then a crash before its result: it may have been sent
+        assert await tx.number_calls([(fifth, hook, "c")]) == {fifth: 4}
+    assert await claim(store, "w2", NOW + 60) == [fifth]  # its lease lapsed: claimed with its number
+    async with store.transaction() as tx:  # expired before w2 sent it: w2 did not number it, the number stays
+        await tx.finish([Finish(fifth, "expired", 0, NOW, None, "ttl expired before the attempt", None)], "w2", NOW)
+        row = await tx.get_delivery(A, fifth)
+        assert row is not None and row.call_seq == 4
 
 
 async def test_a_short_take_from_a_shelf_tells_whether_the_gate_kept_some_there(store: Store) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
@@ -190,6 +191,10 @@ class DeliveryWorker:
         # ready, core/admission.py "numbered"): the heads made at once share one transaction, and so do concurrent
         # batches of them.
         self._numbering: GroupCommit[Sequence[Job], None] = GroupCommit(self._number, item_at_fault=lambda exc: False)
+        # Numbered here and not yet attempted: one given up unsent (expired) gives its number back
+        # (Finish.return_number). Only these: one claimed with its number may have been sent by a process that died
+        # before recording it.
+        self._numbered_here: set[str] = set()
 
     # -- the fast path (services.events.FastPath) -------------------------------------------------
     def plan(self, now: float) -> Plan:
@@ -276,10 +281,14 @@ class DeliveryWorker:
             if report is not None:
                 self._account(job, report)
             self._finished(job)
+        numbered_here = job.delivery_id in self._numbered_here
+        self._numbered_here.discard(job.delivery_id)
         if report is None:  # nothing to record: let the lease lapse so the delivery is claimed again
             self.admission.forget((job.delivery_id,))
             return
         finish = report.finish
+        if numbered_here and finish.status == "expired" and finish.attempts == job.attempts:
+            finish = dataclasses.replace(finish, return_number=True)  # given up before its request went out
         latency = self._clock() - job.created_at if isinstance(report.outcome, Delivered) else None
         self._observer.attempt(report, latency)
         if report.legs or report.primary_change is not None:  # a hook with a fallback URL (docs/fallback.md)
@@ -329,6 +338,7 @@ class DeliveryWorker:
                 due = [job for job in heads if not self._expired(job)]  # expired: given up unsent, no number (no gap)
                 if due:
                     await self._numbering.submit(due)
+                    self._numbered_here.update(job.delivery_id for job in due)
                 break
             except Exception as exc:  # still leased here, lease renewed: asked again, its call waiting meanwhile
                 _log_failure(exc, "taking X-Call-Sequence numbers of %d ordered calls failed; retrying", len(heads))
@@ -390,6 +400,7 @@ class DeliveryWorker:
     def _hand_back(self, jobs: Sequence[Job]) -> None:
         """Shelve in the store what admission handed back (no longer leased here) until their hooks resume."""
         hooks = {job.hook.id: job.hook.domain for job in jobs}
+        self._numbered_here.difference_update(job.delivery_id for job in jobs)  # whoever takes them: sent or not
         self._background(self._shelve(hooks, [job.delivery_id for job in jobs]))
 
     async def _shelve(self, hooks: dict[str, str], delivery_ids: list[str]) -> None:

@@ -199,6 +199,9 @@ class Finish:
     last_status: int | None
     last_error: str | None
     attempt: AttemptRow | None
+    #: An ordered hook's delivery numbered by this worker's lease and given up before its request went out
+    #: (expired): its X-Call-Sequence goes back to its call's counter (store/sql.py give_back_numbers).
+    return_number: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -625,9 +625,11 @@ class SqlTx(ABC):
     async def give_back_numbers(self, results: Sequence[Finish], worker_id: str | None) -> None:
         """An ordered hook's delivery that expires before it was ever sent takes no X-Call-Sequence (docs/calls.md):
         one numbered when its call's turn came (core/admission.py, "numbered") and expired while it waited for a
-        slot gives its number back to its (hook, call)'s counter. It is its call's last number: the next delivery
-        of the call is numbered only once this one settles. Before the results are written (still leased)."""
-        unsent = sorted(r.delivery_id for r in results if r.status == "expired" and r.attempts == 0)
+        slot gives its number back to its (hook, call)'s counter (`Finish.return_number`, set by the worker that
+        numbered it: one claimed with its number may have been sent by a process that died before recording it).
+        It is its call's last number: the next of the call is numbered only once this one settles. Before the
+        results are written (still leased)."""
+        unsent = sorted(r.delivery_id for r in results if r.return_number)
         if not unsent:
             return
         leased = "" if worker_id is None else " AND leased_by = ?"
