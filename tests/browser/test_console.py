@@ -453,3 +453,24 @@ def test_error_messages_and_the_focus_ring_are_readable_in_both_themes(browser: 
             panel = page.evaluate("getComputedStyle(document.querySelector('form.filters')).backgroundColor")
             assert page.evaluate(CONTRAST_JS, [ring, panel]) >= 3, (scheme, ring, panel)
             guard.check()
+
+
+def test_a_session_ended_elsewhere_brings_back_the_login_quietly(browser: Any, console_world: World) -> None:
+    """Root's session ends on the server (logged out elsewhere, or expired) while the domain picker is shown: the
+    reload's 401 leads to the login screen, with no uncaught error in the page."""
+    world = console_world
+    with guarded_page(browser, world.url) as (page, guard):
+        page.goto("/")
+        page.get_by_label("Username").fill("root")
+        page.get_by_label("Password").fill(ROOT_PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        page.get_by_role("heading", name="Pick a domain").wait_for()
+        stored = json.loads(page.evaluate("sessionStorage.getItem('switchhook.session')"))
+        ended = httpx.post(world.url + "/logout", headers={"X-Access-Token": stored["token"], "X-Key": stored["key"]})
+        assert ended.status_code == 200, ended.text
+
+        guard.expected_statuses.add(401)
+        page.reload()
+        page.get_by_role("heading", name="Log in").wait_for()
+        assert page.evaluate("sessionStorage.getItem('switchhook.session')") is None
+        guard.check()

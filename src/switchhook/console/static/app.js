@@ -35,9 +35,9 @@ async function route() {
   const s = session.get();
   const hash = location.hash || "#/hooks";
   renderHeader(s);
-  if (!s) return loginView(freshView());
-  if (s.root && !s.domain) return domainView(freshView());
-  if (hash === "#/login") return loginView(freshView());
+  if (!s) return show(s, loginView);
+  if (s.root && !s.domain) return show(s, domainView);
+  if (hash === "#/login") return show(s, loginView);
   for (const [pattern, make] of ROUTES) {
     const match = hash.match(pattern);
     if (match) {
@@ -45,22 +45,28 @@ async function route() {
       for (const link of document.querySelectorAll("#nav a")) {
         link.toggleAttribute("aria-current", link.dataset.section === section);
       }
-      const view = freshView();
-      fill(view, h("p.muted", {}, "Loading…"));
-      try {
-        await make(...match.slice(1))(view);
-      } catch (error) {
-        const denied = error instanceof ApiError && error.status === 403;
-        fill(
-          view,
-          h("h1", {}, denied ? "Not allowed" : "Something went wrong"),
-          h("p.error.shown", { role: "alert" }, denied ? `Your role (${s.role}) may not see this: ask an admin of ${s.domain}.` : message(error)),
-        );
-      }
-      return;
+      return show(s, make(...match.slice(1)));
     }
   }
   location.hash = "#/hooks";
+}
+
+/** Render one screen into a fresh element; a failure is told on the screen, never left uncaught. */
+async function show(s, render) {
+  const view = freshView();
+  fill(view, h("p.muted", {}, "Loading…"));
+  try {
+    await render(view);
+  } catch (error) {
+    // A 401 has cleared the session (api.js): the login screen, whether or not the hash changed to say so.
+    if (error instanceof ApiError && error.status === 401 && !session.get()) return loginView(freshView());
+    const denied = error instanceof ApiError && error.status === 403;
+    fill(
+      view,
+      h("h1", {}, denied ? "Not allowed" : "Something went wrong"),
+      h("p.error.shown", { role: "alert" }, denied && s ? `Your role (${s.role}) may not see this: ask an admin of ${s.domain}.` : message(error)),
+    );
+  }
 }
 
 function renderHeader(s) {
