@@ -1,11 +1,15 @@
-"""An alert stored before a crash is delivered after the restart (docs/alerts.md, "Durability"): SIGKILL while a
-hook_paused alert is in flight to its subscriber, unanswered, then restart."""
+"""A crash between a pause and its alert (docs/alerts.md, "Durability"): an alert stored before the crash is delivered
+after the restart (SIGKILL while a hook_paused alert is in flight to its subscriber, unanswered); one not stored yet
+is lost with the pause itself, and the restarted process, finding the endpoint still down, pauses the hook again and
+raises a fresh hook_paused (SIGKILL while the alert's insert waits on a lock the test holds on the events table)."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from tests.support.postgres import drop_schema, new_schema, require_postgres
@@ -92,4 +96,80 @@ async def test_postgres_delivers_a_stored_alert_after_sigkill(receiver: Receiver
     try:
         await pause_then_crash(receiver, env, tmp_path)
     finally:
+        await drop_schema(dsn, schema)
+
+
+async def test_postgres_a_pause_whose_alert_was_not_stored_is_paused_and_alerted_again_after_sigkill(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    dsn = await require_postgres()
+    schema = new_schema()
+    env = {
+        "SWITCHHOOK_DATABASE_URL": dsn,
+        "SWITCHHOOK_DATABASE_SCHEMA": schema,
+        "SWITCHHOOK_LEASE_S": "2",
+        "SWITCHHOOK_BREAKER_FAILURES": "2",
+        "SWITCHHOOK_BREAKER_COOLDOWN_S": "600",  # no probe during the test: one pause per run
+        "SWITCHHOOK_BREAKER_MAX_COOLDOWN_S": "600",
+    }
+    answer = asyncio.Event()
+    receiver.routes["/down"] = Reply(503, gate=answer)  # both requests in flight before the lock is taken
+    locker = await asyncpg.connect(dsn)
+    try:
+        headers = {"X-Access-Token": await domain_token_async(env, DOMAIN)}
+        first = await ServerProcess(env, tmp_path, name="first").start_async()
+        try:
+            subscriber = {
+                "event": "CUSTOM->switchhook::hook_paused",
+                "enable": True,
+                "action": {"type": "web", "method": "POST", "url": receiver.url("/alerts")},
+            }
+            created = await first.request_async("POST", "/api/v2/hooks", json=subscriber, headers=headers)
+            assert created.status_code == 200, created.text
+            dead = {
+                "event": "DTMF",
+                "enable": True,
+                "retries": 5,
+                "delay": 0.5,  # tried again soon after the restart
+                "action": {"type": "web", "method": "POST", "url": receiver.url("/down")},
+            }
+            created = await first.request_async("POST", "/api/v2/hooks", json=dead, headers=headers)
+            assert created.status_code == 200, created.text
+            dead_id = created.json()["data"]["insertedIds"][0]
+            events = [{"Event-Name": "DTMF", "variable_domain_name": DOMAIN, "n": str(n)} for n in range(2)]
+            posted = await first.request_async("POST", "/api/v2/events", json=events, headers=headers)
+            assert posted.status_code == 202, posted.text
+            await receiver.wait_for(2, path="/down")
+
+            # Nothing may be inserted into events now: the pause's alert cannot be stored.
+            lock = locker.transaction()
+            await lock.start()
+            await locker.execute(f'LOCK TABLE "{schema}".events IN EXCLUSIVE MODE')
+            answer.set()  # two 503s: the breaker pauses the hook and raises hook_paused
+
+            async def alert_waits_on_the_lock() -> bool:
+                waiting = await locker.fetchval(
+                    "SELECT count(*) FROM pg_locks WHERE relation = $1::regclass AND NOT granted", f'"{schema}".events'
+                )
+                return "pausing its deliveries" in first.log() and bool(waiting)
+
+            await eventually(alert_waits_on_the_lock, "the hook paused, its alert's insert waiting", 20, first.log)
+        finally:
+            await first.kill_async()
+        await lock.rollback()
+        assert receiver.on("/alerts") == []
+
+        receiver.routes["/down"] = Reply(503)  # still down after the restart
+        second = await ServerProcess(env, tmp_path, name="second").start_async()
+        try:
+            (request,) = await receiver.wait_for(1, timeout_s=30, path="/alerts")
+            fresh = alert_of(request)
+            assert fresh["Event-Subclass"] == "switchhook::hook_paused" and fresh["Hook-Id"] == dead_id
+            assert len(receiver.on("/down")) >= 4  # paused again by the new run's own failures
+            stored = await locker.fetch(f'SELECT payload FROM "{schema}".events WHERE source = $1', "switchhook")
+            assert len(stored) == 1  # the first run's alert was never stored: lost with its pause, as documented
+        finally:
+            await second.stop_async()
+    finally:
+        await locker.close()
         await drop_schema(dsn, schema)
