@@ -474,3 +474,24 @@ def test_a_session_ended_elsewhere_brings_back_the_login_quietly(browser: Any, c
         page.get_by_role("heading", name="Log in").wait_for()
         assert page.evaluate("sessionStorage.getItem('switchhook.session')") is None
         guard.check()
+
+
+def test_a_recent_event_that_cannot_be_loaded_is_told_next_to_the_field(browser: Any, console_world: World) -> None:
+    """Try it's recent events are loaded on choice; one the server cannot give (gone, or the server failing) is
+    said next to the event, not thrown into the page."""
+    world = console_world
+    hook_id, delivery_id = arrange_a_hook_with_a_delivery(world, "call-gone-on-choice")
+    with guarded_page(browser, world.url) as (page, guard):
+        log_in(page, f"admin@{world.domain_a}")
+        page.goto(f"/console/#/hooks/{hook_id}/try")
+        page.get_by_role("heading", name="Try it").wait_for()
+        page.route(
+            lambda url: urlsplit(url).path == f"/api/v2/deliveries/{delivery_id}",
+            lambda route: route.fulfill(status=503, json={"status": "error", "info": "Service unavailable."}),
+        )
+        guard.expected_statuses.add(503)
+        page.locator("#try-source").select_option(f"delivery:{delivery_id}")
+        said = page.locator('[data-error-for="event"].shown')
+        said.wait_for()
+        assert "Could not load that event: Service unavailable. (HTTP 503)" in said.inner_text()
+        guard.check()

@@ -25,10 +25,17 @@ export async function tryView(view, hookId) {
 
   source.addEventListener("change", async () => {
     const [kind, id] = [source.value.slice(0, source.value.indexOf(":")), source.value.slice(source.value.indexOf(":") + 1)];
+    fill(error);
+    error.classList.remove("shown");
     if (kind === "sample") eventArea.value = JSON.stringify(entries.find((e) => e.key === id).sample, null, 2);
     if (kind === "delivery") {
-      const one = await api("GET", `/api/v2/deliveries/${encodeURIComponent(id)}`);
-      eventArea.value = JSON.stringify((one.data && one.data.event) || {}, null, 2);
+      try {
+        const one = await api("GET", `/api/v2/deliveries/${encodeURIComponent(id)}`);
+        eventArea.value = JSON.stringify((one.data && one.data.event) || {}, null, 2);
+      } catch (e) {
+        fill(error, `Could not load that event: ${message(e)}`);
+        error.classList.add("shown");
+      }
     }
   });
   const readEvent = () => {
