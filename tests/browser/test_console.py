@@ -495,3 +495,25 @@ def test_a_recent_event_that_cannot_be_loaded_is_told_next_to_the_field(browser:
         said.wait_for()
         assert "Could not load that event: Service unavailable. (HTTP 503)" in said.inner_text()
         guard.check()
+
+
+def test_the_editors_tabs_follow_the_aria_tabs_pattern(browser: Any, console_world: World) -> None:
+    """Form and JSON are tabs a screen reader names as such: one Tab stop, arrow keys switch, and the panel is
+    labelled by the chosen tab."""
+    world = console_world
+    with guarded_page(browser, world.url) as (page, guard):
+        log_in(page, f"admin@{world.domain_a}")
+        page.goto("/console/#/hooks/new")
+        form_tab = page.get_by_role("tab", name="Form")
+        form_tab.focus()
+        page.keyboard.press("ArrowRight")
+        json_tab = page.get_by_role("tab", name="JSON (Webitel document)")
+        assert json_tab.get_attribute("aria-selected") == "true"
+        assert json_tab.evaluate("(el) => el === document.activeElement")
+        assert (form_tab.get_attribute("tabindex"), json_tab.get_attribute("tabindex")) == ("-1", "0")
+        panel = page.get_by_role("tabpanel", name="JSON (Webitel document)")
+        assert panel.locator("#hook-json").count() == 1
+        page.keyboard.press("Home")
+        assert form_tab.get_attribute("aria-selected") == "true"
+        assert page.get_by_role("tabpanel", name="Form").get_by_label("URL").count() == 1
+        guard.check()

@@ -47,10 +47,11 @@ class Editor {
   render() {
     const title = this.hookId ? (this.writable ? "Edit hook" : "Hook") : "New hook";
     this.general = h("p.error", { role: "alert", id: "editor-error" });
-    this.body = h("div.editor-body");
+    this.body = h("div.editor-body", { role: "tabpanel", id: "editor-panel", "aria-labelledby": `tab-${this.tab}` });
+    // The WAI-ARIA tabs pattern: the chosen tab is the one Tab stop, arrow keys move between the two.
     const tabs = h(
       "div.tabs",
-      { role: "tablist" },
+      { role: "tablist", "aria-label": "Edit as", onkeydown: (e) => this.tabKey(e) },
       ["form", "json"].map((t) =>
         h(
           "button",
@@ -58,7 +59,9 @@ class Editor {
             type: "button",
             role: "tab",
             id: `tab-${t}`,
+            "aria-controls": "editor-panel",
             "aria-selected": String(this.tab === t),
+            tabindex: this.tab === t ? "0" : "-1",
             onclick: () => this.switchTab(t),
           },
           t === "form" ? "Form" : "JSON (Webitel document)",
@@ -97,8 +100,20 @@ class Editor {
     if (tab === this.tab) return;
     if (this.tab === "json" && !this.readJson()) return;
     this.tab = tab;
-    for (const b of this.view.querySelectorAll("[role=tab]")) b.setAttribute("aria-selected", String(b.id === `tab-${tab}`));
+    for (const b of this.view.querySelectorAll("[role=tab]")) {
+      b.setAttribute("aria-selected", String(b.id === `tab-${tab}`));
+      b.tabIndex = b.id === `tab-${tab}` ? 0 : -1;
+    }
+    this.body.setAttribute("aria-labelledby", `tab-${tab}`);
     this.renderBody();
+  }
+
+  tabKey(event) {
+    if (!["ArrowLeft", "ArrowRight", "Home", "End"].includes(event.key)) return;
+    event.preventDefault();
+    const next = this.tab === "form" ? "json" : "form";
+    this.switchTab(event.key === "Home" ? "form" : event.key === "End" ? "json" : next);
+    document.getElementById(`tab-${this.tab}`).focus();
   }
 
   readJson() {
