@@ -111,7 +111,7 @@ function report(data) {
     conditions.length
       ? h("table.list.compact", { id: "filter-result" },
           h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Condition on"), h("th", { scope: "col" }, "Result"))),
-          h("tbody", {}, conditions.map(([name, ok]) => h("tr", {}, h("td", {}, h("code", {}, name)), h("td", {}, ok ? badge("passes", "ok") : badge("fails", "bad"))))))
+          h("tbody", {}, conditions.map(([name, ok]) => h("tr", {}, h("td", { "data-label": "Condition on" }, h("code", {}, name)), h("td", { "data-label": "Result" }, ok ? badge("passes", "ok") : badge("fails", "bad"))))))
       : h("p.muted", {}, "No filter: every event of its keys passes."),
     data.filterNotEvaluated ? pretty(data.filterNotEvaluated) : null,
     h("h3", {}, "Request"),
