@@ -7,15 +7,18 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from switchhook.tools.send import post_event, sample_event
 from tests.support.process import ServerProcess, domain_token
 
 SECRET = "whsec_" + base64.b64encode(b"listen-test-key-32-bytes-long!!!").decode()
@@ -193,3 +196,45 @@ def test_the_tour_send_a_catalogue_sample_and_see_it_signed_at_the_listener(tmp_
     assert "signature: valid" in printed
     assert unknown.returncode == 1
     assert "Did you mean CHANNEL_HANGUP_COMPLETE" in unknown.stderr
+
+
+def test_send_goes_straight_to_switchhook_never_through_a_proxy_of_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """urllib would send the request, token and all, to an HTTP proxy named in the environment, even for 127.0.0.1
+    when no_proxy is unset; `switchhook send` must reach switchhook directly."""
+    got: dict[str, list[str]] = {"switchhook": [], "proxy": []}
+
+    def server(name: str) -> ThreadingHTTPServer:
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                got[name].append(f"{self.path} {self.headers.get('X-Access-Token')}")
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(202)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+        running = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=running.serve_forever, daemon=True).start()
+        return running
+
+    switchhook, proxy = server("switchhook"), server("proxy")
+    try:
+        proxy_url = f"http://127.0.0.1:{proxy.server_address[1]}"
+        for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
+            monkeypatch.setenv(name, proxy_url)
+        for name in ("no_proxy", "NO_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        event = sample_event("CHANNEL_ANSWER", DOMAIN, ["variable_domain_name"])
+        status, _ = post_event(f"http://127.0.0.1:{switchhook.server_address[1]}", event, "the-token")
+    finally:
+        for running in (switchhook, proxy):
+            running.shutdown()
+            running.server_close()
+
+    assert status == 202
+    assert got == {"switchhook": ["/api/v2/events the-token"], "proxy": []}

@@ -16,6 +16,9 @@ from switchhook.services.catalogue import packaged_catalogue
 
 #: How long to wait for switchhook's answer (s).
 TIMEOUT_S: Final = 30.0
+#: switchhook is reached directly, never through an HTTP proxy named in the environment (urllib's default, even for
+#: 127.0.0.1 without `no_proxy`): the request carries a token, and must not leave for a proxy elsewhere.
+DIRECT: Final = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class SendError(Exception):
@@ -51,7 +54,7 @@ def post_event(base_url: str, event: Event, token: str, session_key: str | None 
         base_url.rstrip("/") + "/api/v2/events", data=json.dumps(event).encode(), headers=headers, method="POST"
     )
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310 - http(s) only
+        with DIRECT.open(request, timeout=TIMEOUT_S) as response:
             return response.status, response.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:  # a 4xx/5xx answer: show it as it is
         return exc.code, exc.read().decode("utf-8", "replace")
