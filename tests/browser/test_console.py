@@ -517,3 +517,30 @@ def test_the_editors_tabs_follow_the_aria_tabs_pattern(browser: Any, console_wor
         assert form_tab.get_attribute("aria-selected") == "true"
         assert page.get_by_role("tabpanel", name="Form").get_by_label("URL").count() == 1
         guard.check()
+
+
+def test_a_late_failure_of_a_screen_left_behind_does_not_reset_the_login(browser: Any, console_world: World) -> None:
+    """The hook list fails (401) only after the user logged out and began typing: the login form keeps what was
+    typed; the failure of a screen no longer shown is not news."""
+    world = console_world
+    with guarded_page(browser, world.url) as (page, guard):
+        log_in(page, f"admin@{world.domain_a}")
+        held: list[Any] = []
+        page.route(lambda url: urlsplit(url).path == "/api/v2/hooks", lambda route: held.append(route))
+        page.get_by_role("link", name="Calls").click()
+        page.get_by_role("heading", name="Calls").wait_for()
+        page.get_by_role("link", name="Hooks").click()
+        for _ in range(200):  # each evaluate lets Playwright run the route handler; bounded by tries
+            if held:
+                break
+            page.evaluate("0")
+        assert held, "the hook list was never asked for"
+        page.get_by_role("button", name="Log out").click()
+        page.get_by_label("Username").fill("someone@else.example")
+
+        guard.expected_statuses.add(401)
+        with page.expect_response(lambda r: urlsplit(r.url).path == "/api/v2/hooks"):
+            held[0].fulfill(status=401, json={"status": "error", "info": "Invalid User"})
+        page.evaluate("new Promise((done) => setTimeout(done))")  # one turn: the late failure has been handled
+        assert page.get_by_label("Username").input_value() == "someone@else.example"
+        guard.check()

@@ -58,6 +58,7 @@ async function show(s, render) {
   try {
     await render(view);
   } catch (error) {
+    if (!view.isConnected) return; // a screen the user has left: its failure is no longer news
     // A 401 has cleared the session (api.js): the login screen, whether or not the hash changed to say so.
     if (error instanceof ApiError && error.status === 401 && !session.get()) return loginView(freshView());
     const denied = error instanceof ApiError && error.status === 403;
