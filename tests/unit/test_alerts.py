@@ -26,13 +26,15 @@ NOW = 1_764_900_000.25
 def test_an_alert_is_a_custom_event_of_its_domain_with_a_timestamp_and_a_sequence() -> None:
     builder = AlertEvents("11111111-2222-3333-4444-555555555555", clock=lambda: NOW)
     first = builder.build(HOOK_PAUSED, "a.example", {"Hook-Id": "h1"})
+    elsewhere = builder.build(HOOK_PAUSED, "b.example", {"Hook-Id": "h2"})
     second = builder.build(HOOK_PAUSED, "a.example", {"Hook-Id": "h1"})
     assert event_key(first) == "CUSTOM->switchhook::hook_paused" == key_of(HOOK_PAUSED)
     assert event_domain(first) == "a.example"
     assert first["Core-UUID"] == "11111111-2222-3333-4444-555555555555"
     assert first["Event-Date-Timestamp"] == "1764900000250000"
     assert first["Event-Date-GMT"] == "Fri, 05 Dec 2025 02:00:00 GMT"
-    assert (first["Event-Sequence"], second["Event-Sequence"]) == ("1", "2")
+    # Per domain: b.example's alert leaves no gap in a.example's (its count is not a.example's business).
+    assert (first["Event-Sequence"], second["Event-Sequence"], elsewhere["Event-Sequence"]) == ("1", "2", "1")
     assert first["Hook-Id"] == "h1"
     assert all(isinstance(value, str) for value in first.values())  # as FreeSWITCH's own events
 

@@ -15,7 +15,7 @@ import itertools
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Final, Generic, TypeVar
@@ -75,16 +75,24 @@ def scrub(text: str | None) -> str:
 
 
 class AlertEvents:
-    """Builds alert events for one process run: its own `Core-UUID` and a monotonic `Event-Sequence`.
+    """Builds alert events for one process run: its own `Core-UUID` and a monotonic `Event-Sequence` per domain.
 
     Events are de-duplicated by (domain, Core-UUID, Event-Sequence) (core/ids.py): a fresh Core-UUID per run keeps
-    one run's alerts from ever being taken for another's, and the sequence keeps two alerts of one run apart.
+    one run's alerts from ever being taken for another's, and the sequence keeps two alerts of a domain apart. Per
+    domain, not per process: a subscriber would otherwise read from its gaps how many alerts other tenants got.
+    Memory: one counter per domain alerted in this run (domains are created by root, not by tenants).
     """
 
     def __init__(self, core_uuid: str | None = None, clock: Callable[[], float] = time.time) -> None:
         self.core_uuid = core_uuid or str(uuid.uuid4())
-        self._sequence = itertools.count(1)
+        self._sequences: dict[str, Iterator[int]] = {}
         self._clock = clock
+
+    def _sequence(self, domain: str) -> Iterator[int]:
+        sequence = self._sequences.get(domain)
+        if sequence is None:
+            sequence = self._sequences[domain] = itertools.count(1)
+        return sequence
 
     def build(self, subclass: str, domain: str, headers: Mapping[str, str]) -> Event:
         """An alert of `subclass` for `domain`, with the common headers first and `headers` after them."""
@@ -93,7 +101,7 @@ class AlertEvents:
             "Event-Name": "CUSTOM",
             "Event-Subclass": subclass,
             "Core-UUID": self.core_uuid,
-            "Event-Sequence": str(next(self._sequence)),
+            "Event-Sequence": str(next(self._sequence(domain))),
             "Event-Date-Timestamp": str(int(now * 1_000_000)),
             "Event-Date-GMT": time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now)),
             "Event-Calling-Function": "switchhook",

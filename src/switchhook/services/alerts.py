@@ -202,9 +202,10 @@ class AlertsService:
         if is_alert_key(job.event_key) or not self._subscribed(hook.domain, HOOK_DISABLED):
             return
         told = self._disabled.get(hook.id)
-        if told is not None and told[0] is hook:
-            # Another delivery in flight met the same 410: one alert per disable. This one disables the hook too,
-            # so it waits for that alert to be stored first (shielded: its own cancellation must not cancel it).
+        if told is not None and (told[0] is hook or not told[1].done()):
+            # Another delivery in flight met the same 410 (while its alert is being stored, whichever compiled copy
+            # of the hook this job holds): one alert per disable. This one disables the hook too, so it waits for
+            # that alert to be stored first (shielded: its own cancellation must not cancel it).
             await asyncio.shield(told[1])
             return
         headers = {
