@@ -377,6 +377,7 @@ async def test_fallback_used_is_told_once_per_pause_of_the_primary(
         alerts = alerts_of(app)
         token = await app.domain_token(domain)
         await app.create_hook(domain, alert_hook(receiver.url("/alerts")), token)
+        await app.create_hook("other.example", alert_hook(receiver.url("/other")))  # another domain's subscriber
         receiver.routes["/primary"] = Reply(503)
         action = {"type": "web", "method": "POST", "url": receiver.url("/primary"), "fallbackUrl": receiver.url("/fb")}
         hook_id = await app.create_hook(domain, {"event": "DTMF", "enable": True, "action": action}, token)
@@ -417,6 +418,7 @@ async def test_fallback_used_is_told_once_per_pause_of_the_primary(
         await post(3)
         await eventually(lambda: len(told()) == 2, "the second outage's alert", 10, lambda: str(told()))
         assert alerts.raised["switchhook::fallback_used"] == 2
+        assert receiver.on("/other") == []  # never another domain's
 
 
 @BACKENDS
