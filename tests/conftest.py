@@ -15,12 +15,8 @@ from tests.support.services import amqp_url  # noqa: F401 - re-exported fixture
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    server = Receiver()
-    await server.start()
-    try:
+    async with Receiver() as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture

@@ -137,22 +137,17 @@ def test_six_failures_then_an_answer_resume_the_hook_every_time(tmp_path: Path, 
     every waiting event is then delivered at once, round after round."""
 
     async def rounds() -> None:
-        receiver = Receiver()
-        await receiver.start()
-        try:
-            async with breaker_app(tmp_path, backend) as app:
-                for n in range(RECOVERY_ROUNDS):
-                    path = f"/recovers/{n}"
-                    receiver.answer(*[503] * (FAILURES + 1))
-                    await paused_hook(app, receiver.url(path), f"recovers-{n}.example", 30)
-                    try:
-                        await receiver.wait_for(30, timeout_s=SETTLE_S, path=path)  # 6 failed, 24 delivered
-                    except AssertionError as exc:
-                        raise AssertionError(f"round {n}: {exc}") from None
-                    answered = [r.json()["data"]["n"] for r in receiver.on(path)[FAILURES + 1 :]]
-                    assert len(set(answered)) == 24, f"round {n}: each waiting event once"
-        finally:
-            await receiver.stop()
+        async with Receiver() as receiver, breaker_app(tmp_path, backend) as app:
+            for n in range(RECOVERY_ROUNDS):
+                path = f"/recovers/{n}"
+                receiver.answer(*[503] * (FAILURES + 1))
+                await paused_hook(app, receiver.url(path), f"recovers-{n}.example", 30)
+                try:
+                    await receiver.wait_for(30, timeout_s=SETTLE_S, path=path)  # 6 failed, 24 delivered
+                except AssertionError as exc:
+                    raise AssertionError(f"round {n}: {exc}") from None
+                answered = [r.json()["data"]["n"] for r in receiver.on(path)[FAILURES + 1 :]]
+                assert len(set(answered)) == 24, f"round {n}: each waiting event once"
 
     on_uvloop(rounds)
 
@@ -162,20 +157,15 @@ def test_an_endpoint_that_keeps_failing_is_probed_at_every_cooldown(tmp_path: Pa
     """Every cooldown ends in a probe, whatever the one before it met: six probes in a row, round after round."""
 
     async def rounds() -> None:
-        receiver = Receiver()
-        await receiver.start()
-        try:
-            async with breaker_app(tmp_path, backend) as app:
-                for n in range(FAILING_ROUNDS):
-                    path = f"/down/{n}"
-                    receiver.routes[path] = Reply(503)
-                    await paused_hook(app, receiver.url(path), f"down-{n}.example", 30)
-                    try:  # the five that paused it, then a probe per cooldown (0.2 + 5 x 0.4 s)
-                        await receiver.wait_for(FAILURES + 6, timeout_s=SETTLE_S, path=path)
-                    except AssertionError as exc:
-                        raise AssertionError(f"round {n}: {exc}") from None
-                    receiver.routes[path] = Reply(200)  # let the round's hook drain before the next round
-        finally:
-            await receiver.stop()
+        async with Receiver() as receiver, breaker_app(tmp_path, backend) as app:
+            for n in range(FAILING_ROUNDS):
+                path = f"/down/{n}"
+                receiver.routes[path] = Reply(503)
+                await paused_hook(app, receiver.url(path), f"down-{n}.example", 30)
+                try:  # the five that paused it, then a probe per cooldown (0.2 + 5 x 0.4 s)
+                    await receiver.wait_for(FAILURES + 6, timeout_s=SETTLE_S, path=path)
+                except AssertionError as exc:
+                    raise AssertionError(f"round {n}: {exc}") from None
+                receiver.routes[path] = Reply(200)  # let the round's hook drain before the next round
 
     on_uvloop(rounds)

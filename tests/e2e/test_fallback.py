@@ -25,12 +25,8 @@ DOMAIN = "fallback.example"
 @pytest.fixture
 async def fallback() -> AsyncIterator[Receiver]:
     """The fallback receiver (the `receiver` fixture is the primary)."""
-    server = Receiver()
-    await server.start()
-    try:
+    async with Receiver() as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture
