@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.app import Harness, make_settings, running
+from tests.support.app import Harness, make_settings, running, running_on
 from tests.support.postgres import drop_schema, new_schema, require_postgres
 from tests.support.receiver import Receiver
 from tests.support.services import amqp_url  # noqa: F401 - re-exported fixture
@@ -39,14 +39,5 @@ async def app(tmp_path: Path) -> AsyncIterator[Harness]:
 @pytest.fixture(params=["sqlite", "postgres"])
 async def any_app(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
     """switchhook on each backend."""
-    if request.param == "sqlite":
-        async with running(make_settings(tmp_path)) as harness:
-            yield harness
-        return
-    dsn = await require_postgres()
-    schema = new_schema()
-    try:
-        async with running(make_settings(tmp_path, database_url=dsn, database_schema=schema)) as harness:
-            yield harness
-    finally:
-        await drop_schema(dsn, schema)
+    async with running_on(request.param, tmp_path) as harness:
+        yield harness

@@ -9,42 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 
 from switchhook.core.alerts import SUBCLASSES, key_of
 from switchhook.services.alerts import FAILED_ALERTS_PER_HOOK, FAILED_ALERTS_WINDOW_S, AlertsService
-from tests.support.app import Harness, make_settings, running
-from tests.support.postgres import drop_schema, new_schema, require_postgres
+from tests.support.app import BACKENDS, Harness, make_settings, running, running_on, store_settings
 from tests.support.process import free_port
 from tests.support.receiver import Receiver, Reply
 from tests.support.waiting import eventually
 
 ALERT_KEYS = [key_of(subclass) for subclass in SUBCLASSES]
-
-
-@asynccontextmanager
-async def alerting_app(tmp_path: Path, backend: str, **settings: Any) -> AsyncIterator[Harness]:
-    """switchhook with `settings` on SQLite or on a fresh PostgreSQL schema."""
-    if backend == "sqlite":
-        async with running(make_settings(tmp_path, **settings)) as app:
-            yield app
-        return
-    dsn, schema = await require_postgres(), new_schema()
-    try:
-        async with running(make_settings(tmp_path, database_url=dsn, database_schema=schema, **settings)) as app:
-            yield app
-    finally:
-        await drop_schema(dsn, schema)
-
-
-BACKENDS = pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 
 
 def alerts_of(app: Harness) -> AlertsService:
@@ -87,9 +65,9 @@ async def stored_alerts(app: Harness) -> list[dict[str, Any]]:
 async def test_each_alert_reaches_its_domain_and_never_another(
     receiver: Receiver, tmp_path: Path, backend: str
 ) -> None:
-    async with alerting_app(
-        tmp_path,
+    async with running_on(
         backend,
+        tmp_path,
         max_in_flight_per_hook=1,
         breaker_failures=2,
         breaker_cooldown_s=0.2,
@@ -189,7 +167,7 @@ async def test_each_alert_reaches_its_domain_and_never_another(
 async def test_a_slack_style_template_and_a_filter_shape_the_alert(
     receiver: Receiver, tmp_path: Path, backend: str
 ) -> None:
-    async with alerting_app(tmp_path, backend, breaker_failures=2, breaker_cooldown_s=30) as app:
+    async with running_on(backend, tmp_path, breaker_failures=2, breaker_cooldown_s=30) as app:
         token = await app.domain_token("slack.example")
         receiver.routes["/dead"] = Reply(503)
         dead = await app.create_hook(
@@ -237,9 +215,9 @@ async def test_a_dead_alert_subscriber_makes_no_alert_about_itself(
     receiver: Receiver, tmp_path: Path, backend: str
 ) -> None:
     domain = "loop.example"
-    async with alerting_app(
-        tmp_path,
+    async with running_on(
         backend,
+        tmp_path,
         max_in_flight_per_hook=1,
         breaker_failures=2,
         breaker_cooldown_s=0.05,
@@ -284,7 +262,7 @@ async def test_a_dead_endpoint_under_load_makes_at_most_the_limit_and_summaries(
     domain = "storm.example"
     failures = 3000
     # Never paused: every event fails at once, for good.
-    async with alerting_app(tmp_path, backend, breaker_failures=0) as app:
+    async with running_on(backend, tmp_path, breaker_failures=0) as app:
         alerts = alerts_of(app)
         now = [time.time()]
         alerts._clock = lambda: now[0]  # the storm guard's windows, on the test's clock
@@ -327,8 +305,8 @@ async def test_a_dead_endpoint_under_load_makes_at_most_the_limit_and_summaries(
 
 @BACKENDS
 async def test_no_subscriber_means_no_alert_stored(receiver: Receiver, tmp_path: Path, backend: str) -> None:
-    async with alerting_app(
-        tmp_path, backend, breaker_failures=2, breaker_cooldown_s=0.05, breaker_max_cooldown_s=0.1
+    async with running_on(
+        backend, tmp_path, breaker_failures=2, breaker_cooldown_s=0.05, breaker_max_cooldown_s=0.1
     ) as app:
         token = await app.domain_token("quiet.example")
         # Another domain's alert subscriber: this domain's alerts are not its business.
@@ -366,9 +344,9 @@ async def test_fallback_used_is_told_once_per_pause_of_the_primary(
     receiver: Receiver, tmp_path: Path, backend: str
 ) -> None:
     domain = "fallback.example"
-    async with alerting_app(
-        tmp_path,
+    async with running_on(
         backend,
+        tmp_path,
         max_in_flight_per_hook=1,
         breaker_failures=2,
         breaker_cooldown_s=0.2,
@@ -426,7 +404,7 @@ async def test_a_410_met_by_several_deliveries_at_once_is_one_hook_disabled(
     receiver: Receiver, tmp_path: Path, backend: str
 ) -> None:
     domain = "gone.example"
-    async with alerting_app(tmp_path, backend) as app:
+    async with running_on(backend, tmp_path) as app:
         alerts = alerts_of(app)
         token = await app.domain_token(domain)
         await app.create_hook(domain, alert_hook(receiver.url("/alerts")), token)
@@ -451,13 +429,9 @@ async def test_a_hook_the_system_disables_at_start_raises_hook_disabled_once(
 ) -> None:
     """A stored hook over today's limits is disabled by the index at start (services/index.py): its domain's
     subscribers hear it, even from a process started with --api; the next start raises nothing again."""
-    base: dict[str, Any] = {}
-    if backend == "postgres":
-        dsn, schema = await require_postgres(), new_schema()
-        base = {"database_url": dsn, "database_schema": schema}
     # A repetition of 50: within the default limits, over the {n} of at most 10 that the later runs allow.
     big = {"filter": {"DTMF-Digit": {"operation": "reg", "value": "^1{50}$"}}}
-    try:
+    async with store_settings(backend) as base:
         async with running(make_settings(tmp_path, **base)) as app:
             ids: dict[str, str] = {}
             for domain in ("a.example", "b.example"):
@@ -495,6 +469,3 @@ async def test_a_hook_the_system_disables_at_start_raises_hook_disabled_once(
             assert event["Reason"] == read.json()["data"]["disabledReason"]
             assert event["Hook-Url"] == receiver.base_url and "pa55" not in orjson.dumps(event).decode()
         assert receiver.on("/alerts/b.example") == []  # never another domain's
-    finally:
-        if backend == "postgres":
-            await drop_schema(base["database_url"], base["database_schema"])

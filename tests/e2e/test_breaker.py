@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
-import pytest
 import uvloop
 
 from switchhook.store.base import SHELVED
-from tests.support.app import Harness, make_settings, running
-from tests.support.postgres import drop_schema, new_schema, require_postgres
+from tests.support.app import BACKENDS, Harness, make_settings, running, running_on
 from tests.support.receiver import Receiver, Reply
 
 
@@ -101,24 +99,15 @@ def on_uvloop(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
     uvloop.run(scenario())
 
 
-@asynccontextmanager
-async def breaker_app(tmp_path: Path, backend: str) -> AsyncIterator[Harness]:
-    settings: dict[str, Any] = {
-        "max_in_flight_per_hook": 1,  # one at a time: the order of attempts is the order of answers
-        "breaker_failures": FAILURES,
-        "breaker_cooldown_s": COOLDOWN_S,
-        "breaker_max_cooldown_s": 2 * COOLDOWN_S,
-    }
-    if backend == "sqlite":
-        async with running(make_settings(tmp_path, **settings)) as app:
-            yield app
-        return
-    dsn, schema = await require_postgres(), new_schema()
-    try:
-        async with running(make_settings(tmp_path, database_url=dsn, database_schema=schema, **settings)) as app:
-            yield app
-    finally:
-        await drop_schema(dsn, schema)
+def breaker_app(tmp_path: Path, backend: str) -> AbstractAsyncContextManager[Harness]:
+    return running_on(
+        backend,
+        tmp_path,
+        max_in_flight_per_hook=1,  # one at a time: the order of attempts is the order of answers
+        breaker_failures=FAILURES,
+        breaker_cooldown_s=COOLDOWN_S,
+        breaker_max_cooldown_s=2 * COOLDOWN_S,
+    )
 
 
 async def paused_hook(app: Harness, url: str, domain: str, count: int) -> None:
@@ -131,7 +120,7 @@ async def paused_hook(app: Harness, url: str, domain: str, count: int) -> None:
     assert (await app.services.events.accept(events, source="http")).deliveries == count
 
 
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@BACKENDS
 def test_six_failures_then_an_answer_resume_the_hook_every_time(tmp_path: Path, backend: str) -> None:
     """Five failures pause the hook, the probe after 0.2 s fails too (the sixth), the one 0.4 s later is answered:
     every waiting event is then delivered at once, round after round."""
@@ -152,7 +141,7 @@ def test_six_failures_then_an_answer_resume_the_hook_every_time(tmp_path: Path, 
     on_uvloop(rounds)
 
 
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@BACKENDS
 def test_an_endpoint_that_keeps_failing_is_probed_at_every_cooldown(tmp_path: Path, backend: str) -> None:
     """Every cooldown ends in a probe, whatever the one before it met: six probes in a row, round after round."""
 

@@ -7,11 +7,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import pytest
 
 from switchhook.config import Settings
 from switchhook.ingest.source import EventSource
 from switchhook.runtime import Runtime
 from switchhook.services.access import Caller
+from tests.support.postgres import drop_schema, new_schema, require_postgres
 
 ROOT_PASSWORD = "root-password-for-tests"
 
@@ -79,3 +81,28 @@ async def running(settings: Settings, *, api: bool = True, worker: bool = True) 
             yield Harness(runtime, client)
     finally:
         await runtime.stop()
+
+
+#: Runs a test once per store backend (its `backend` argument); the PostgreSQL run is marked `postgres`.
+BACKENDS = pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+
+
+@asynccontextmanager
+async def store_settings(backend: str) -> AsyncIterator[dict[str, Any]]:
+    """The settings that put switchhook on `backend`: none for "sqlite" (the embedded default, in the data dir), a
+    fresh PostgreSQL schema for "postgres", dropped afterwards. Several runs inside it share one store."""
+    if backend == "sqlite":
+        yield {}
+        return
+    dsn, schema = await require_postgres(), new_schema()
+    try:
+        yield {"database_url": dsn, "database_schema": schema}
+    finally:
+        await drop_schema(dsn, schema)
+
+
+@asynccontextmanager
+async def running_on(backend: str, tmp_path: Any, **overrides: Any) -> AsyncIterator[Harness]:
+    """switchhook with `overrides` on `backend` ("sqlite" or "postgres", see `store_settings`)."""
+    async with store_settings(backend) as store, running(make_settings(tmp_path, **store, **overrides)) as app:
+        yield app
