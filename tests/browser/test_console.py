@@ -10,13 +10,15 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
 
 from tests.browser.harness import PASSWORD, Guard, World, guarded_page, log_in
 from tests.support.app import ROOT_PASSWORD
+
+Held = TypeVar("Held")
 
 SKELETON = Path(__file__).parents[2] / "src" / "switchhook" / "console" / "static"
 
@@ -386,6 +388,23 @@ def test_a_user_without_hook_rights_is_told_so(browser: Any, console_world: Worl
         guard.check()
 
 
+def log_out_while_the_hook_list_waits(page: Any, hold: Callable[[Any], Held]) -> Held:
+    """Go to Calls and back to Hooks with the hook list's request handed to `hold` (which keeps it unanswered), then
+    log out: the screen left behind is still waiting on the API. Returns what `hold` made of the request."""
+    held: list[Held] = []
+    page.route(lambda url: urlsplit(url).path == "/api/v2/hooks", lambda route: held.append(hold(route)))
+    page.get_by_role("link", name="Calls").click()
+    page.get_by_role("heading", name="Calls").wait_for()
+    page.get_by_role("link", name="Hooks").click()
+    for _ in range(200):  # each evaluate lets Playwright run the route handler; bounded by tries
+        if held:
+            break
+        page.evaluate("0")
+    assert held, "the hook list was never asked for"
+    page.get_by_role("button", name="Log out").click()
+    return held[0]
+
+
 def test_an_answer_that_arrives_after_log_out_is_not_shown(browser: Any, console_world: World) -> None:
     """A view still waiting on the API when the user logs out (or moves on) must not fill the page it left: the
     hook list answered after log out would show domain A's hooks to the next person at the screen."""
@@ -394,21 +413,11 @@ def test_an_answer_that_arrives_after_log_out_is_not_shown(browser: Any, console
     with guarded_page(browser, world.url) as (page, guard):
         log_in(page, f"admin@{world.domain_a}")
         page.locator("tr[data-hook]", has_text="alpha's secret hook").first.wait_for()
-        held: list[tuple[Any, Any]] = []  # the hook list's request and its real answer, kept back
-        page.route(lambda url: urlsplit(url).path == "/api/v2/hooks", lambda route: held.append((route, route.fetch())))
-        page.get_by_role("link", name="Calls").click()
-        page.get_by_role("heading", name="Calls").wait_for()
-        page.get_by_role("link", name="Hooks").click()
-        for _ in range(200):  # each evaluate lets Playwright run the route handler; bounded by tries
-            if held:
-                break
-            page.evaluate("0")
-        assert held, "the hook list was never asked for"
-        page.get_by_role("button", name="Log out").click()
+        # The hook list's request and its real answer, kept back.
+        route, answer = log_out_while_the_hook_list_waits(page, lambda route: (route, route.fetch()))
         page.get_by_role("heading", name="Log in").wait_for()
 
         guard.expected_statuses.add(401)  # the late view's next call goes out without a session
-        route, answer = held[0]
         with page.expect_response(lambda r: urlsplit(r.url).path == "/api/v2/stats/hooks"):
             route.fulfill(response=answer)
         page.evaluate("new Promise((done) => setTimeout(done))")  # one turn: the late view has rendered by now
@@ -525,22 +534,12 @@ def test_a_late_failure_of_a_screen_left_behind_does_not_reset_the_login(browser
     world = console_world
     with guarded_page(browser, world.url) as (page, guard):
         log_in(page, f"admin@{world.domain_a}")
-        held: list[Any] = []
-        page.route(lambda url: urlsplit(url).path == "/api/v2/hooks", lambda route: held.append(route))
-        page.get_by_role("link", name="Calls").click()
-        page.get_by_role("heading", name="Calls").wait_for()
-        page.get_by_role("link", name="Hooks").click()
-        for _ in range(200):  # each evaluate lets Playwright run the route handler; bounded by tries
-            if held:
-                break
-            page.evaluate("0")
-        assert held, "the hook list was never asked for"
-        page.get_by_role("button", name="Log out").click()
+        route = log_out_while_the_hook_list_waits(page, lambda route: route)
         page.get_by_label("Username").fill("someone@else.example")
 
         guard.expected_statuses.add(401)
         with page.expect_response(lambda r: urlsplit(r.url).path == "/api/v2/hooks"):
-            held[0].fulfill(status=401, json={"status": "error", "info": "Invalid User"})
+            route.fulfill(status=401, json={"status": "error", "info": "Invalid User"})
         page.evaluate("new Promise((done) => setTimeout(done))")  # one turn: the late failure has been handled
         assert page.get_by_label("Username").input_value() == "someone@else.example"
         guard.check()
