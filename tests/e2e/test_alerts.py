@@ -31,14 +31,24 @@ def alerts_of(app: Harness) -> AlertsService:
     return alerts
 
 
-def alert_hook(url: str, **extra: Any) -> dict[str, Any]:
+def hook(event: str | list[str], url: str, **extra: Any) -> dict[str, Any]:
+    """A hook sending `event` to `url` with no retries (each failed delivery fails for good at once), unless `extra`
+    says otherwise."""
     return {
-        "event": ALERT_KEYS,
+        "event": event,
         "enable": True,
         "retries": 0,
         "action": {"type": "web", "method": "POST", "url": url},
         **extra,
     }
+
+
+def alert_hook(url: str, **extra: Any) -> dict[str, Any]:
+    return hook(ALERT_KEYS, url, **extra)
+
+
+def dtmf_events(domain: str, numbers: range) -> list[dict[str, str]]:
+    return [{"Event-Name": "DTMF", "variable_domain_name": domain, "n": str(n)} for n in numbers]
 
 
 def web(path: str, receiver: Receiver) -> dict[str, str]:
@@ -61,6 +71,12 @@ async def stored_alerts(app: Harness) -> list[dict[str, Any]]:
     return [orjson.loads(row["payload"]) for row in rows]
 
 
+async def pending_deliveries(app: Harness) -> int:
+    async with app.runtime.store.transaction() as tx:
+        row = await tx.fetchrow("SELECT count(*) AS n FROM deliveries WHERE status = 'pending'")  # type: ignore[attr-defined]
+    return int(row["n"])
+
+
 @BACKENDS
 async def test_each_alert_reaches_its_domain_and_never_another(
     receiver: Receiver, tmp_path: Path, backend: str
@@ -81,18 +97,9 @@ async def test_each_alert_reaches_its_domain_and_never_another(
             first_answers[domain] = asyncio.Event()
             receiver.routes[f"/flaky/{domain}"] = Reply(503, gate=first_answers[domain])
             receiver.routes[f"/gone/{domain}"] = Reply(410)
-            flaky = {
-                "event": "DTMF",
-                "enable": True,
-                "retries": 0,
-                "description": "the CRM",
-                # Credentials in the URL: an alert carries its origin only.
-                "action": {
-                    "type": "web",
-                    "method": "POST",
-                    "url": receiver.url(f"/flaky/{domain}").replace("//", "//crm:pa55@") + "?key=s3",
-                },
-            }
+            # Credentials in the URL: an alert carries its origin only.
+            flaky_url = receiver.url(f"/flaky/{domain}").replace("//", "//crm:pa55@") + "?key=s3"
+            flaky = hook("DTMF", flaky_url, description="the CRM")
             gone = {
                 "event": "DTMF",
                 "enable": True,
@@ -170,17 +177,7 @@ async def test_a_slack_style_template_and_a_filter_shape_the_alert(
     async with running_on(backend, tmp_path, breaker_failures=2, breaker_cooldown_s=30) as app:
         token = await app.domain_token("slack.example")
         receiver.routes["/dead"] = Reply(503)
-        dead = await app.create_hook(
-            "slack.example",
-            {
-                "event": "DTMF",
-                "enable": True,
-                "retries": 3,
-                "delay": 60,
-                "action": {"type": "web", "method": "POST", "url": receiver.url("/dead")},
-            },
-            token,
-        )
+        dead = await app.create_hook("slack.example", hook("DTMF", receiver.url("/dead"), retries=3, delay=60), token)
         slack = {
             "event": "CUSTOM->switchhook::hook_paused",
             "enable": True,
@@ -198,8 +195,7 @@ async def test_a_slack_style_template_and_a_filter_shape_the_alert(
             "action": {"type": "web", "method": "POST", "url": receiver.url("/other")},
         }
         await app.create_hook("slack.example", elsewhere, token)
-        events = [{"Event-Name": "DTMF", "variable_domain_name": "slack.example", "n": str(n)} for n in range(3)]
-        assert (await app.post_events(events, token)).status_code == 202
+        assert (await app.post_events(dtmf_events("slack.example", range(3)), token)).status_code == 202
 
         (request,) = await receiver.wait_for(1, path="/slack")
         assert request.json() == {
@@ -228,21 +224,12 @@ async def test_a_dead_alert_subscriber_makes_no_alert_about_itself(
         dead_subscriber = await app.create_hook(domain, alert_hook(f"http://127.0.0.1:{dead_port}/alerts"), token)
         await app.create_hook(domain, alert_hook(receiver.url("/alerts")), token)
         receiver.routes["/flaky"] = Reply(503)
-        flaky = {
-            "event": "DTMF",
-            "enable": True,
-            "retries": 0,
-            "action": {"type": "web", "method": "POST", "url": receiver.url("/flaky")},
-        }
-        flaky_id = await app.create_hook(domain, flaky, token)
-        events = [{"Event-Name": "DTMF", "variable_domain_name": domain, "n": str(n)} for n in range(6)]
-        assert (await app.post_events(events, token)).status_code == 202
+        flaky_id = await app.create_hook(domain, hook("DTMF", receiver.url("/flaky")), token)
+        assert (await app.post_events(dtmf_events(domain, range(6)), token)).status_code == 202
 
         async def settled() -> bool:
             """Every delivery finished: the flaky hook's and the dead subscriber's (each alert it was sent)."""
-            async with app.runtime.store.transaction() as tx:
-                row = await tx.fetchrow("SELECT count(*) AS n FROM deliveries WHERE status = 'pending'")  # type: ignore[attr-defined]
-            return int(row["n"]) == 0 and len(receiver.on("/flaky")) >= 6
+            return await pending_deliveries(app) == 0 and len(receiver.on("/flaky")) >= 6
 
         await eventually(settled, "every delivery finished", 15)
         stored = await stored_alerts(app)
@@ -268,18 +255,9 @@ async def test_a_dead_endpoint_under_load_makes_at_most_the_limit_and_summaries(
         alerts._clock = lambda: now[0]  # the storm guard's windows, on the test's clock
         token = await app.domain_token(domain)
         await app.create_hook(domain, alert_hook(receiver.url("/alerts")), token)
-        dead = {
-            "event": "DTMF",
-            "enable": True,
-            "retries": 0,
-            "action": {"type": "web", "method": "POST", "url": f"http://127.0.0.1:{free_port()}/"},
-        }
-        dead_id = await app.create_hook(domain, dead, token)
+        dead_id = await app.create_hook(domain, hook("DTMF", f"http://127.0.0.1:{free_port()}/"), token)
         for first in range(0, failures, 500):
-            events = [
-                {"Event-Name": "DTMF", "variable_domain_name": domain, "n": str(n)} for n in range(first, first + 500)
-            ]
-            assert (await app.post_events(events, token)).status_code == 202
+            assert (await app.post_events(dtmf_events(domain, range(first, first + 500)), token)).status_code == 202
         failed = "switchhook::delivery_failed"
         await eventually(
             lambda: alerts.raised[failed] + alerts.suppressed == failures,
@@ -312,22 +290,13 @@ async def test_no_subscriber_means_no_alert_stored(receiver: Receiver, tmp_path:
         # Another domain's alert subscriber: this domain's alerts are not its business.
         await app.create_hook("noisy.example", alert_hook(receiver.url("/alerts")))
         receiver.routes["/down"] = Reply(503)
-        down = {
-            "event": "DTMF",
-            "enable": True,
-            "retries": 0,
-            "action": {"type": "web", "method": "POST", "url": receiver.url("/down")},
-        }
-        await app.create_hook("quiet.example", down, token)
-        events = [{"Event-Name": "DTMF", "variable_domain_name": "quiet.example", "n": str(n)} for n in range(4)]
-        assert (await app.post_events(events, token)).status_code == 202
+        await app.create_hook("quiet.example", hook("DTMF", receiver.url("/down")), token)
+        assert (await app.post_events(dtmf_events("quiet.example", range(4)), token)).status_code == 202
         await receiver.wait_for(2, path="/down")  # paused after two
         receiver.routes["/down"] = Reply(200)
 
         async def settled() -> bool:
-            async with app.runtime.store.transaction() as tx:
-                row = await tx.fetchrow("SELECT count(*) AS n FROM deliveries WHERE status = 'pending'")  # type: ignore[attr-defined]
-            return int(row["n"]) == 0
+            return await pending_deliveries(app) == 0
 
         await eventually(settled, "the hook resumed and every delivery finished")
         # A pause's and a resume's alerts would have been started before their deliveries were recorded.
@@ -363,7 +332,7 @@ async def test_fallback_used_is_told_once_per_pause_of_the_primary(
 
         async def post(count: int) -> None:
             nonlocal sent
-            events = [{"Event-Name": "DTMF", "variable_domain_name": domain, "n": str(sent + n)} for n in range(count)]
+            events = dtmf_events(domain, range(sent, sent + count))
             sent += count
             assert (await app.post_events(events, token)).status_code == 202
             await receiver.wait_for(sent, path="/fb")  # each delivered by the fallback
@@ -412,8 +381,7 @@ async def test_a_410_met_by_several_deliveries_at_once_is_one_hook_disabled(
         receiver.routes["/gone"] = Reply(410, gate=gate)  # all eight in flight before any is answered
         gone = {"event": "DTMF", "enable": True, "disableOnGone": True, "action": web("/gone", receiver)}
         hook_id = await app.create_hook(domain, gone, token)
-        events = [{"Event-Name": "DTMF", "variable_domain_name": domain, "n": str(n)} for n in range(8)]
-        assert (await app.post_events(events, token)).status_code == 202
+        assert (await app.post_events(dtmf_events(domain, range(8)), token)).status_code == 202
         await receiver.wait_for(8, path="/gone")
         gate.set()
         await eventually(lambda: alerts.raised["switchhook::delivery_failed"] == 8, "each failure told")
