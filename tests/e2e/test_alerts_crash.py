@@ -12,14 +12,22 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.support.postgres import drop_schema, new_schema, require_postgres
-from tests.support.process import ServerProcess, domain_token_async, free_port
+from tests.support.process import ServerProcess, domain_token_async, free_port, postgres_env
 from tests.support.receiver import Receiver, Reply
 from tests.support.waiting import eventually
 
 DOMAIN = "alert-crash.example"
 
 pytestmark = pytest.mark.slow
+
+#: Two failures pause a hook, and no probe comes during the test: one pause, one alert, per run.
+ONE_PAUSE = {
+    "SWITCHHOOK_BREAKER_FAILURES": "2",
+    "SWITCHHOOK_BREAKER_COOLDOWN_S": "600",
+    "SWITCHHOOK_BREAKER_MAX_COOLDOWN_S": "600",
+}
+#: A SIGKILLed process's leases run out soon, for the restarted one to claim its deliveries.
+SHORT_LEASE = {"SWITCHHOOK_LEASE_S": "2"}
 
 
 def alert_of(request: Any) -> dict[str, Any]:
@@ -29,12 +37,7 @@ def alert_of(request: Any) -> dict[str, Any]:
 
 async def pause_then_crash(receiver: Receiver, env: dict[str, str], log_dir: Path) -> None:
     receiver.routes["/hold"] = Reply(200, delay_s=60)  # far longer than the test: answered after the crash only
-    env = {
-        **env,
-        "SWITCHHOOK_BREAKER_FAILURES": "2",
-        "SWITCHHOOK_BREAKER_COOLDOWN_S": "600",  # no probe during the test: one pause, one alert
-        "SWITCHHOOK_BREAKER_MAX_COOLDOWN_S": "600",
-    }
+    env = {**env, **ONE_PAUSE}
     headers = {"X-Access-Token": await domain_token_async(env, DOMAIN)}
     first = await ServerProcess(env, log_dir, name="first").start_async()
     try:
@@ -45,8 +48,7 @@ async def pause_then_crash(receiver: Receiver, env: dict[str, str], log_dir: Pat
             "delay": 0.2,
             "action": {"type": "web", "method": "POST", "url": receiver.url("/hold")},
         }
-        created = await first.request_async("POST", "/api/v2/hooks", json=subscriber, headers=headers)
-        assert created.status_code == 200, created.text
+        await first.create_hook_async(subscriber, headers)
         dead = {
             "event": "DTMF",
             "enable": True,
@@ -54,9 +56,7 @@ async def pause_then_crash(receiver: Receiver, env: dict[str, str], log_dir: Pat
             "delay": 600,  # its deliveries are not tried again during the test
             "action": {"type": "web", "method": "POST", "url": f"http://127.0.0.1:{free_port()}/down"},
         }
-        created = await first.request_async("POST", "/api/v2/hooks", json=dead, headers=headers)
-        assert created.status_code == 200, created.text
-        dead_id = created.json()["data"]["insertedIds"][0]
+        dead_id = await first.create_hook_async(dead, headers)
         events = [{"Event-Name": "DTMF", "variable_domain_name": DOMAIN, "n": str(n)} for n in range(2)]
         answer = await first.request_async("POST", "/api/v2/events", json=events, headers=headers)
         assert answer.status_code == 202, answer.text
@@ -90,86 +90,70 @@ async def test_sqlite_delivers_a_stored_alert_after_sigkill(receiver: Receiver, 
 
 
 async def test_postgres_delivers_a_stored_alert_after_sigkill(receiver: Receiver, tmp_path: Path) -> None:
-    dsn = await require_postgres()
-    schema = new_schema()
-    env = {"SWITCHHOOK_DATABASE_URL": dsn, "SWITCHHOOK_DATABASE_SCHEMA": schema, "SWITCHHOOK_LEASE_S": "2"}
-    try:
+    async with postgres_env(SHORT_LEASE) as env:
         await pause_then_crash(receiver, env, tmp_path)
-    finally:
-        await drop_schema(dsn, schema)
 
 
 async def test_postgres_a_pause_whose_alert_was_not_stored_is_paused_and_alerted_again_after_sigkill(
     receiver: Receiver, tmp_path: Path
 ) -> None:
-    dsn = await require_postgres()
-    schema = new_schema()
-    env = {
-        "SWITCHHOOK_DATABASE_URL": dsn,
-        "SWITCHHOOK_DATABASE_SCHEMA": schema,
-        "SWITCHHOOK_LEASE_S": "2",
-        "SWITCHHOOK_BREAKER_FAILURES": "2",
-        "SWITCHHOOK_BREAKER_COOLDOWN_S": "600",  # no probe during the test: one pause per run
-        "SWITCHHOOK_BREAKER_MAX_COOLDOWN_S": "600",
-    }
     answer = asyncio.Event()
     receiver.routes["/down"] = Reply(503, gate=answer)  # both requests in flight before the lock is taken
-    locker = await asyncpg.connect(dsn)
-    try:
-        headers = {"X-Access-Token": await domain_token_async(env, DOMAIN)}
-        first = await ServerProcess(env, tmp_path, name="first").start_async()
+    async with postgres_env({**SHORT_LEASE, **ONE_PAUSE}) as env:
+        dsn, schema = env["SWITCHHOOK_DATABASE_URL"], env["SWITCHHOOK_DATABASE_SCHEMA"]
+        locker = await asyncpg.connect(dsn)
         try:
-            subscriber = {
-                "event": "CUSTOM->switchhook::hook_paused",
-                "enable": True,
-                "action": {"type": "web", "method": "POST", "url": receiver.url("/alerts")},
-            }
-            created = await first.request_async("POST", "/api/v2/hooks", json=subscriber, headers=headers)
-            assert created.status_code == 200, created.text
-            dead = {
-                "event": "DTMF",
-                "enable": True,
-                "retries": 5,
-                "delay": 0.5,  # tried again soon after the restart
-                "action": {"type": "web", "method": "POST", "url": receiver.url("/down")},
-            }
-            created = await first.request_async("POST", "/api/v2/hooks", json=dead, headers=headers)
-            assert created.status_code == 200, created.text
-            dead_id = created.json()["data"]["insertedIds"][0]
-            events = [{"Event-Name": "DTMF", "variable_domain_name": DOMAIN, "n": str(n)} for n in range(2)]
-            posted = await first.request_async("POST", "/api/v2/events", json=events, headers=headers)
-            assert posted.status_code == 202, posted.text
-            await receiver.wait_for(2, path="/down")
+            headers = {"X-Access-Token": await domain_token_async(env, DOMAIN)}
+            first = await ServerProcess(env, tmp_path, name="first").start_async()
+            try:
+                subscriber = {
+                    "event": "CUSTOM->switchhook::hook_paused",
+                    "enable": True,
+                    "action": {"type": "web", "method": "POST", "url": receiver.url("/alerts")},
+                }
+                await first.create_hook_async(subscriber, headers)
+                dead = {
+                    "event": "DTMF",
+                    "enable": True,
+                    "retries": 5,
+                    "delay": 0.5,  # tried again soon after the restart
+                    "action": {"type": "web", "method": "POST", "url": receiver.url("/down")},
+                }
+                dead_id = await first.create_hook_async(dead, headers)
+                events = [{"Event-Name": "DTMF", "variable_domain_name": DOMAIN, "n": str(n)} for n in range(2)]
+                posted = await first.request_async("POST", "/api/v2/events", json=events, headers=headers)
+                assert posted.status_code == 202, posted.text
+                await receiver.wait_for(2, path="/down")
 
-            # Nothing may be inserted into events now: the pause's alert cannot be stored.
-            lock = locker.transaction()
-            await lock.start()
-            await locker.execute(f'LOCK TABLE "{schema}".events IN EXCLUSIVE MODE')
-            answer.set()  # two 503s: the breaker pauses the hook and raises hook_paused
+                # Nothing may be inserted into events now: the pause's alert cannot be stored.
+                lock = locker.transaction()
+                await lock.start()
+                await locker.execute(f'LOCK TABLE "{schema}".events IN EXCLUSIVE MODE')
+                answer.set()  # two 503s: the breaker pauses the hook and raises hook_paused
 
-            async def alert_waits_on_the_lock() -> bool:
-                waiting = await locker.fetchval(
-                    "SELECT count(*) FROM pg_locks WHERE relation = $1::regclass AND NOT granted", f'"{schema}".events'
-                )
-                return "pausing its deliveries" in first.log() and bool(waiting)
+                async def alert_waits_on_the_lock() -> bool:
+                    waiting = await locker.fetchval(
+                        "SELECT count(*) FROM pg_locks WHERE relation = $1::regclass AND NOT granted",
+                        f'"{schema}".events',
+                    )
+                    return "pausing its deliveries" in first.log() and bool(waiting)
 
-            await eventually(alert_waits_on_the_lock, "the hook paused, its alert's insert waiting", 20, first.log)
+                await eventually(alert_waits_on_the_lock, "the hook paused, its alert's insert waiting", 20, first.log)
+            finally:
+                await first.kill_async()
+            await lock.rollback()
+            assert receiver.on("/alerts") == []
+
+            receiver.routes["/down"] = Reply(503)  # still down after the restart
+            second = await ServerProcess(env, tmp_path, name="second").start_async()
+            try:
+                (request,) = await receiver.wait_for(1, timeout_s=30, path="/alerts")
+                fresh = alert_of(request)
+                assert fresh["Event-Subclass"] == "switchhook::hook_paused" and fresh["Hook-Id"] == dead_id
+                assert len(receiver.on("/down")) >= 4  # paused again by the new run's own failures
+                stored = await locker.fetch(f'SELECT payload FROM "{schema}".events WHERE source = $1', "switchhook")
+                assert len(stored) == 1  # the first run's alert was never stored: lost with its pause, as documented
+            finally:
+                await second.stop_async()
         finally:
-            await first.kill_async()
-        await lock.rollback()
-        assert receiver.on("/alerts") == []
-
-        receiver.routes["/down"] = Reply(503)  # still down after the restart
-        second = await ServerProcess(env, tmp_path, name="second").start_async()
-        try:
-            (request,) = await receiver.wait_for(1, timeout_s=30, path="/alerts")
-            fresh = alert_of(request)
-            assert fresh["Event-Subclass"] == "switchhook::hook_paused" and fresh["Hook-Id"] == dead_id
-            assert len(receiver.on("/down")) >= 4  # paused again by the new run's own failures
-            stored = await locker.fetch(f'SELECT payload FROM "{schema}".events WHERE source = $1', "switchhook")
-            assert len(stored) == 1  # the first run's alert was never stored: lost with its pause, as documented
-        finally:
-            await second.stop_async()
-    finally:
-        await locker.close()
-        await drop_schema(dsn, schema)
+            await locker.close()

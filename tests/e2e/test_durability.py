@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.postgres import drop_schema, new_schema, require_postgres
-from tests.support.process import ServerProcess, domain_token_async
+from tests.support.process import ServerProcess, domain_token_async, postgres_env
 from tests.support.receiver import Receiver, Reply
 from tests.support.waiting import eventually
 
@@ -32,9 +31,7 @@ async def crash_and_recover(receiver: Receiver, env: dict[str, str], log_dir: Pa
             "delay": 0.2,
             "action": {"type": "web", "method": "POST", "url": receiver.url("/hold")},
         }
-        created = await first.request_async("POST", "/api/v2/hooks", json=hook, headers=headers)
-        assert created.status_code == 200, created.text
-        hook_id = created.json()["data"]["insertedIds"][0]
+        hook_id = await first.create_hook_async(hook, headers)
         for n in range(EVENTS):
             event = {"Event-Name": "CHANNEL_CREATE", "Unique-ID": f"call-{n}", "variable_domain_name": DOMAIN}
             answer = await first.request_async("POST", "/api/v2/events", json=event, headers=headers)
@@ -74,10 +71,5 @@ async def test_sqlite_survives_sigkill(receiver: Receiver, tmp_path: Path) -> No
 
 
 async def test_postgres_survives_sigkill(receiver: Receiver, tmp_path: Path) -> None:
-    dsn = await require_postgres()
-    schema = new_schema()
-    env = {"SWITCHHOOK_DATABASE_URL": dsn, "SWITCHHOOK_DATABASE_SCHEMA": schema, "SWITCHHOOK_LEASE_S": "2"}
-    try:
+    async with postgres_env({"SWITCHHOOK_LEASE_S": "2"}) as env:
         await crash_and_recover(receiver, env, tmp_path)
-    finally:
-        await drop_schema(dsn, schema)

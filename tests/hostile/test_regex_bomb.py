@@ -58,12 +58,8 @@ async def test_a_regex_bomb_is_refused_at_write_and_a_stored_one_is_disabled_at_
             assert refused.status_code == 400, refused.text
             assert reason in refused.json()["info"]
         assert peak_rss(server) - before < 20 * MB  # the bomb was never compiled
-        created = await server.request_async(
-            "POST", "/api/v2/hooks", json=hook(receiver.url(), "^1$"), headers=attacker
-        )
-        assert created.status_code == 200, created.text
-        hook_id = created.json()["data"]["insertedIds"][0]
-        await _hook(server, other, receiver.url("/other"))
+        hook_id = await server.create_hook_async(hook(receiver.url(), "^1$"), attacker)
+        await server.create_hook_async(hook(receiver.url("/other")), other)
         await _post(server, other, "1")
         await receiver.wait_for(1, path="/other")
     finally:
@@ -84,13 +80,6 @@ async def test_a_regex_bomb_is_refused_at_write_and_a_stored_one_is_disabled_at_
         assert server.proc is not None and server.proc.poll() is None
     finally:
         await server.stop_async()
-
-
-async def _hook(server: ServerProcess, headers: dict[str, str], url: str) -> str:
-    response = await server.request_async("POST", "/api/v2/hooks", json=hook(url), headers=headers)
-    assert response.status_code == 200, response.text
-    hook_id: str = response.json()["data"]["insertedIds"][0]
-    return hook_id
 
 
 async def _post(server: ServerProcess, headers: dict[str, str], digit: str) -> None:

@@ -123,6 +123,13 @@ class ServerProcess:
         async with httpx.AsyncClient(base_url=self.url, timeout=30) as client:
             return await client.request(method, path, **kwargs)
 
+    async def create_hook_async(self, hook: dict[str, Any], headers: dict[str, str]) -> str:
+        """POST `hook` as the caller of `headers`; the new hook's id (the creation must succeed)."""
+        created = await self.request_async("POST", "/api/v2/hooks", json=hook, headers=headers)
+        assert created.status_code == 200, created.text
+        hook_id: str = created.json()["data"]["insertedIds"][0]
+        return hook_id
+
     async def health(self) -> dict[str, Any]:
         report: dict[str, Any] = (await self.request_async("GET", "/health")).json()
         return report
@@ -158,6 +165,18 @@ async def domain_token_async(env: dict[str, str], domain: str) -> str:
 
 
 # -- several processes on one PostgreSQL schema --------------------------------------------------------------
+
+
+@asynccontextmanager
+async def postgres_env(env: dict[str, str] | None = None) -> AsyncIterator[dict[str, str]]:
+    """`env` plus a fresh PostgreSQL schema, for server processes (run one after another or side by side) to share;
+    the schema is dropped afterwards."""
+    dsn = await require_postgres()
+    schema = new_schema()
+    try:
+        yield {"SWITCHHOOK_DATABASE_URL": dsn, "SWITCHHOOK_DATABASE_SCHEMA": schema, **(env or {})}
+    finally:
+        await drop_schema(dsn, schema)
 
 
 @dataclass
