@@ -234,9 +234,14 @@ def guarded_page(browser: Any, origin: str, **context_options: Any) -> Iterator[
         context.close()
 
 
-def log_in(page: Any, username: str, password: str = PASSWORD) -> None:
+def log_in(page: Any, username: str, password: str = PASSWORD, lands_on: str = "Hooks") -> None:
+    """Log in through the form and wait for the screen it leads to (root's is the domain picker)."""
     page.goto("/")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
-    page.get_by_role("heading", name="Hooks").wait_for()
+    page.get_by_role("heading", name=lands_on).wait_for()
+
+
+def log_in_as_root(page: Any) -> None:
+    log_in(page, "root", ROOT_PASSWORD, lands_on="Pick a domain")

@@ -15,8 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from tests.browser.harness import PASSWORD, Guard, World, guarded_page, log_in
-from tests.support.app import ROOT_PASSWORD
+from tests.browser.harness import PASSWORD, Guard, World, guarded_page, log_in, log_in_as_root
 
 Held = TypeVar("Held")
 
@@ -221,11 +220,7 @@ def test_root_picks_a_domain_and_switches(browser: Any, console_world: World) ->
     world = console_world
     arrange_a_hook_with_a_delivery(world, "call-for-root")
     with guarded_page(browser, world.url) as (page, guard):
-        page.goto("/")
-        page.get_by_label("Username").fill("root")
-        page.get_by_label("Password").fill(ROOT_PASSWORD)
-        page.get_by_role("button", name="Log in").click()
-        page.get_by_role("heading", name="Pick a domain").wait_for()
+        log_in_as_root(page)
         page.get_by_role("button", name=world.domain_a).click()
         page.locator("tr[data-hook]", has_text="alpha's secret hook").first.wait_for()
         page.get_by_label("Domain").select_option(world.domain_b)
@@ -353,10 +348,7 @@ def test_a_domain_with_more_hooks_than_a_page(browser: Any, console_world: World
             hook = {"event": key, "description": f"hook {n}", "action": action}
             assert client.post("/api/v2/hooks", json=hook).status_code == 200
     with guarded_page(browser, world.url) as (page, guard):
-        page.goto("/")
-        page.get_by_label("Username").fill("root")
-        page.get_by_label("Password").fill(ROOT_PASSWORD)
-        page.get_by_role("button", name="Log in").click()
+        log_in_as_root(page)
         page.get_by_role("button", name=domain).click()
         rows = page.locator("tr[data-hook]")
         rows.nth(99).wait_for()
@@ -469,11 +461,7 @@ def test_a_session_ended_elsewhere_brings_back_the_login_quietly(browser: Any, c
     reload's 401 leads to the login screen, with no uncaught error in the page."""
     world = console_world
     with guarded_page(browser, world.url) as (page, guard):
-        page.goto("/")
-        page.get_by_label("Username").fill("root")
-        page.get_by_label("Password").fill(ROOT_PASSWORD)
-        page.get_by_role("button", name="Log in").click()
-        page.get_by_role("heading", name="Pick a domain").wait_for()
+        log_in_as_root(page)
         stored = json.loads(page.evaluate("sessionStorage.getItem('switchhook.session')"))
         ended = httpx.post(world.url + "/logout", headers={"X-Access-Token": stored["token"], "X-Key": stored["key"]})
         assert ended.status_code == 200, ended.text
