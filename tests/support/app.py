@@ -88,7 +88,7 @@ BACKENDS = pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres"
 
 
 @asynccontextmanager
-async def store_settings(backend: str) -> AsyncIterator[dict[str, Any]]:
+async def store_settings(backend: str) -> AsyncIterator[dict[str, str]]:
     """The settings that put switchhook on `backend`: none for "sqlite" (the embedded default, in the data dir), a
     fresh PostgreSQL schema for "postgres", dropped afterwards. Several runs inside it share one store."""
     if backend == "sqlite":

@@ -27,9 +27,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.app import make_settings, running
+from tests.support.app import make_settings, running, store_settings
 from tests.support.fixtures import load_fixture_event
-from tests.support.postgres import drop_schema, new_schema, require_postgres
 from tests.support.receiver import Receiver
 
 WEBITEL_SECRET = "g6Yhdb8jUm!hJ78Jhsw4EEc-the-key-file"  # a test fixture, as the key file's bytes
@@ -106,14 +105,8 @@ def write_lines(path: Path, docs: list[dict[str, Any]]) -> Path:
 @pytest.fixture(params=["sqlite", "postgres"])
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[dict[str, str]]:
     """Extra settings for the store the import writes to: the embedded SQLite, or a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield {}
-        return
-    dsn, schema = await require_postgres(), new_schema()
-    try:
-        yield {"database_url": dsn, "database_schema": schema}
-    finally:
-        await drop_schema(dsn, schema)
+    async with store_settings(request.param) as store:
+        yield store
 
 
 def cli(tmp_path: Path, *args: str, store: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
