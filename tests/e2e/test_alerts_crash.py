@@ -17,6 +17,7 @@ from tests.support.receiver import Receiver, Reply
 from tests.support.waiting import eventually
 
 DOMAIN = "alert-crash.example"
+PAUSED = "CUSTOM->switchhook::hook_paused"
 
 pytestmark = pytest.mark.slow
 
@@ -35,31 +36,36 @@ def alert_of(request: Any) -> dict[str, Any]:
     return data
 
 
+def web_hook(event: str, url: str, **extra: Any) -> dict[str, Any]:
+    return {"event": event, "enable": True, "action": {"type": "web", "method": "POST", "url": url}, **extra}
+
+
+async def arrange_a_pause(
+    server: ServerProcess, headers: dict[str, str], subscriber: dict[str, Any], dead: dict[str, Any]
+) -> str:
+    """Create the alert `subscriber` and the `dead` DTMF hook, and post two DTMF events, whose two failed deliveries
+    pause the dead hook (ONE_PAUSE); the dead hook's id."""
+    await server.create_hook_async(subscriber, headers)
+    dead_id = await server.create_hook_async(dead, headers)
+    events = [{"Event-Name": "DTMF", "variable_domain_name": DOMAIN, "n": str(n)} for n in range(2)]
+    posted = await server.request_async("POST", "/api/v2/events", json=events, headers=headers)
+    assert posted.status_code == 202, posted.text
+    return dead_id
+
+
 async def pause_then_crash(receiver: Receiver, env: dict[str, str], log_dir: Path) -> None:
     receiver.routes["/hold"] = Reply(200, delay_s=60)  # far longer than the test: answered after the crash only
     env = {**env, **ONE_PAUSE}
     headers = {"X-Access-Token": await domain_token_async(env, DOMAIN)}
     first = await ServerProcess(env, log_dir, name="first").start_async()
     try:
-        subscriber = {
-            "event": "CUSTOM->switchhook::hook_paused",
-            "enable": True,
-            "retries": 5,
-            "delay": 0.2,
-            "action": {"type": "web", "method": "POST", "url": receiver.url("/hold")},
-        }
-        await first.create_hook_async(subscriber, headers)
-        dead = {
-            "event": "DTMF",
-            "enable": True,
-            "retries": 5,
-            "delay": 600,  # its deliveries are not tried again during the test
-            "action": {"type": "web", "method": "POST", "url": f"http://127.0.0.1:{free_port()}/down"},
-        }
-        dead_id = await first.create_hook_async(dead, headers)
-        events = [{"Event-Name": "DTMF", "variable_domain_name": DOMAIN, "n": str(n)} for n in range(2)]
-        answer = await first.request_async("POST", "/api/v2/events", json=events, headers=headers)
-        assert answer.status_code == 202, answer.text
+        dead_id = await arrange_a_pause(
+            first,
+            headers,
+            subscriber=web_hook(PAUSED, receiver.url("/hold"), retries=5, delay=0.2),
+            # Its deliveries are not tried again during the test.
+            dead=web_hook("DTMF", f"http://127.0.0.1:{free_port()}/down", retries=5, delay=600),
+        )
         (held,) = await receiver.wait_for(1, timeout_s=20, path="/hold")  # the alert, in flight, unanswered
     finally:
         await first.kill_async()
@@ -106,23 +112,13 @@ async def test_postgres_a_pause_whose_alert_was_not_stored_is_paused_and_alerted
             headers = {"X-Access-Token": await domain_token_async(env, DOMAIN)}
             first = await ServerProcess(env, tmp_path, name="first").start_async()
             try:
-                subscriber = {
-                    "event": "CUSTOM->switchhook::hook_paused",
-                    "enable": True,
-                    "action": {"type": "web", "method": "POST", "url": receiver.url("/alerts")},
-                }
-                await first.create_hook_async(subscriber, headers)
-                dead = {
-                    "event": "DTMF",
-                    "enable": True,
-                    "retries": 5,
-                    "delay": 0.5,  # tried again soon after the restart
-                    "action": {"type": "web", "method": "POST", "url": receiver.url("/down")},
-                }
-                dead_id = await first.create_hook_async(dead, headers)
-                events = [{"Event-Name": "DTMF", "variable_domain_name": DOMAIN, "n": str(n)} for n in range(2)]
-                posted = await first.request_async("POST", "/api/v2/events", json=events, headers=headers)
-                assert posted.status_code == 202, posted.text
+                dead_id = await arrange_a_pause(
+                    first,
+                    headers,
+                    subscriber=web_hook(PAUSED, receiver.url("/alerts")),
+                    # Tried again soon after the restart.
+                    dead=web_hook("DTMF", receiver.url("/down"), retries=5, delay=0.5),
+                )
                 await receiver.wait_for(2, path="/down")
 
                 # Nothing may be inserted into events now: the pause's alert cannot be stored.
