@@ -7,9 +7,11 @@ import asyncio
 import uuid
 
 from switchhook.store.base import SHELVED, Fair, Finish, NewDelivery, Store
-from tests.store.test_contract import NOW, A, claim, done, event_row, hook_id, store
+from switchhook.store.postgres import PostgresStore
+from tests.store.test_contract import NOW, A, claim, done, event_row, hook_id, pg_store, store
+from tests.support.waiting import eventually
 
-__all__ = ["store"]  # the fixture, run on both backends
+__all__ = ["pg_store", "store"]  # the fixtures: `store` runs on both backends
 
 
 async def deliveries_of(store: Store, hook: str, call: str, count: int) -> list[str]:
@@ -168,8 +170,60 @@ async def test_a_short_take_from_a_shelf_tells_whether_the_gate_kept_some_there(
     async with store.transaction() as tx:
         taken = await tx.claim_shelves("w1", [(hook, 5)], NOW, NOW + 30)
         assert [c.delivery.id for c in taken] == [first.id]  # the call's second waits for its first to settle
-        assert await tx.still_shelved([hook, hook_id()]) == {hook}  # short, and not empty
-        await tx.finish([done(first.id, "delivered", 1)], "w1", NOW)
+        # ... set behind it, off the shelf (BEHIND): no take and no claim looks at it again until then.
+        assert await tx.still_shelved([hook, hook_id()]) == set()
+        assert await tx.claim_due("w2", NOW + 1, NOW + 31, 10) == []
+        await tx.finish([done(first.id, "delivered", 1)], "w1", NOW)  # ... which lets it through, due now
     async with store.transaction() as tx:
-        assert [c.delivery.id for c in await tx.claim_shelves("w1", [(hook, 5)], NOW, NOW + 30)] == [second.id]
+        assert [c.delivery.id for c in await tx.claim_due("w1", NOW, NOW + 30, 10)] == [second.id]
         assert await tx.still_shelved([hook]) == set()
+
+
+async def test_a_short_take_keeps_a_shelf_known_while_its_calls_first_waits_for_another_worker(store: Store) -> None:
+    """A call's first delivery kept back only because another of its call is leased elsewhere stays on the shelf
+    (it is not set behind: the worker holding its call may take it); the take says the shelf is not empty."""
+    hook = hook_id()
+    events = [event_row() for _ in range(2)]
+    held, shelved = (
+        NewDelivery("msg_" + uuid.uuid4().hex, e.id, hook, A, at, None, by, until, "c", ts, None, 0)
+        for e, ts, at, by, until in zip(
+            events, [20, 10], [NOW, NOW + 600], ["w2", SHELVED], [NOW + 30, None], strict=True
+        )
+    )
+    async with store.transaction() as tx:
+        await tx.store_events(events, [([held, shelved], NOW)])
+    async with store.transaction() as tx:
+        assert await tx.claim_shelves("w1", [(hook, 5)], NOW, NOW + 30) == []
+        assert await tx.still_shelved([hook]) == {hook}  # short, and not empty
+    async with store.transaction() as tx:
+        assert [c.delivery.id for c in await tx.claim_shelves("w2", [(hook, 5)], NOW, NOW + 30)] == [shelved.id]
+
+
+async def test_a_delivery_set_behind_while_its_calls_head_settles_is_let_through(
+    pg_store: tuple[PostgresStore, str, str],
+) -> None:
+    """PostgreSQL: a claim sets a call's second behind its head (still pending in the claim's snapshot) while the
+    transaction settling the head has looked for deliveries to let through (the second not behind yet in its
+    snapshot). Without the (hook, call) lock both miss each other and the call waits for good; with it, the claim
+    waits for the settle to commit and lets the second through itself."""
+    store = pg_store[0]
+    hook = hook_id()
+    (head,) = await call_line(store, hook, "c", [10], leased_by="w1")
+    (second,) = await call_line(store, hook, "c", [20])
+    async with store.transaction() as settling:
+        await settling.finish([done(head, "delivered", 1)], "w1", NOW)
+        claiming = asyncio.ensure_future(claim(store, "w2", NOW + 1))
+
+        async def claim_done_or_waiting_for_the_call() -> bool:
+            if claiming.done():
+                return True
+            async with store.transaction() as tx:
+                rows = await tx.fetch(  # a 64-bit advisory key shows as classid (its high 32 bits) and objid
+                    "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                    " AND (classid::bigint << 32 | objid::bigint) = hashtextextended(? || chr(31) || 'c', 14)",
+                    hook,
+                )
+            return int(rows[0]["n"]) > 0
+
+        await eventually(claim_done_or_waiting_for_the_call, "the claim to end or to wait for the call's lock")
+    assert await claiming == [second]

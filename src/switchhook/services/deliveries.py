@@ -18,6 +18,7 @@ from switchhook.services.events import Job
 from switchhook.services.hooks import _int_param, check_hook_id
 from switchhook.services.index import HookIndex
 from switchhook.store.base import (
+    BEHIND_AT,
     AttemptRow,
     ClaimedDelivery,
     DeliveryQuery,
@@ -136,7 +137,8 @@ def delivery_view(row: DeliveryRow) -> dict[str, Any]:
         "domain": row.domain,
         "status": row.status,
         "attempts": row.attempts,
-        "nextAttemptAt": row.next_at if row.status == "pending" else None,
+        # A delivery set behind its call's earlier ones (store.base.BEHIND) has no time: it goes when they settle.
+        "nextAttemptAt": row.next_at if row.status == "pending" and row.next_at < BEHIND_AT else None,
         "expiresAt": row.expires_at,
         "lastStatus": row.last_status,
         "lastError": row.last_error,
@@ -210,9 +212,10 @@ class DeliveriesService:
         the hooks it fanned out to (a round of takes after a burst is one event's deliveries to every hook).
 
         Per hook, how many came off its shelf; as many as asked when fewer came but some are left: an ordered
-        hook's shelved deliveries wait there while an earlier one of their call is pending (store/sql.py
-        CALL_GATE), and a short take must not make the worker forget a shelf that is not empty (it is taken
-        from again once the call's head settles, see delivery/worker.py _flush)."""
+        hook's call's first shelved delivery waits there while another of its call is leased by another worker
+        (store/sql.py CALL_GATE; its later ones are set behind, off the shelf, store.base.BEHIND), and a short
+        take must not make the worker forget a shelf that is not empty (it is taken from again once the call's
+        head settles, see delivery/worker.py _flush)."""
         now = self._clock()
         async with self._store.transaction() as tx:
             claimed = await tx.claim_shelves(worker_id, rooms, now, now + lease_s)

@@ -94,6 +94,12 @@ class EventRow:
 #: endpoint paused): no worker holds it, its `next_at` is a horizon minutes away (it is due then anyway, should
 #: the worker that shelved it be gone), and a worker takes it by hook (`claim_shelved`) as soon as there is room.
 SHELVED = "shelved"
+#: `leased_by` of an ordered hook's delivery set aside behind an earlier delivery of its (hook, call) (docs/calls.md,
+#: "What a call's waiting deliveries cost"): no worker holds it and its `next_at` is BEHIND_AT, out of the range of
+#: every claim and off every shelf, so a call's thousands of waiting deliveries cost no claim or take a look. The
+#: transaction that lets its call move on (an earlier one settled, a lease ended) lets it through (due now).
+BEHIND = "behind"
+BEHIND_AT = float(2**52)  # seconds: never reached, exact in a double
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,9 @@ def numbered(sql: str) -> str:
 class PostgresTx(SqlTx):
     claim_lock_clause = "FOR UPDATE SKIP LOCKED"  # concurrent claims pass each other by
     row_lock_clause = "FOR UPDATE"  # a claim skips what a finishing worker holds
+    # Serialises setting a call's deliveries behind with letting them through (see SqlTx.call_line_lock): a
+    # transaction-level advisory lock on a 64-bit hash of the (hook, call), released at commit.
+    call_line_lock = "SELECT pg_advisory_xact_lock(hashtextextended(? || chr(31) || ?, 14))"
 
     def __init__(self, conn: Any) -> None:
         self._conn = conn

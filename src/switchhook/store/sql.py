@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from switchhook.store.base import (
+    BEHIND,
+    BEHIND_AT,
     SHELVED,
     AccountRow,
     AtCommit,
@@ -65,20 +67,51 @@ DELIVERIES_INSERT = (
 )
 NEW_DELIVERY_ROW = "(?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 #: The per-call gate of ordered hooks (docs/calls.md), on a candidate row `d` of a claim or a take: a delivery of an
-#: ordered hook's call (call_seq not NULL) may be leased only when no other pending delivery of its (hook, call) is
-#: leased by another worker, and none comes before it: numbered ones (a head waiting for its retry, by number)
-#: before unnumbered ones, these in event order (Event-Date-Timestamp, Event-Sequence, those without last, then
-#: creation). So at any moment a call has one candidate, and SKIP LOCKED gives it to one worker; other deliveries
-#: (call_seq NULL) pass at the first test.
+#: ordered hook's call (call_seq not NULL) may be leased only when it is the first of its (hook, call)'s pending
+#: deliveries in gate order (`_CALL_RANK`: numbered ones, a head waiting for its retry, by number, before
+#: unnumbered ones, these in event order: Event-Date-Timestamp, Event-Sequence, those without last, then creation)
+#: and no other of them is leased by another worker. So at any moment a call has one candidate, and SKIP LOCKED
+#: gives it to one worker; other deliveries (call_seq NULL) pass at the first test. Both tests are index probes
+#: (migration 0007: the call line in gate order, and its leased rows apart), whatever the length of the line.
 _CALL_RANK = (
-    "(CASE WHEN {t}.call_seq > 0 THEN 0 ELSE 1 END, {t}.call_seq, COALESCE({t}.event_ts, 4611686018427387904),"
-    " COALESCE({t}.event_seq, 4611686018427387904), {t}.created_at, {t}.id)"
+    "CASE WHEN {t}.call_seq > 0 THEN 0 ELSE 1 END, {t}.call_seq, COALESCE({t}.event_ts, 4611686018427387904),"
+    " COALESCE({t}.event_seq, 4611686018427387904), {t}.created_at, {t}.id"
 )
-_RANKED = f"{_CALL_RANK.format(t='o')} < {_CALL_RANK.format(t='d')}"
-CALL_GATE = (
-    " AND (d.call_seq IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries AS o WHERE o.hook_id = d.hook_id"  # noqa: S608
-    " AND o.call_id = d.call_id AND o.status = 'pending' AND o.call_seq IS NOT NULL AND o.id <> d.id"
-    f" AND ((o.leased_by <> ? AND o.lease_until >= ?) OR {_RANKED})))"
+_LINE = "o.hook_id = {hook} AND o.call_id = {call} AND o.call_seq IS NOT NULL AND o.status = 'pending'"
+#: The id of the first pending delivery of a (hook, call) in gate order: one step down `deliveries_call_line`.
+_FIRST_IN_LINE = (
+    "(SELECT o.id FROM deliveries AS o WHERE " + _LINE + f" ORDER BY {_CALL_RANK.format(t='o')} LIMIT 1)"  # noqa: S608
+)
+CALL_GATE_PASSES = (
+    "(d.call_seq IS NULL OR (d.id = " + _FIRST_IN_LINE.format(hook="d.hook_id", call="d.call_id") + " AND NOT EXISTS"  # noqa: S608
+    " (SELECT 1 FROM deliveries AS o WHERE " + _LINE.format(hook="d.hook_id", call="d.call_id") + " AND o.id <> d.id"
+    " AND o.lease_until IS NOT NULL AND o.leased_by <> ? AND o.lease_until >= ?)))"
+)
+CALL_GATE = " AND " + CALL_GATE_PASSES
+#: Set behind (BEHIND) a claim's or a take's candidates that are not the first of their call's line: out of every
+#: later claim's range and off the shelf, each is looked at once, not at every claim until its turn. A first one kept
+#: back only because another delivery of its call is leased elsewhere stays (at most one a call): the worker that
+#: holds its call may take it. `{window}` selects the candidates as `d`; placeholders: BEHIND_AT, the window's.
+SET_BEHIND = (
+    f"UPDATE deliveries SET leased_by = '{BEHIND}', lease_until = NULL, next_at = ? WHERE id IN"  # noqa: S608
+    " (SELECT d.id FROM ({window}) AS d WHERE d.call_seq IS NOT NULL AND d.id <> "
+    + _FIRST_IN_LINE.format(hook="d.hook_id", call="d.call_id")
+    + ")"
+)
+#: Let the first of a (hook, call)'s line through (due now) if it was set behind: whatever came before it has
+#: settled. Invariant: a delivery set behind is never its call's first at commit (a call's first changes when one of
+#: its deliveries leaves pending, and the result that settles it lets the next through). Placeholders: now, hook,
+#: call.
+LET_THROUGH = (
+    f"UPDATE deliveries SET leased_by = NULL, next_at = ? WHERE leased_by = '{BEHIND}' AND status = 'pending'"  # noqa: S608
+    " AND id = " + _FIRST_IN_LINE.format(hook="?", call="?")
+)
+#: LET_THROUGH for the calls of some deliveries whose results just written settled them, in one statement (no read
+#: first: SQLite's write path reads nothing before COMMIT). Placeholders: now, the ids ({marks}).
+LET_THROUGH_AFTER = (
+    f"UPDATE deliveries SET leased_by = NULL, next_at = ? WHERE leased_by = '{BEHIND}' AND status = 'pending'"  # noqa: S608
+    " AND id IN (SELECT " + _FIRST_IN_LINE.format(hook="f.hook_id", call="f.call_id") + " FROM deliveries AS f"
+    " WHERE f.id IN ({marks}) AND f.call_seq IS NOT NULL AND f.status <> 'pending')"
 )
 
 
@@ -481,21 +514,28 @@ class SqlTx(ABC):
         skip_domains = fair.skip_domains if fair is not None else ()
         if skip_domains:
             skip += f" AND domain NOT IN ({', '.join('?' for _ in skip_domains)})"  # placeholders only
-        columns = "id" if fair is None else "id, hook_id, domain, next_at"
-        due = (
-            f"SELECT {columns} FROM deliveries AS d WHERE status = 'pending' AND next_at <= ?"  # noqa: S608
-            f" AND (lease_until IS NULL OR lease_until < ?){CALL_GATE}{skip}"
+        # The candidates: a window of the oldest due deliveries, however many are due (FAIR_WINDOW x limit). First,
+        # of the as many oldest due deliveries of ordered hooks' calls (a superset of those in the window), those
+        # that are not their call's first are set behind (SET_BEHIND), so that no later claim looks at them again
+        # until their call moves on; then the claim takes from its window what passes the gate.
+        candidates = (
+            "SELECT id, hook_id, domain, next_at, call_id, call_seq FROM deliveries WHERE status = 'pending'"  # noqa: S608
+            f" AND next_at <= ? AND (lease_until IS NULL OR lease_until < ?){{calls}}{skip}"
             f" ORDER BY next_at LIMIT ? {self.claim_lock_clause}"
         )
-        shares: tuple[int, ...] = ()
+        window = candidates.format(calls="")
+        window_args = (now, now, *skip_hooks, *skip_domains, limit * FAIR_WINDOW)
+        await self._set_behind(candidates.format(calls=" AND call_seq IS NOT NULL"), window_args, now)
+        due = f"SELECT d.id FROM ({window}) AS d WHERE {CALL_GATE_PASSES} ORDER BY d.next_at LIMIT ?"  # noqa: S608
+        shares: tuple[int, ...] = (limit,)
         if fair is not None:
             # Oldest first within each hook, then within each domain of what the hooks' shares let through.
             due = (
                 "SELECT id FROM (SELECT id, next_at, ROW_NUMBER() OVER (PARTITION BY domain ORDER BY next_at) AS nth"  # noqa: S608
                 " FROM (SELECT id, domain, next_at,"
                 " ROW_NUMBER() OVER (PARTITION BY hook_id ORDER BY next_at) AS nth_of_hook"
-                f" FROM ({due}) AS due) AS by_hook WHERE nth_of_hook <= ?) AS by_domain"
-                " WHERE nth <= ? ORDER BY next_at LIMIT ?"
+                f" FROM (SELECT d.id, d.hook_id, d.domain, d.next_at FROM ({window}) AS d WHERE {CALL_GATE_PASSES})"
+                " AS due) AS by_hook WHERE nth_of_hook <= ?) AS by_domain WHERE nth <= ? ORDER BY next_at LIMIT ?"
             )
             shares = (fair.per_hook, fair.per_domain, limit)
         rows = await self.fetch(
@@ -503,13 +543,9 @@ class SqlTx(ABC):
             f" RETURNING {_DELIVERY_COLUMNS}",
             lease_until,
             worker_id,
-            now,
-            now,
+            *window_args,
             worker_id,
             now,
-            *skip_hooks,
-            *skip_domains,
-            limit * FAIR_WINDOW if fair is not None else limit,
             *shares,
         )
         return await self._with_payloads(sorted((_delivery(r) for r in rows), key=lambda d: d.next_at))
@@ -531,18 +567,70 @@ class SqlTx(ABC):
         return await self._with_payloads(sorted(taken, key=lambda d: d.created_at))
 
     async def _take_shelf(self, worker_id: str, hook_id: str, now: float, lease_until: float, limit: int) -> list[Any]:
+        # As claim_due: a window of the shelf, those of it that are not their call's first set behind first.
+        candidates = (
+            "SELECT id, hook_id, next_at, call_id, call_seq FROM deliveries WHERE hook_id = ?"  # noqa: S608
+            f" AND leased_by = '{SHELVED}' AND status = 'pending'{{calls}} ORDER BY next_at LIMIT ?"
+            f" {self.claim_lock_clause}"
+        )
+        window = candidates.format(calls="")
+        window_args = (hook_id, limit * FAIR_WINDOW)
+        await self._set_behind(candidates.format(calls=" AND call_seq IS NOT NULL"), window_args, now)
         return await self.fetch(
             "UPDATE deliveries SET next_at = ?, lease_until = ?, leased_by = ? WHERE id IN ("  # noqa: S608
-            f" SELECT id FROM deliveries AS d WHERE hook_id = ? AND leased_by = '{SHELVED}' AND status = 'pending'"
-            f"{CALL_GATE} ORDER BY next_at LIMIT ? {self.claim_lock_clause}) RETURNING {_DELIVERY_COLUMNS}",
+            f" SELECT d.id FROM ({window}) AS d WHERE {CALL_GATE_PASSES} ORDER BY d.next_at LIMIT ?)"
+            f" RETURNING {_DELIVERY_COLUMNS}",
             now,
             lease_until,
             worker_id,
-            hook_id,
+            *window_args,
             worker_id,
             now,
             limit,
         )
+
+    # -- an ordered hook's deliveries set behind their call's earlier ones (BEHIND) ---------------------------------
+    #: Dialect: a statement that takes a lock on one (hook, call) until the transaction ends (placeholders: hook,
+    #: call). Setting a call's deliveries behind and letting them through both take it, before the statement that
+    #: lets through: otherwise, with transactions running side by side, a claim could set a delivery behind an
+    #: earlier one (still pending in its snapshot) while the transaction settling that earlier one looked for
+    #: deliveries to let through (this one not behind yet in its snapshot), and the call would wait for good. With
+    #: the lock, whichever comes second sees what the first committed. SQLite runs one transaction at a time and
+    #: has its own `_set_behind` and `let_through_after`, which need none.
+    call_line_lock = ""
+
+    async def _set_behind(self, window: str, window_args: Sequence[Any], now: float) -> None:
+        """Set behind the candidates of `window` that are not the first of their call's line (SET_BEHIND); then,
+        under the calls' locks, let through any of their firsts set behind (a result recorded concurrently)."""
+        rows = await self.fetch(
+            SET_BEHIND.format(window=window) + " RETURNING hook_id, call_id", BEHIND_AT, *window_args
+        )
+        if rows:
+            await self.let_calls_through([(r["hook_id"], r["call_id"]) for r in rows], now)
+
+    async def let_calls_through(self, calls: Sequence[tuple[str, str]], now: float) -> None:
+        """For each (hook, call): its first pending delivery, when set behind, is due now (LET_THROUGH)."""
+        keys = sorted(set(calls))  # one lock order everywhere
+        await self.executemany(self.call_line_lock, keys)
+        await self.executemany(LET_THROUGH, [(now, hook, call) for hook, call in keys])
+
+    async def let_through_after(self, delivery_ids: Sequence[str], now: float) -> None:
+        """LET_THROUGH for the calls of those of these deliveries whose results just written settled them: a call's
+        first changes only when one of its deliveries leaves pending (a retry keeps its place, a recovered one
+        comes back due). The calls are read first, to be locked (see call_line_lock)."""
+        ids = sorted(set(delivery_ids))
+        calls: list[tuple[str, str]] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows = await self.fetch(
+                f"SELECT DISTINCT hook_id, call_id FROM deliveries WHERE id IN ({marks})"  # noqa: S608
+                " AND call_seq IS NOT NULL AND status <> 'pending'",
+                *chunk,
+            )
+            calls.extend((r["hook_id"], r["call_id"]) for r in rows)
+        if calls:
+            await self.let_calls_through(calls, now)
 
     async def _with_payloads(self, deliveries: list[DeliveryRow]) -> list[ClaimedDelivery]:
         if not deliveries:
@@ -621,6 +709,7 @@ class SqlTx(ABC):
             await self.executemany(FINISH_UPDATE, rows)
         else:
             await self.executemany(FINISH_UPDATE + " AND leased_by = ?", [(*row, worker_id) for row in rows])
+        await self.let_through_after([r.delivery_id for r in results], now)
 
     async def give_back_numbers(self, results: Sequence[Finish], worker_id: str | None) -> None:
         """An ordered hook's delivery that expires before it was ever sent takes no X-Call-Sequence (docs/calls.md):

@@ -13,15 +13,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from switchhook.core.errors import Unavailable
-from switchhook.store.base import AtCommit, EventRow, Finish, NewDelivery
+from switchhook.store.base import BEHIND_AT, AtCommit, EventRow, Finish, NewDelivery
 from switchhook.store.migrations import migration_files
 from switchhook.store.sql import (
     DELIVERIES_INSERT,
     EVENT_CHUNK,
     EVENT_ROW,
     EVENTS_INSERT,
+    LET_THROUGH_AFTER,
     NEW_DELIVERY_ROW,
     ROWS_PER_STATEMENT,
+    SET_BEHIND,
     Row,
     SqlTx,
     attempt_values,
@@ -193,6 +195,20 @@ class SqliteTx(SqlTx):
                 v for r in chunk for v in (r.delivery_id, r.status, r.attempts, r.next_at, r.last_status, r.last_error)
             ]
             await self.executemany(_FINISH_UPDATE_FROM.format(values=values), [[now, *params, worker_id]])
+        await self.let_through_after([r.delivery_id for r in results], now)
+
+    async def _set_behind(self, window: str, window_args: Sequence[Any], now: float) -> None:
+        """As `SqlTx._set_behind`, queued with the claim's own statement: one transaction at a time, so no result
+        is recorded meanwhile, and a delivery set behind (never its call's first) needs no letting through."""
+        await self.executemany(SET_BEHIND.format(window=window), [[BEHIND_AT, *window_args]])
+
+    async def let_through_after(self, delivery_ids: Sequence[str], now: float) -> None:
+        """As `SqlTx.let_through_after`, without reading the calls first (no lock to take): queued statements."""
+        ids = sorted(set(delivery_ids))
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            await self.executemany(LET_THROUGH_AFTER.format(marks=marks), [[now, *chunk]])
 
     async def store_call_numbers(self, numbers: Sequence[tuple[int, str]]) -> None:
         """As `SqlTx.store_call_numbers`, many rows per statement."""
