@@ -238,6 +238,48 @@ async def test_calls_waiting_on_the_shelf_behind_their_earlier_events_all_arrive
         assert_in_order(calls, call)
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+async def slow_poll_app(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
+    """As narrow_app, with a poll a minute apart: a delivery that waited for the poll would fail the test's wait."""
+    overrides: dict[str, object] = {"breaker_failures": 0, "max_in_flight_per_hook": 1, "poll_interval_s": 60.0}
+    if request.param == "sqlite":
+        async with running(make_settings(tmp_path, **overrides)) as harness:
+            yield harness
+        return
+    dsn = await require_postgres()
+    schema = new_schema()
+    try:
+        async with running(make_settings(tmp_path, database_url=dsn, database_schema=schema, **overrides)) as harness:
+            yield harness
+    finally:
+        await drop_schema(dsn, schema)
+
+
+async def test_a_calls_next_event_waiting_in_the_store_goes_when_its_previous_settles_not_at_the_poll(
+    slow_poll_app: Harness, calls: CallReceiver
+) -> None:
+    """Every call's CREATE, then every ANSWER, then every HANGUP_COMPLETE, with one slot for the hook: most CREATEs
+    wait on the shelf, and their calls' later events are let go at ingest or set behind in the store. The worker
+    that records a call's delivery takes the call's next in the same transaction (store claim_next_of): with the
+    poll a minute apart, all arrive at once; without it, the last of them wait for the poll."""
+    app = slow_poll_app
+    await ordered_hook(app, calls)
+    token = await app.domain_token(D)
+    names = [f"call-{n}" for n in range(40)]
+    for order, name in enumerate(KEYS):
+        response = await app.post_events([channel(name, call, order) for call in names], token)
+        assert response.status_code == 202, response.text
+    await eventually(
+        lambda: all(len(calls.delivered(call)) == 3 for call in names),
+        "every call delivered without waiting for the poll",
+        timeout_s=30,
+        details=lambda: f"{sum(len(calls.delivered(c)) for c in names)} of {3 * len(names)} delivered",
+    )
+    assert calls.overlaps == []
+    for call in names:
+        assert_in_order(calls, call)
+
+
 async def test_a_delivery_numbered_at_its_turn_that_expires_waiting_for_a_slot_leaves_no_gap(
     narrow_app: Harness, calls: CallReceiver
 ) -> None:

@@ -128,6 +128,58 @@ async def test_ingest_lets_go_of_a_fresh_delivery_whose_call_has_others_not_leas
     assert older in claimed and behind not in claimed  # due again, behind the older one of its call
 
 
+async def test_ingest_keeps_a_fresh_delivery_that_is_its_calls_first_with_the_call_leased_elsewhere_by_none(
+    store: Store,
+) -> None:
+    """An event that arrives after a later one of its call (that one on the shelf) goes at once from the worker that
+    leased it at ingest, rather than due, waiting for a poll; one whose call another worker holds is let go."""
+    hook = hook_id()
+    event = event_row()
+    later = NewDelivery(
+        "msg_" + uuid.uuid4().hex, event.id, hook, A, NOW + 600, None, SHELVED, None, "out", 20, None, 0
+    )
+    async with store.transaction() as tx:
+        await tx.store_events([event], [([later], NOW)])
+    (earlier,) = await call_line(store, hook, "out", [10], leased_by="w1")
+    await call_line(store, hook, "held", [30], leased_by="w2")  # a later one, but another worker holds the call
+    (first_here,) = await call_line(store, hook, "held", [10], leased_by="w1")
+    async with store.transaction() as tx:
+        assert await tx.ungate_calls("w1", [earlier, first_here]) == {first_here}
+    async with store.transaction() as tx:  # the shelf's later one waits behind it (set behind by the take)
+        assert await tx.claim_shelves("w3", [(hook, 5)], NOW, NOW + 30) == []
+
+
+async def test_the_worker_that_settles_a_calls_delivery_takes_the_calls_next_and_no_other(store: Store) -> None:
+    """claim_next_of, in the transaction that records a call's head: the call's first pending delivery, due (let
+    through by this transaction, or let go at ingest) and not held by another worker, leased to the recording worker;
+    no other call's, none on a shelf (its hook's room decides), none of a call another worker holds."""
+    hook = hook_id()
+    (head,) = await call_line(store, hook, "c", [10], leased_by="w1")
+    second, third = await call_line(store, hook, "c", [20, 30])  # let go at ingest: due
+    (other,) = await call_line(store, hook, "other", [5])
+    (busy_head,) = await call_line(store, hook, "busy", [10], leased_by="w1")
+    (busy_next,) = await call_line(store, hook, "busy", [20])
+    await call_line(store, hook, "busy", [30], leased_by="w2")  # a later one held at another worker, at ingest
+    (retried,) = await call_line(store, hook, "retried", [10], leased_by="w1")
+    await call_line(store, hook, "retried", [20])
+    assert await claim(store, "w3", NOW + 1) == [other]  # the calls' later ones set behind, out of every claim
+    settled = [
+        done(head, "delivered", 1),
+        done(busy_head, "failed", 1, 410),
+        done(retried, "pending", 1, 500, next_at=NOW + 100),
+    ]
+    async with store.transaction() as tx:
+        await tx.finish(settled, "w1", NOW + 2)
+        nexts = await tx.claim_next_of("w1", [head, busy_head, retried], NOW + 2, NOW + 32)
+    assert [(c.delivery.id, c.payload != "{}") for c in nexts] == [(second, True)]  # with its event
+    # w1 holds the call c (its third is behind); w2 holds the call busy: its next goes there, not to w1.
+    assert await claim(store, "w2", NOW + 3) == [busy_next]
+    async with store.transaction() as tx:
+        await tx.finish([done(second, "delivered", 1)], "w1", NOW + 3)
+        assert [c.delivery.id for c in await tx.claim_next_of("w1", [second], NOW + 3, NOW + 33)] == [third]
+        assert await tx.claim_next_of("w1", [], NOW + 3, NOW + 33) == []
+
+
 async def test_a_delivery_numbered_at_its_turn_that_expires_unsent_gives_its_number_back(store: Store) -> None:
     hook = hook_id()
     first, second, third = await call_line(store, hook, "c", [10, 20, 30], leased_by="w1")

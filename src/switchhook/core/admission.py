@@ -418,6 +418,13 @@ class Admission(Generic[J]):
             self.shelf_gate_opened = True
         return False
 
+    def lone_heads(self, delivery_ids: Iterable[str]) -> list[str]:
+        """Of these, the heads of call lines with nothing held here: once one settles, its call's next is not here
+        but in the store (let go at ingest, set behind, on a shelf, or leased elsewhere), and the worker asks for it
+        in the transaction that records the head (store claim_next_of) rather than at its next poll."""
+        heads, calls = self._heads, self._calls
+        return [i for i in delivery_ids if i in heads and not calls[heads[i]].held]
+
     def to_number(self) -> list[J]:
         """The heads that became their call's turn without an X-Call-Sequence since last asked: the worker takes
         their numbers from the store (one trip for all), then hands them to `numbered`."""

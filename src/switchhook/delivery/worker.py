@@ -84,6 +84,9 @@ class Deliveries(Protocol):
     async def reshelve(self, hook_id: str, shelve_s: float) -> int: ...
     async def shelved_hooks(self) -> list[str]: ...
     async def record(self, results: Sequence[Finish], worker_id: str | None) -> None: ...
+    async def record_and_take_next(
+        self, results: Sequence[Finish], worker_id: str, heads: Sequence[str], lease_s: float
+    ) -> list[Job]: ...
     async def extend(self, worker_id: str, delivery_ids: Sequence[str], lease_s: float) -> None: ...
     async def release(self, worker_id: str | None) -> int: ...
     async def disable_hook(self, hook: Hook, reason: str) -> None: ...
@@ -588,8 +591,16 @@ class DeliveryWorker:
     async def _flush(self) -> None:
         while self._results:
             batch, self._results = self._results[:RECORD_BATCH], self._results[RECORD_BATCH:]
+            # Calls whose head settles with nothing of theirs held here: their next waits in the store (let go at
+            # ingest, set behind, leased elsewhere). The recording transaction leases it here if it may go now, so
+            # it goes at once, not at the next poll, and stays with the worker that sent the call's last one.
+            heads = self.admission.lone_heads(f.delivery_id for f in batch if f.status != "pending")
+            nexts: list[Job] = []
             try:
-                await self._deliveries.record(batch, self.worker_id)
+                if heads:
+                    nexts = await self._deliveries.record_and_take_next(batch, self.worker_id, heads, self.lease_s)
+                else:
+                    await self._deliveries.record(batch, self.worker_id)
             except BaseException:
                 self._results[:0] = batch
                 raise
@@ -601,6 +612,8 @@ class DeliveryWorker:
                 self.admission.shelf_gate_opened = False
                 self._poke.set()  # a take now: those calls' next ones the store's gate kept on the shelf may go
             self.admission.forget(finish.delivery_id for finish in batch)
+            if nexts and not self._stopping:  # stopping: they are released with the rest of what is leased here
+                self.submit(nexts)  # after the heads settled here: each starts a line of its call again
             if self.admission.full and self.admission.room() >= CLAIM_BATCH:
                 self.admission.full = False
                 self._poke.set()

@@ -300,6 +300,21 @@ class DeliveriesService:
         async with self._store.transaction() as tx:
             await tx.finish(results, worker_id, self._clock())
 
+    async def record_and_take_next(
+        self, results: Sequence[Finish], worker_id: str, heads: Sequence[str], lease_s: float
+    ) -> list[Job]:
+        """`record`, and in the same transaction lease to `worker_id` the next delivery of each ordered call whose
+        head among `heads` these results settle, when it may go now (store claim_next_of): due, let through by this
+        transaction or let go at ingest. The worker that sent a call's delivery sends its next at once, not at its
+        next poll (SWITCHHOOK_POLL_INTERVAL_S), and no other call's: a whole claim would take many calls' heads."""
+        now = self._clock()
+        wanted = set(heads)
+        settled = [r.delivery_id for r in results if r.status != "pending" and r.delivery_id in wanted]
+        async with self._store.transaction() as tx:
+            await tx.finish(results, worker_id, now)
+            claimed = await tx.claim_next_of(worker_id, settled, now, now + lease_s) if settled else []
+        return await self._jobs(claimed, worker_id, now)
+
     async def extend(self, worker_id: str, delivery_ids: Sequence[str], lease_s: float) -> None:
         async with self._store.transaction() as tx:
             await tx.extend_leases(worker_id, delivery_ids, self._clock() + lease_s)

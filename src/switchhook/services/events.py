@@ -303,9 +303,10 @@ class EventsService:
 
     async def _gate_calls(self, writes: Sequence[_Write], stored: list[set[str]]) -> set[str]:
         """Ordered hooks' fresh deliveries leased to this worker at birth whose call has another pending delivery
-        not leased here (older ones waiting in the store or on a shelf, or one in flight at another worker) are
-        left due instead, so the store's gate sends the call one delivery at a time, in order (docs/calls.md).
-        Their ids; none when the store fails (the worker sends them then, as before the gate)."""
+        not leased here before them (older ones waiting in the store or on a shelf) or leased by another worker (in
+        flight there) are left due instead, so the store's gate sends the call one delivery at a time, in order
+        (docs/calls.md); the worker that settles the call's earlier one takes them (store claim_next_of). Their
+        ids; none when the store fails (the worker sends them then, as before the gate)."""
         new = set().union(*stored)
         leased = {
             d.id: d.leased_by

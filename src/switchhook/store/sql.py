@@ -114,6 +114,19 @@ LET_THROUGH_AFTER = (
     " WHERE f.id IN ({marks}) AND f.call_seq IS NOT NULL AND f.status <> 'pending')"
 )
 
+#: The next delivery of the calls of some just-settled deliveries, leased to the worker that settled them
+#: (`claim_next_of`): of each (hook, call) its first pending delivery, when it is due and leased by none (let through
+#: by the same transaction, or let go at ingest) and passes the gate. Shelved ones stay for a take (their hook's room).
+#: Placeholders: lease_until, worker, now, the ids ({marks}), now, now, worker, now.
+CLAIM_NEXT_OF = (
+    "UPDATE deliveries SET lease_until = ?, leased_by = ? WHERE id IN (SELECT d.id FROM deliveries AS d"  # noqa: S608
+    " WHERE d.id IN (SELECT " + _FIRST_IN_LINE.format(hook="f.hook_id", call="f.call_id") + " FROM deliveries AS f"
+    " WHERE f.id IN ({marks}) AND f.call_seq IS NOT NULL AND f.status <> 'pending')"
+    " AND d.status = 'pending' AND d.next_at <= ? AND (d.lease_until IS NULL OR d.lease_until < ?)"
+    f" AND (d.leased_by IS NULL OR d.leased_by <> '{SHELVED}') AND " + CALL_GATE_PASSES + " {lock})"
+    f" RETURNING {_DELIVERY_COLUMNS}"
+)
+
 
 def event_values(e: EventRow) -> tuple[Any, ...]:
     return (e.id, e.domain, e.event_key, e.source, e.payload, e.received_at)
@@ -711,6 +724,29 @@ class SqlTx(ABC):
             await self.executemany(FINISH_UPDATE + " AND leased_by = ?", [(*row, worker_id) for row in rows])
         await self.let_through_after([r.delivery_id for r in results], now)
 
+    async def claim_next_of(
+        self, worker_id: str, settled: Sequence[str], now: float, lease_until: float
+    ) -> list[ClaimedDelivery]:
+        """Lease to `worker_id` the next delivery of each ordered call one of `settled` (its results written in
+        this transaction) settled, when it may go now (CLAIM_NEXT_OF): the worker that sent a call's delivery sends
+        its next at once, not at its next poll, and takes no other call's (docs/calls.md)."""
+        ids = sorted(set(settled))
+        rows: list[Any] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows += await self.fetch(
+                CLAIM_NEXT_OF.format(marks=marks, lock=self.claim_lock_clause),
+                lease_until,
+                worker_id,
+                *chunk,
+                now,
+                now,
+                worker_id,
+                now,
+            )
+        return await self._with_payloads(sorted((_delivery(r) for r in rows), key=lambda d: d.created_at))
+
     async def give_back_numbers(self, results: Sequence[Finish], worker_id: str | None) -> None:
         """An ordered hook's delivery that expires before it was ever sent takes no X-Call-Sequence (docs/calls.md):
         one numbered when its call's turn came (core/admission.py, "numbered") and expired while it waited for a
@@ -940,8 +976,11 @@ class SqlTx(ABC):
 
     async def ungate_calls(self, worker_id: str, delivery_ids: Sequence[str]) -> set[str]:
         """Of these fresh deliveries of ordered hooks, leased to `worker_id` at ingest, let go (due now) those whose
-        (hook, call) has another pending delivery not leased to `worker_id`: the claim's gate (CALL_GATE) then
-        decides when each goes. The ids let go."""
+        (hook, call) has another pending delivery not leased to `worker_id`, unless the fresh one is its call's first
+        (gate order, `_CALL_RANK`) and no other worker holds a delivery of its call: the claim's gate (CALL_GATE)
+        then decides when each goes. A first one stays leased here and goes at once (an event that arrived after a
+        later one of its call, waiting on a shelf, would otherwise wait, due, for a poll). Both extra tests are the
+        gate's index probes (migration 0007), whatever the length of the call's line. The ids let go."""
         gone: set[str] = set()
         for start in range(0, len(delivery_ids), 500):
             chunk = delivery_ids[start : start + 500]
@@ -951,8 +990,13 @@ class SqlTx(ABC):
                 f" WHERE id IN ({marks}) AND leased_by = ? AND call_seq = 0 AND EXISTS (SELECT 1 FROM deliveries AS o"
                 " WHERE o.hook_id = deliveries.hook_id AND o.call_id = deliveries.call_id AND o.status = 'pending'"
                 " AND o.call_seq IS NOT NULL AND o.id <> deliveries.id AND (o.leased_by IS NULL OR o.leased_by <> ?))"
-                " RETURNING id",
+                " AND (deliveries.id <> "
+                + _FIRST_IN_LINE.format(hook="deliveries.hook_id", call="deliveries.call_id")
+                + " OR EXISTS (SELECT 1 FROM deliveries AS o WHERE "
+                + _LINE.format(hook="deliveries.hook_id", call="deliveries.call_id")
+                + " AND o.id <> deliveries.id AND o.lease_until IS NOT NULL AND o.leased_by <> ?)) RETURNING id",
                 *chunk,
+                worker_id,
                 worker_id,
                 worker_id,
             )
