@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from tests.support.app import Harness, make_settings, running
-from tests.support.postgres import drop_schema, new_schema, require_postgres
+from tests.support.app import Harness, running_on
 from tests.support.waiting import eventually
 
 D = "order.example.com"
@@ -97,18 +96,8 @@ async def calls() -> AsyncIterator[CallReceiver]:
 async def steady_app(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
     """switchhook on each backend with the breaker off: ten calls failing at once would pause the hook, and its
     probes, one at a time with a doubling cooldown, would make the test about the breaker (docs/breaker.md)."""
-    if request.param == "sqlite":
-        async with running(make_settings(tmp_path, breaker_failures=0)) as harness:
-            yield harness
-        return
-    dsn = await require_postgres()
-    schema = new_schema()
-    try:
-        settings = make_settings(tmp_path, database_url=dsn, database_schema=schema, breaker_failures=0)
-        async with running(settings) as harness:
-            yield harness
-    finally:
-        await drop_schema(dsn, schema)
+    async with running_on(request.param, tmp_path, breaker_failures=0) as harness:
+        yield harness
 
 
 def channel(name: str, call: str, order: int) -> dict[str, str]:
@@ -198,29 +187,13 @@ async def test_a_failing_call_holds_back_only_itself(steady_app: Harness, calls:
 async def narrow_app(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
     """One delivery in flight per hook (a backlog of PARKED_PER_SLOT = 16): most of a burst waits on the hook's
     shelf, and an ordered call's later events are kept there by the store's gate until its earlier ones settle."""
-    if request.param == "sqlite":
-        async with running(make_settings(tmp_path, breaker_failures=0, max_in_flight_per_hook=1)) as harness:
-            yield harness
-        return
-    dsn = await require_postgres()
-    schema = new_schema()
-    try:
-        settings = make_settings(
-            tmp_path, database_url=dsn, database_schema=schema, breaker_failures=0, max_in_flight_per_hook=1
-        )
-        async with running(settings) as harness:
-            yield harness
-    finally:
-        await drop_schema(dsn, schema)
+    async with running_on(request.param, tmp_path, breaker_failures=0, max_in_flight_per_hook=1) as harness:
+        yield harness
 
 
-async def test_calls_waiting_on_the_shelf_behind_their_earlier_events_all_arrive_in_order(
-    narrow_app: Harness, calls: CallReceiver
-) -> None:
-    """As the bench's callso scenario, small: every call's CREATE, then every ANSWER, then every HANGUP_COMPLETE.
-    A take from the shelf comes back short while the gate keeps calls' next events there: the shelf is not
-    forgotten for it (it would wait out its horizon, SHELVE_S), and each call's next goes once its head settles."""
-    app = narrow_app
+async def post_waves_and_see_every_call_in_order(app: Harness, calls: CallReceiver, waiting_for: str) -> None:
+    """40 calls to an ordered hook, posted wave by wave as the bench's callso scenario (every call's CREATE, then
+    every ANSWER, then every HANGUP_COMPLETE): all 120 arrive, none of a call overlapping, each call in order."""
     await ordered_hook(app, calls)
     token = await app.domain_token(D)
     names = [f"call-{n}" for n in range(40)]
@@ -229,7 +202,7 @@ async def test_calls_waiting_on_the_shelf_behind_their_earlier_events_all_arrive
         assert response.status_code == 202, response.text
     await eventually(
         lambda: all(len(calls.delivered(call)) == 3 for call in names),
-        "every call delivered",
+        waiting_for,
         timeout_s=30,
         details=lambda: f"{sum(len(calls.delivered(c)) for c in names)} of {3 * len(names)} delivered",
     )
@@ -238,21 +211,21 @@ async def test_calls_waiting_on_the_shelf_behind_their_earlier_events_all_arrive
         assert_in_order(calls, call)
 
 
+async def test_calls_waiting_on_the_shelf_behind_their_earlier_events_all_arrive_in_order(
+    narrow_app: Harness, calls: CallReceiver
+) -> None:
+    """As the bench's callso scenario, small: every call's CREATE, then every ANSWER, then every HANGUP_COMPLETE.
+    A take from the shelf comes back short while the gate keeps calls' next events there: the shelf is not
+    forgotten for it (it would wait out its horizon, SHELVE_S), and each call's next goes once its head settles."""
+    await post_waves_and_see_every_call_in_order(narrow_app, calls, "every call delivered")
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 async def slow_poll_app(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
     """As narrow_app, with a poll a minute apart: a delivery that waited for the poll would fail the test's wait."""
     overrides: dict[str, object] = {"breaker_failures": 0, "max_in_flight_per_hook": 1, "poll_interval_s": 60.0}
-    if request.param == "sqlite":
-        async with running(make_settings(tmp_path, **overrides)) as harness:
-            yield harness
-        return
-    dsn = await require_postgres()
-    schema = new_schema()
-    try:
-        async with running(make_settings(tmp_path, database_url=dsn, database_schema=schema, **overrides)) as harness:
-            yield harness
-    finally:
-        await drop_schema(dsn, schema)
+    async with running_on(request.param, tmp_path, **overrides) as harness:
+        yield harness
 
 
 async def test_a_calls_next_event_waiting_in_the_store_goes_when_its_previous_settles_not_at_the_poll(
@@ -262,22 +235,9 @@ async def test_a_calls_next_event_waiting_in_the_store_goes_when_its_previous_se
     wait on the shelf, and their calls' later events are let go at ingest or set behind in the store. The worker
     that records a call's delivery takes the call's next in the same transaction (store claim_next_of): with the
     poll a minute apart, all arrive at once; without it, the last of them wait for the poll."""
-    app = slow_poll_app
-    await ordered_hook(app, calls)
-    token = await app.domain_token(D)
-    names = [f"call-{n}" for n in range(40)]
-    for order, name in enumerate(KEYS):
-        response = await app.post_events([channel(name, call, order) for call in names], token)
-        assert response.status_code == 202, response.text
-    await eventually(
-        lambda: all(len(calls.delivered(call)) == 3 for call in names),
-        "every call delivered without waiting for the poll",
-        timeout_s=30,
-        details=lambda: f"{sum(len(calls.delivered(c)) for c in names)} of {3 * len(names)} delivered",
+    await post_waves_and_see_every_call_in_order(
+        slow_poll_app, calls, "every call delivered without waiting for the poll"
     )
-    assert calls.overlaps == []
-    for call in names:
-        assert_in_order(calls, call)
 
 
 async def test_a_delivery_numbered_at_its_turn_that_expires_waiting_for_a_slot_leaves_no_gap(
