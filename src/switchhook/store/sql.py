@@ -580,7 +580,11 @@ class SqlTx(ABC):
         return await self._with_payloads(sorted(taken, key=lambda d: d.created_at))
 
     async def _take_shelf(self, worker_id: str, hook_id: str, now: float, lease_until: float, limit: int) -> list[Any]:
-        # As claim_due: a window of the shelf, those of it that are not their call's first set behind first.
+        # As claim_due: a window of the shelf, those of it that are not their call's first set behind first. The
+        # take reads the window in its own order (next_at: a subquery with ORDER BY and LIMIT, which neither backend
+        # flattens or reorders) and stops at `limit` rows that pass the gate: an ORDER BY around it would read and
+        # sort the whole window (FAIR_WINDOW x `limit` rows) for every take, most of it from hooks with no ordered
+        # deliveries, where the first `limit` rows all pass.
         candidates = (
             "SELECT id, hook_id, next_at, call_id, call_seq FROM deliveries WHERE hook_id = ?"  # noqa: S608
             f" AND leased_by = '{SHELVED}' AND status = 'pending'{{calls}} ORDER BY next_at LIMIT ?"
@@ -591,8 +595,7 @@ class SqlTx(ABC):
         await self._set_behind(candidates.format(calls=" AND call_seq IS NOT NULL"), window_args, now)
         return await self.fetch(
             "UPDATE deliveries SET next_at = ?, lease_until = ?, leased_by = ? WHERE id IN ("  # noqa: S608
-            f" SELECT d.id FROM ({window}) AS d WHERE {CALL_GATE_PASSES} ORDER BY d.next_at LIMIT ?)"
-            f" RETURNING {_DELIVERY_COLUMNS}",
+            f" SELECT d.id FROM ({window}) AS d WHERE {CALL_GATE_PASSES} LIMIT ?) RETURNING {_DELIVERY_COLUMNS}",
             now,
             lease_until,
             worker_id,
