@@ -238,3 +238,47 @@ def test_send_goes_straight_to_switchhook_never_through_a_proxy_of_the_environme
 
     assert status == 202
     assert got == {"switchhook": ["/api/v2/events the-token"], "proxy": []}
+
+
+def test_send_never_follows_a_redirect_with_its_token() -> None:
+    """urllib follows a 302 to a POST as a GET carrying X-Access-Token to the host the Location names; `switchhook
+    send` answers the redirect as it is, and the other host gets nothing."""
+    got: list[str] = []
+
+    class Elsewhere(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            got.append(f"{self.path} {self.headers.get('X-Access-Token')}")
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    elsewhere = ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+    location = f"http://127.0.0.1:{elsewhere.server_address[1]}/collect"
+
+    class Redirecting(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(302)
+            self.send_header("Location", location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    redirecting = ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    for running in (elsewhere, redirecting):
+        threading.Thread(target=running.serve_forever, daemon=True).start()
+    try:
+        event = sample_event("CHANNEL_ANSWER", DOMAIN, ["variable_domain_name"])
+        status, _ = post_event(f"http://127.0.0.1:{redirecting.server_address[1]}", event, "the-token")
+    finally:
+        for running in (elsewhere, redirecting):
+            running.shutdown()
+            running.server_close()
+
+    assert status == 302
+    assert got == []

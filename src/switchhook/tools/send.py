@@ -16,9 +16,20 @@ from switchhook.services.catalogue import packaged_catalogue
 
 #: How long to wait for switchhook's answer (s).
 TIMEOUT_S: Final = 30.0
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is answered as it is: urllib would follow a 301/302/303 as a GET carrying every header but the
+    body's, X-Access-Token included, to whatever host the Location names."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
 #: switchhook is reached directly, never through an HTTP proxy named in the environment (urllib's default, even for
-#: 127.0.0.1 without `no_proxy`): the request carries a token, and must not leave for a proxy elsewhere.
-DIRECT: Final = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+#: 127.0.0.1 without `no_proxy`), and never past a redirect: the request carries a token, and must not leave for a
+#: proxy or another host.
+DIRECT: Final = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
 
 
 class SendError(Exception):
