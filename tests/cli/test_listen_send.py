@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -198,43 +199,50 @@ def test_the_tour_send_a_catalogue_sample_and_see_it_signed_at_the_listener(tmp_
     assert "Did you mean CHANNEL_HANGUP_COMPLETE" in unknown.stderr
 
 
+@contextmanager
+def local_server(status: int, headers: dict[str, str] | None = None) -> Iterator[tuple[str, list[str]]]:
+    """A local HTTP server answering every GET and POST with `status` (and `headers`): its URL, and each request it
+    got as "path token" (the request's X-Access-Token)."""
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def answer(self) -> None:
+            seen.append(f"{self.path} {self.headers.get('X-Access-Token')}")
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        do_GET = do_POST = answer
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    running = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=running.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{running.server_address[1]}", seen
+    finally:
+        running.shutdown()
+        running.server_close()
+
+
 def test_send_goes_straight_to_switchhook_never_through_a_proxy_of_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """urllib would send the request, token and all, to an HTTP proxy named in the environment, even for 127.0.0.1
     when no_proxy is unset; `switchhook send` must reach switchhook directly."""
-    got: dict[str, list[str]] = {"switchhook": [], "proxy": []}
-
-    def server(name: str) -> ThreadingHTTPServer:
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                got[name].append(f"{self.path} {self.headers.get('X-Access-Token')}")
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                self.send_response(202)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-        running = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=running.serve_forever, daemon=True).start()
-        return running
-
-    switchhook, proxy = server("switchhook"), server("proxy")
-    try:
-        proxy_url = f"http://127.0.0.1:{proxy.server_address[1]}"
+    with local_server(202) as (switchhook_url, at_switchhook), local_server(202) as (proxy_url, at_proxy):
         for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
             monkeypatch.setenv(name, proxy_url)
         for name in ("no_proxy", "NO_PROXY"):
             monkeypatch.delenv(name, raising=False)
         event = sample_event("CHANNEL_ANSWER", DOMAIN, ["variable_domain_name"])
-        status, _ = post_event(f"http://127.0.0.1:{switchhook.server_address[1]}", event, "the-token")
-    finally:
-        for running in (switchhook, proxy):
-            running.shutdown()
-            running.server_close()
+        status, _ = post_event(switchhook_url, event, "the-token")
+    got = {"switchhook": at_switchhook, "proxy": at_proxy}
 
     assert status == 202
     assert got == {"switchhook": ["/api/v2/events the-token"], "proxy": []}
@@ -243,42 +251,15 @@ def test_send_goes_straight_to_switchhook_never_through_a_proxy_of_the_environme
 def test_send_never_follows_a_redirect_with_its_token() -> None:
     """urllib follows a 302 to a POST as a GET carrying X-Access-Token to the host the Location names; `switchhook
     send` answers the redirect as it is, and the other host gets nothing."""
-    got: list[str] = []
-
-    class Elsewhere(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            got.append(f"{self.path} {self.headers.get('X-Access-Token')}")
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-    elsewhere = ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
-    location = f"http://127.0.0.1:{elsewhere.server_address[1]}/collect"
-
-    class Redirecting(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            self.send_response(302)
-            self.send_header("Location", location)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-    redirecting = ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
-    for running in (elsewhere, redirecting):
-        threading.Thread(target=running.serve_forever, daemon=True).start()
-    try:
+    with (
+        local_server(200) as (elsewhere_url, got),
+        local_server(302, {"Location": elsewhere_url + "/collect"}) as (
+            redirecting_url,
+            _,
+        ),
+    ):
         event = sample_event("CHANNEL_ANSWER", DOMAIN, ["variable_domain_name"])
-        status, _ = post_event(f"http://127.0.0.1:{redirecting.server_address[1]}", event, "the-token")
-    finally:
-        for running in (elsewhere, redirecting):
-            running.shutdown()
-            running.server_close()
+        status, _ = post_event(redirecting_url, event, "the-token")
 
     assert status == 302
     assert got == []
